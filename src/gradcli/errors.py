@@ -51,3 +51,55 @@ class GradcliError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def excerpt(self) -> str:
+        """The program line the error points at, with carets under its span (or "")."""
+        if self.source is None or self.line is None or self.column is None:
+            return ""
+        width = 1
+        if self.span is not None and self.span[1] > self.span[0]:
+            if self.source.count("\n", self.span[0], self.span[1] - 1) == 0:
+                width = self.span[1] - self.span[0]
+        return excerpt(self.source, self.line, self.column, width)
+
+    def describe(self) -> str:
+        """``line L, column C: message`` and the excerpt below it: the text for people."""
+        where = f"line {self.line}, column {self.column}: " if self.line is not None else ""
+        shown = self.excerpt()
+        return f"{where}{self.message}" + (f"\n{shown}" if shown else "")
+
+    def locate(self, source: str, span: tuple[int, int]) -> "GradcliError":
+        """Give the error a position in ``source`` (unless it has one) and return it."""
+        if self.line is None and span is not None:
+            self.span = tuple(span)
+            self.source = source
+            self.line, self.column = position(source, span[0])
+        return self
+
+
+def position(source: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of a character offset into ``source``."""
+    offset = max(0, min(offset, len(source)))
+    line = source.count("\n", 0, offset) + 1
+    return line, offset - (source.rfind("\n", 0, offset) + 1) + 1
+
+
+def excerpt(source: str, line: int, column: int, width: int = 1) -> str:
+    """The ``line``-th line of ``source`` with carets under ``width`` characters from ``column``.
+
+    Long lines are cut to a window around the column, so a 1 MB one-line program still gives a
+    readable two-line excerpt.
+    """
+    lines = source.split("\n")
+    if not 1 <= line <= len(lines):
+        return ""
+    text = lines[line - 1].rstrip("\r").replace("\t", " ")
+    start = 0
+    if len(text) > 100:
+        start = max(0, column - 60)
+        text = ("..." if start else "") + text[start:start + 100] + ("..." if start + 100 < len(text) else "")
+        column = column - start + (3 if start else 0)
+    width = max(1, min(width, len(text) - column + 1))
+    gutter = f"{line} | "
+    return f"{gutter}{text}\n{' ' * len(gutter)}{' ' * (column - 1)}{'^' * width}"
+

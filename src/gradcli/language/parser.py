@@ -1,0 +1,367 @@
+"""Program text -> AST, with lark's LALR parser built once and cached on disk.
+
+The tree is built while parsing: the builder below is lark's *inline* transformer, whose
+callbacks run at each LALR reduction.  No lark parse tree is made and nothing recurses, so a
+10,000-deep nesting or a 1 MB ``x+x+...+x`` parses in one pass.  ``keep_all_tokens`` hands the
+callbacks the punctuation too, which gives every node its exact span (``f(x)`` ends at ``)``).
+
+Grammar aliases that are not structural rules are op names: a reduction of ``a + b`` by the
+rule aliased ``add`` becomes ``Call("add", (a, b))``.  No table here repeats the grammar.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import tempfile
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import GradcliError, position
+from . import ast as A
+
+#: rule names with a callback of their own; every other alias in the grammar is an op name
+STRUCTURAL = frozenset({"program", "assign", "number", "name", "call", "method", "attr", "index",
+                        "slice", "array", "kwarg", "elements", "arguments", "subscripts", "atom"})
+_INT64_MAX = 2 ** 63 - 1
+
+
+def grammar_text() -> str:
+    """The grammar: from the installed package, or from the repository when run from source."""
+    try:
+        from importlib.resources import files
+        resource = files("gradcli") / "grammars" / "gradcli.lark"
+        if resource.is_file():
+            return resource.read_text(encoding="utf-8")
+    except (ImportError, OSError, TypeError, ValueError):
+        pass
+    return (Path(__file__).resolve().parents[3] / "grammars" / "gradcli.lark").read_text(encoding="utf-8")
+
+
+def operator_names(grammar: str | None = None) -> set[str]:
+    """The grammar's operator aliases (``-> add`` ...): each must be a key of ops.FUNCTIONS."""
+    aliases = set(re.findall(r"->\s*([a-z_][a-z_0-9]*)", grammar or grammar_text()))
+    return aliases - STRUCTURAL
+
+
+# ------------------------------------------------------------------------------------------
+# tree building (runs inside lark's LALR loop)
+
+def _start(item):
+    return item.start_pos if not isinstance(item, A.Node) else item.span[0]
+
+
+def _end(item):
+    return item.end_pos if not isinstance(item, A.Node) else item.span[1]
+
+
+def _span_of(children) -> tuple[int, int]:
+    items = [c for c in children if c is not None and not isinstance(c, (list, _Kwarg))]
+    return (_start(items[0]), _end(items[-1]))
+
+
+class _Kwarg:
+    __slots__ = ("name", "value", "span")
+
+    def __init__(self, name, value, span):
+        self.name, self.value, self.span = name, value, span
+
+
+class _Builder:
+    """LALR callbacks, one per rule alias; ``events`` records names read and assigned in order."""
+
+    def __init__(self):
+        self.events: list = []
+
+    # lark looks these up with getattr; it must find nothing for the Transformer protocol hooks
+    __visit_tokens__ = False
+
+    def program(self, c):
+        return [s for s in c if isinstance(s, A.Node)]
+
+    def assign(self, c):
+        name, _, value = c
+        if name in A.CONSTANT_NAMES or name in A.BOOLEAN_NAMES:
+            raise GradcliError("name", f"cannot assign to '{name}': it is a constant",
+                               span=(name.start_pos, name.end_pos))
+        self.events.append((False, str(name), (name.start_pos, name.end_pos)))
+        return A.Assign(str(name), value, (name.start_pos, _end(value)))
+
+    def number(self, c):
+        (token,) = c
+        text = str(token)
+        if text.isdigit() and int(text) <= _INT64_MAX:
+            value = int(text)
+        else:
+            value = float(text)
+        return A.Const(value, (token.start_pos, token.end_pos))
+
+    def name(self, c):
+        (token,) = c
+        span = (token.start_pos, token.end_pos)
+        if token in A.BOOLEAN_NAMES:
+            return A.Const(A.BOOLEAN_NAMES[token], span)
+        self.events.append((True, str(token), span))
+        return A.Name(str(token), span)
+
+    def call(self, c):
+        return _call(str(c[0]), [], c[2], _span_of(c))
+
+    def method(self, c):
+        return _call(str(c[2]), [c[0]], c[4], _span_of(c))
+
+    def attr(self, c):
+        value, _, name = c
+        if name != "T":
+            raise GradcliError("name", f"unknown attribute '.{name}': the only attribute is .T "
+                               "(methods take parentheses: x.sum(dim=0))",
+                               span=(name.start_pos, name.end_pos))
+        return A.Attr(value, "T", _span_of(c))
+
+    def index(self, c):
+        return A.Index(c[0], tuple(c[2]), _span_of(c))
+
+    def slice(self, c):
+        parts, section = [None, None, None], 0
+        for item in c:
+            if isinstance(item, A.Node):
+                parts[section] = item
+            elif item is not None:          # a ':' token
+                section += 1
+        return A.Slice(*parts, span=_span_of(c))
+
+    def array(self, c):
+        return A.Array(tuple(c[1] or ()), _span_of(c))
+
+    def atom(self, c):                      # "(" expr ")": the span takes in the parentheses
+        return replace(c[1], span=_span_of(c))
+
+    def kwarg(self, c):
+        name, _, value = c
+        return _Kwarg(str(name), value, (name.start_pos, _end(value)))
+
+    def elements(self, c):
+        return [x for x in c if isinstance(x, A.Node)]
+
+    subscripts = elements
+
+    def arguments(self, c):
+        return [x for x in c if isinstance(x, (A.Node, _Kwarg))]
+
+
+def _call(func, args, arguments, span):
+    kwargs, seen = [], set()
+    for item in arguments or ():
+        if isinstance(item, _Kwarg):
+            if item.name in seen:
+                raise GradcliError("syntax", f"keyword argument '{item.name}' given twice", span=item.span)
+            seen.add(item.name)
+            kwargs.append((item.name, item.value))
+        elif kwargs:
+            raise GradcliError("syntax", "a positional argument follows a keyword argument",
+                               span=item.span)
+        else:
+            args.append(item)
+    return A.Call(func, tuple(args), tuple(kwargs), span)
+
+
+def _operator(op):
+    def build(self, c):
+        return A.Call(op, tuple(x for x in c if isinstance(x, A.Node)), (), _span_of(c))
+    build.__name__ = op
+    return build
+
+
+# ------------------------------------------------------------------------------------------
+# the parser, built once
+
+_LOCK = threading.RLock()
+_STATE: dict = {}
+
+
+def _cache_file(grammar: str):
+    """A per-user cache file for lark's analysed grammar, or False where none is writable.
+
+    lark pickles its cache, so it is only read from a directory this user owns.
+    """
+    import lark
+    digest = hashlib.sha256(f"{grammar}|{lark.__version__}|{sys.version}".encode()).hexdigest()[:16]
+    name = f"gradcli-grammar-{digest}.lark-cache"
+    candidates = []
+    if os.environ.get("GRADCLI_CACHE_DIR"):
+        candidates.append(Path(os.environ["GRADCLI_CACHE_DIR"]))
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    candidates.append(Path(xdg) / "gradcli" if xdg else Path.home() / ".cache" / "gradcli")
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    candidates.append(Path(tempfile.gettempdir()) / f"gradcli-cache-{uid if uid is not None else 'user'}")
+    for folder in candidates:
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if uid is not None and folder.stat().st_uid != uid:
+                continue
+            path = folder / name
+            if path.is_file() or os.access(folder, os.W_OK):
+                return str(path)
+        except (OSError, RuntimeError):
+            continue
+    return False
+
+
+def _parser():
+    state = _STATE.get("parser")
+    if state is None:
+        from lark import Lark
+        grammar = grammar_text()
+        builder_class = type("Builder", (_Builder,), {op: _operator(op) for op in operator_names(grammar)})
+        builder = builder_class()
+        lark = Lark(grammar, parser="lalr", start="program", maybe_placeholders=True,
+                    keep_all_tokens=True, transformer=builder, cache=_cache_file(grammar))
+        words = {t.name: t.pattern.value for t in lark.terminals if t.pattern.type == "str"}
+        state = _STATE["parser"] = (lark, builder, words)
+    return state
+
+
+def parse(text: str) -> A.Program:
+    """Parse program text into a ``Program``; raise ``GradcliError`` ("syntax" or "name").
+
+    The error gives line, column and the source, and says in words what was expected.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"parse() takes program text (str), not {type(text).__name__}")
+    from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+    with _LOCK:
+        lark, builder, words = _parser()
+        builder.events = []
+        try:
+            statements = lark.parse(text)
+            events = builder.events
+        except GradcliError as err:
+            raise err.locate(text, err.span or (0, 0)) from None
+        except UnexpectedToken as err:
+            raise _unexpected_token(err, text, words) from None
+        except UnexpectedCharacters as err:
+            raise _unexpected_character(err, text, words) from None
+        except UnexpectedInput as err:            # pragma: no cover - LALR raises the two above
+            raise GradcliError("syntax", "the program does not parse").locate(text, (0, 0)) from None
+        except RecursionError:
+            raise GradcliError("syntax", "the program is nested too deeply").locate(text, (0, 0)) from None
+        finally:
+            builder.events = []
+    if not statements:
+        raise GradcliError("syntax", "the program is empty: write an expression such as x * y",
+                           line=1, column=1, source=text, span=(0, 0))
+    inputs, assigned = _names(events, text)
+    return A.Program(tuple(statements), text, inputs, assigned, (0, len(text)))
+
+
+def _names(events, text):
+    """Inputs (read before assigned) and assigned names, from the names seen in source order."""
+    inputs, assigned, bound = {}, {}, set()
+    for is_use, name, span in events:
+        if is_use:
+            if name not in bound and name not in A.CONSTANT_NAMES:
+                inputs.setdefault(name, span)
+        else:
+            if name in inputs:
+                line, column = position(text, inputs[name][0])
+                raise GradcliError(
+                    "name", f"cannot assign to '{name}': it is an input of the program (read at line "
+                    f"{line}, column {column} before this assignment); give the result a new name",
+                    span=span).locate(text, span)
+            bound.add(name)
+            assigned.setdefault(name, None)
+    return tuple(inputs), tuple(assigned)
+
+
+# ------------------------------------------------------------------------------------------
+# syntax errors in words
+
+_OPERATOR_WORDS = {"+", "-", "*", "/", "@", "<", "<=", ">", ">=", "==", "!=", "_POW"}
+_CLOSERS = ("]", ")", ",", ":")
+_COMPARISONS = {"<", "<=", ">", ">=", "==", "!="}
+
+
+def _follows_comparison(state, words):
+    stack = getattr(state, "value_stack", ())
+    return len(stack) >= 2 and words.get(getattr(stack[-2], "type", None)) in _COMPARISONS
+
+
+def _expected(names, words, state=None) -> str:
+    shown = {words.get(n, n) for n in names}
+    # closers only where a bracket is open: the innermost open one is on the parser's stack
+    opened = [t for t in getattr(state, "value_stack", ()) if getattr(t, "type", None) in ("LPAR", "LSQB")]
+    keep = {"LPAR": {")", ","}, "LSQB": {"]", ",", ":"}}.get(opened[-1].type if opened else None, set())
+    shown -= set(_CLOSERS) - keep
+    parts = []
+    operand = bool(shown & {"NAME", "NUMBER"})
+    if operand:
+        parts.append("an operand")
+    elif shown & _OPERATOR_WORDS:
+        parts.append("an operator")
+    parts += [f"'{p}'" for p in _CLOSERS if p in shown]
+    if not operand and shown & {"_SEP", "$END"}:
+        parts.append("the end of the statement")
+    if not parts:
+        return "something else"
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+def _last_token_text(text, end):
+    match = re.search(r"([A-Za-z_]\w*|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|\*\*|[<>=!]=|\S)\Z",
+                      text[max(0, end - 64):end])
+    return match.group(1) if match else ""
+
+
+def _after(state, text) -> tuple[str, int]:
+    """(' after ...' words, offset just past the previous token) from the parser's stack."""
+    stack = getattr(state, "value_stack", None) or []
+    last = stack[-1] if stack else None
+    if isinstance(last, list):           # arguments / elements already reduced
+        last = next((x for x in reversed(last) if x is not None), None)
+    if isinstance(last, _Kwarg):
+        last = last.value
+    if last is None:
+        return " at the start of the program", 0
+    end = _end(last)
+    if not isinstance(last, A.Node) and last.type == "_SEP":
+        return " at the start of a statement", end
+    shown = str(last) if not isinstance(last, A.Node) else _last_token_text(text, end)
+    return f" after '{shown}'", end
+
+
+def _found(token) -> str:
+    if token.type == "$END":
+        return "the end of the program"
+    if token.type == "_SEP" and token == "\n":
+        return "the end of the line"
+    return f"'{token}'"
+
+
+def _unexpected_token(err, text, words) -> GradcliError:
+    after, offset = _after(err.state, text)
+    token = err.token
+    start = offset if token.type == "$END" else token.start_pos
+    end = start + max(1, len(token)) if token.type != "$END" else start
+    message = f"expected {_expected(err.expected, words, err.state)}{after}, found {_found(token)}"
+    if words.get(token.type) in _COMPARISONS and _follows_comparison(err.state, words):
+        message = f"comparisons do not chain: found a second comparison '{token}' (use parentheses)"
+    if token.type == "$END" and not text[offset:].strip():
+        start = end = offset
+    return GradcliError("syntax", message, span=(start, end)).locate(text, (start, end))
+
+
+def _unexpected_character(err, text, words) -> GradcliError:
+    char = err.char
+    shown = char if char.isprintable() and not char.isspace() else repr(char)[1:-1]
+    message = f"unexpected character {shown!r}" if char == "'" else f"unexpected character '{shown}'"
+    if char in "'\"":
+        message += " (the language has no strings)"
+    elif char == "!":
+        message += " (did you mean '!='?)"
+    after, _ = _after(getattr(err, "state", None), text)
+    if getattr(err, "allowed", None):
+        message += f": expected {_expected(err.allowed, words, err.state)}{after}"
+    pos = err.pos_in_stream
+    return GradcliError("syntax", message, span=(pos, pos + 1)).locate(text, (pos, pos + 1))
