@@ -1,0 +1,367 @@
+"""AST + input tensors -> named tensors (SPEC §2).
+
+Inputs are the leaves the caller gives; each assignment names an intermediate; the last
+statement is the output.  A name resolves only to an input, an assigned name or a constant; a
+call only to the op table (``gradcli.ops.FUNCTIONS``) and the plugin functions given to ``run``.
+Nothing the user typed reaches ``eval``, ``exec`` or ``getattr``: every lookup is a dict lookup.
+
+Number literals stay Python numbers as they would in PyTorch code, so ``1 - x`` reaches the
+engine as ``sub(1, x)`` (RsubBackward1) and ``x ^ 2`` as ``pow(x, 2)`` (PowBackward0); operators
+whose operands are all numbers are folded here, as Python would.  Evaluation walks the tree with
+an explicit stack: a program as deep as the user cares to write never meets the recursion limit.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+import operator
+import re
+from dataclasses import dataclass, field
+
+from ..errors import GradcliError
+from . import ast as A
+
+#: functions that build tensors from sizes; they get the program's dtype and device
+CONSTRUCTORS = frozenset({"zeros", "ones", "rand", "randn", "eye", "arange", "linspace"})
+_FOLD = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
+         "pow": operator.pow, "neg": operator.neg, "pos": operator.pos, "lt": operator.lt,
+         "le": operator.le, "gt": operator.gt, "ge": operator.ge, "eq": operator.eq,
+         "ne": operator.ne}
+
+
+@dataclass
+class Evaluation:
+    """What a program computed: every named tensor, and the output."""
+    tensors: dict                      # name -> Tensor: inputs first, then assigned names
+    output: object                     # the last statement's Tensor
+    output_name: str | None            # the last statement's assigned name, or None
+    program: A.Program | None = field(default=None, repr=False)
+
+
+def run(program: A.Program, values: dict, functions: dict | None = None, *,
+        dtype=None, device=None) -> Evaluation:
+    """Evaluate ``program`` with ``values`` for its inputs; ``functions`` extends the op table.
+
+    ``dtype`` / ``device`` apply to literals and constructors; by default those of the inputs
+    (else float64 on the CPU).  Raises ``GradcliError``: "value" for a missing input, "name" for
+    an unknown function, "shape" / "type" for what the engine refused, with the call's span.
+    """
+    import gradcli as G
+    from gradcli import ops
+
+    missing = [name for name in program.inputs if name not in values]
+    if missing:
+        raise _missing(program, missing)
+    table = dict(ops.FUNCTIONS)
+    if functions:
+        table.update(functions)
+    env = {}
+    for name in program.inputs:
+        value = values[name]
+        env[name] = value if isinstance(value, G.Tensor) else G.tensor(value, dtype=dtype, device=device)
+    if dtype is None or device is None:
+        first = next((v for v in env.values() if getattr(getattr(v, "dtype", None), "kind", "") == "f"), None)
+        dtype = dtype or (first.dtype if first is not None else "float64")
+        device = device or (str(getattr(first, "device", "cpu")) if first is not None else "cpu")
+    machine = _Machine(G, table, set(functions or ()), ops.CONSTANTS, env, program.source, dtype, device)
+    tensors = dict(env)
+    output = None
+    try:
+        for statement in program.statements:
+            expression = statement.value if isinstance(statement, A.Assign) else statement
+            output = machine.tensor(machine.evaluate(expression), expression)
+            if isinstance(statement, A.Assign):
+                env[statement.name] = tensors[statement.name] = output
+    except RecursionError:
+        raise GradcliError("value", "the program is nested too deeply to evaluate").locate(
+            program.source, (0, 0)) from None
+    return Evaluation(tensors, output, program.output_name, program)
+
+
+def _missing(program, names) -> GradcliError:
+    first = next((node.span for s in program.statements for node in A.walk(s)
+                  if isinstance(node, A.Name) and node.id == names[0]), (0, 0))
+    quoted = " and ".join(", ".join(f"'{n}'" for n in names).rsplit(", ", 1))
+    given = " ".join(f"{n}=VALUE" for n in names)
+    if len(names) == 1:
+        message = f"missing value for input {quoted}: give it as {given}"
+    else:
+        message = f"missing values for inputs {quoted}: give them as {given}"
+    return GradcliError("value", message).locate(program.source, first)
+
+
+def label(func: str) -> str:
+    """How an error names an op: ``matmul ('@')`` for operators, ``tanh`` for functions."""
+    symbol = A.BINARY.get(func, (None,))[0] or A.UNARY.get(func)
+    return f"{func} ('{symbol}')" if symbol else func
+
+
+class _Machine:
+    """The evaluator: one explicit stack, one step per node."""
+
+    def __init__(self, G, table, plugins, constants, env, source, dtype, device):
+        self.G, self.table, self.plugins, self.constants = G, table, plugins, constants
+        self.env, self.source, self.dtype, self.device = env, source, dtype, device
+        self._accepts: dict = {}
+
+    # -- the walk -----------------------------------------------------------------------------
+    def evaluate(self, root):
+        results: list = []
+        work: list = [(root, False)]
+        while work:
+            node, ready = work.pop()
+            kind = type(node)
+            if node is None:
+                results.append(None)
+            elif kind is A.Const:
+                results.append(node.value)
+            elif kind is A.Name:
+                results.append(self.lookup(node))
+            elif ready:
+                count = _arity(node)
+                values = results[len(results) - count:]
+                del results[len(results) - count:]
+                results.append(self.combine(node, values))
+            elif kind is A.Array and _literal(node) is not None:
+                results.append(self.G.tensor(_literal(node), dtype=self._literal_dtype(node), device=self.device))
+            else:
+                if kind is A.Call and node.func not in self.table:
+                    raise self.unknown(node)
+                work.append((node, True))
+                work.extend((child, False) for child in reversed(_parts(node)))
+        return results[-1]
+
+    def lookup(self, node):
+        value = self.env.get(node.id)
+        if value is None:
+            value = self.constants.get(node.id)
+        if value is None:
+            raise GradcliError("name", f"unknown name '{node.id}'").locate(self.source, node.span)
+        return value
+
+    def combine(self, node, values):
+        kind = type(node)
+        if kind is A.Call:
+            count = len(node.args)
+            kwargs = {}
+            for (name, knode), value in zip(node.kwargs, values[count:]):
+                literal = _literal(knode) if type(knode) is A.Array else None
+                kwargs[name] = _tuples(literal) if literal is not None else value
+            return self.call(node, node.func, list(values[:count]), kwargs)
+        if kind is A.Slice:
+            return slice(*(None if v is None else self.integer(v, part)
+                           for v, part in zip(values, (node.start, node.stop, node.step))))
+        if kind is A.Index:
+            items = [v if isinstance(v, slice) else self.integer(v, n) for v, n in zip(values[1:], node.items)]
+            key = items[0] if len(items) == 1 else tuple(items)
+            return self.guard(node, "indexing", [values[0]], lambda: self.tensor(values[0], node)[key])
+        if kind is A.Attr:
+            return self.guard(node, ".T", [values[0]], lambda: self.tensor(values[0], node).T)
+        if kind is A.Array:
+            return self.call(node, "stack", [[self.tensor(v, node) for v in values]], {"dim": 0})
+        raise TypeError(f"cannot evaluate {node!r}")          # pragma: no cover - parser makes none
+
+    # -- calls --------------------------------------------------------------------------------
+    def call(self, node, func, args, kwargs):
+        if "axis" in kwargs:
+            if "dim" in kwargs:
+                raise GradcliError("type", f"{label(func)} got both dim= and axis= (axis is dim)"
+                                   ).locate(self.source, node.span)
+            kwargs["dim"] = kwargs.pop("axis")
+        if func in _FOLD and not kwargs and args and all(_is_number(a) for a in args):
+            folded = _fold(func, args)
+            if folded is not None:
+                return folded
+        if func in CONSTRUCTORS:
+            kwargs = self._with_dtype(func, kwargs)
+        fn = self.table[func]
+        shapes = [a for a in (args[0] if func in ("stack", "cat") and args and isinstance(args[0], list) else args)]
+        return self.guard(node, label(func), shapes, lambda: fn(*args, **kwargs), plugin=func in self.plugins)
+
+    def guard(self, node, what, operands, thunk, plugin=False):
+        """Run ``thunk``; turn what the engine refuses into a GradcliError at ``node``'s span."""
+        try:
+            out = thunk()
+        except GradcliError as err:
+            raise err.locate(self.source, node.span) from None
+        except Exception as exc:                              # noqa: BLE001 - sorted below
+            raise self.refused(node, what, operands, exc, plugin) from None
+        grad_fn = getattr(out, "grad_fn", None)
+        if grad_fn is not None and getattr(grad_fn, "span", None) is None:
+            try:
+                grad_fn.span = node.span
+            except AttributeError:
+                pass
+        return out
+
+    def refused(self, node, what, operands, exc, plugin) -> GradcliError:
+        shapes = [f"({', '.join(map(str, o.shape))}{',' if len(o.shape) == 1 else ''})"
+                  for o in operands if hasattr(o, "shape")]
+        detail = str(exc) or type(exc).__name__
+        name = type(exc).__name__
+        if plugin:
+            kind, message = "plugin", f"plugin function {what} failed: {name}: {detail}"
+        elif name == "LinAlgError":
+            kind, message = "value", f"{what}: {detail}"
+        elif isinstance(exc, (ValueError, IndexError)):
+            shown = f": shapes {' and '.join(shapes)}" if shapes else ""
+            kind, message = "shape", f"shape mismatch in {what}{shown}: {detail}"
+        elif isinstance(exc, TypeError):
+            kind, message = "type", f"bad arguments to {what}: {detail}"
+        elif isinstance(exc, (ArithmeticError, MemoryError, RuntimeError)):
+            kind, message = "value", f"{what} failed: {detail}"
+        else:
+            kind, message = "value", f"{what} failed ({name}): {detail}"
+        return GradcliError(kind, message).locate(self.source, node.span)
+
+    def unknown(self, node) -> GradcliError:
+        close = difflib.get_close_matches(node.func, list(self.table), n=1)
+        hint = f": did you mean '{close[0]}'?" if close else ""
+        if node.func in self.env:
+            hint = f": '{node.func}' is a tensor, not a function" + (f" (did you mean '{close[0]}'?)" if close else "")
+        return GradcliError("name", f"unknown function '{node.func}'{hint}").locate(
+            self.source, _name_span(self.source, node))
+
+    def _with_dtype(self, func, kwargs):
+        accepts = self._accepts.get(func)
+        if accepts is None:
+            try:
+                parameters = inspect.signature(self.table[func]).parameters
+                accepts = self._accepts[func] = {p for p in ("dtype", "device") if p in parameters}
+            except (TypeError, ValueError):
+                accepts = self._accepts[func] = set()
+        extra = {"dtype": self.dtype, "device": self.device}
+        return {**{k: extra[k] for k in accepts if k not in kwargs}, **kwargs}
+
+    # -- conversions --------------------------------------------------------------------------
+    def tensor(self, value, node):
+        """A Tensor for ``value``; numbers and flags become constant tensors."""
+        if isinstance(value, self.G.Tensor):
+            return value
+        if isinstance(value, (int, float)):
+            return self.G.tensor(value, dtype=self.dtype if not isinstance(value, bool) else None, device=self.device)
+        raise GradcliError("type", "expected a tensor or a number").locate(self.source, node.span)
+
+    def _literal_dtype(self, node):
+        return None if any(isinstance(n, A.Const) and isinstance(n.value, bool) for n in A.walk(node)) else self.dtype
+
+    def integer(self, value, node) -> int:
+        if isinstance(value, bool) or not _is_number(value):
+            what = "a tensor" if isinstance(value, self.G.Tensor) else type(value).__name__
+            raise GradcliError("type", f"an index must be an integer, not {what}").locate(self.source, node.span)
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise GradcliError("type", f"an index must be an integer, not {value!r}").locate(
+                    self.source, node.span)
+            value = int(value)
+        return value
+
+
+# ------------------------------------------------------------------------------------------
+# helpers on nodes and numbers
+
+def _parts(node) -> list:
+    """The sub-expressions ``combine`` receives values for, in order (None kept for slices)."""
+    kind = type(node)
+    if kind is A.Call:
+        return list(node.args) + [value for _, value in node.kwargs]
+    if kind is A.Index:
+        return [node.value, *node.items]
+    if kind is A.Slice:
+        return [node.start, node.stop, node.step]
+    if kind is A.Attr:
+        return [node.value]
+    if kind is A.Array:
+        return list(node.elements)
+    raise TypeError(f"not an expression node: {node!r}")
+
+
+def _arity(node) -> int:
+    kind = type(node)
+    if kind is A.Call:
+        return len(node.args) + len(node.kwargs)
+    if kind is A.Index:
+        return 1 + len(node.items)
+    if kind is A.Slice:
+        return 3
+    if kind is A.Attr:
+        return 1
+    return len(node.elements)
+
+
+def _name_span(source, node):
+    """The span of a call's function name: ``f`` in ``f(x)``, ``sum`` in ``x.sum()``."""
+    if node.args:
+        match = re.compile(r"\s*\.\s*(" + re.escape(node.func) + ")").match(source, node.args[0].span[1])
+        if match:
+            return match.span(1)
+    if source.startswith(node.func, node.span[0]):
+        return (node.span[0], node.span[0] + len(node.func))
+    return node.span
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float))
+
+
+def _fold(func, args):
+    """``func`` on Python numbers as Python computes it, except that float overflow, division by
+    zero and powers of negative numbers give inf / nan as a tensor would.  None: not foldable."""
+    if any(isinstance(a, bool) for a in args):
+        return None
+    if func == "pow" and all(isinstance(a, int) for a in args):
+        base, exponent = args
+        if exponent < 0 or (abs(base) > 1 and exponent * math.log2(abs(base)) > 62):
+            args = [float(base), float(exponent)]
+    try:
+        result = _FOLD[func](*args)
+    except ZeroDivisionError:
+        numerator = float(args[0])
+        return math.nan if numerator == 0 or math.isnan(numerator) else math.copysign(math.inf, numerator)
+    except OverflowError:
+        return math.inf
+    if isinstance(result, complex):
+        return math.nan
+    return result
+
+
+def _literal(node):
+    """The nested list of numbers an all-number array literal denotes, else None."""
+    if type(node) is not A.Array:
+        number = _number_of(node)
+        return number
+    out_stack = [[]]
+    work = [(node, False)]
+    while work:
+        item, done = work.pop()
+        if done:
+            finished = out_stack.pop()
+            out_stack[-1].append(finished)
+            continue
+        if type(item) is A.Array:
+            out_stack.append([])
+            work.append((item, True))
+            work.extend((child, False) for child in reversed(item.elements))
+            continue
+        number = _number_of(item)
+        if number is None:
+            return None
+        out_stack[-1].append(number)
+    return out_stack[0][0]
+
+
+def _number_of(node):
+    sign = 1
+    while type(node) is A.Call and node.func in ("neg", "pos") and len(node.args) == 1 and not node.kwargs:
+        sign = -sign if node.func == "neg" else sign
+        node = node.args[0]
+    if type(node) is A.Const:
+        if isinstance(node.value, bool):
+            return node.value if sign == 1 else None
+        return sign * node.value
+    return None
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
