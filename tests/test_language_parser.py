@@ -354,10 +354,10 @@ def test_deep_nesting_parses_without_recursion():
     assert unclosed.kind == "syntax" and "')'" in unclosed.message
 
 
-def test_one_megabyte_program_parses():
-    text = "+".join(["x"] * 500_000)
+def test_long_program_parses_and_prints_back():
+    """(The 1 MB program is parsed and evaluated in test_language_interpreter.)"""
+    text = "+".join(["x"] * 50_000)
     program = parse(text)
-    assert len(text) > 999_000
     assert program.inputs == ("x",)
     assert program.statements[0].span == (0, len(text))
     assert to_source(program).replace(" ", "") == text

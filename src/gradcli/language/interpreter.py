@@ -175,6 +175,9 @@ class _Machine:
                 return folded
         if func in CONSTRUCTORS:
             kwargs = self._with_dtype(func, kwargs)
+        elif func not in _FOLD and args and _is_number(args[0]):
+            # a function's first argument is the tensor it acts on (as x in x.sum()): tanh(2)
+            args[0] = self.tensor(args[0], node)
         fn = self.table[func]
         shapes = [a for a in (args[0] if func in ("stack", "cat") and args and isinstance(args[0], list) else args)]
         return self.guard(node, label(func), shapes, lambda: fn(*args, **kwargs), plugin=func in self.plugins)
