@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 
 from ..errors import GradcliError
 from . import ast as A
+from .parser import paused_gc
 
 #: functions that build tensors from sizes; they get the program's dtype and device
 CONSTRUCTORS = frozenset({"zeros", "ones", "rand", "randn", "eye", "arange", "linspace"})
+_NUMBERS = (int, float)
 _FOLD = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
          "pow": operator.pow, "neg": operator.neg, "pos": operator.pos, "lt": operator.lt,
          "le": operator.le, "gt": operator.gt, "ge": operator.ge, "eq": operator.eq,
@@ -68,11 +70,12 @@ def run(program: A.Program, values: dict, functions: dict | None = None, *,
     tensors = dict(env)
     output = None
     try:
-        for statement in program.statements:
-            expression = statement.value if isinstance(statement, A.Assign) else statement
-            output = machine.tensor(machine.evaluate(expression), expression)
-            if isinstance(statement, A.Assign):
-                env[statement.name] = tensors[statement.name] = output
+        with paused_gc():
+            for statement in program.statements:
+                expression = statement.value if isinstance(statement, A.Assign) else statement
+                output = machine.tensor(machine.evaluate(expression), expression)
+                if isinstance(statement, A.Assign):
+                    env[statement.name] = tensors[statement.name] = output
     except RecursionError:
         raise GradcliError("value", "the program is nested too deeply to evaluate").locate(
             program.source, (0, 0)) from None
@@ -119,6 +122,12 @@ class _Machine:
             elif kind is A.Name:
                 results.append(self.lookup(node))
             elif ready:
+                if kind is A.Call and not node.kwargs:
+                    count = len(node.args)
+                    args = results[len(results) - count:]
+                    del results[len(results) - count:]
+                    results.append(self.call(node, node.func, args, {}))
+                    continue
                 count = _arity(node)
                 values = results[len(results) - count:]
                 del results[len(results) - count:]
@@ -164,32 +173,45 @@ class _Machine:
 
     # -- calls --------------------------------------------------------------------------------
     def call(self, node, func, args, kwargs):
-        if "axis" in kwargs:
+        """``table[func](*args, **kwargs)``, folded when all operands are numbers; the hot path."""
+        if kwargs and "axis" in kwargs:
             if "dim" in kwargs:
                 raise GradcliError("type", f"{label(func)} got both dim= and axis= (axis is dim)"
                                    ).locate(self.source, node.span)
             kwargs["dim"] = kwargs.pop("axis")
-        if func in _FOLD and not kwargs and args and all(_is_number(a) for a in args):
-            folded = _fold(func, args)
-            if folded is not None:
-                return folded
-        if func in CONSTRUCTORS:
+        if func in _FOLD:
+            if not kwargs and args and type(args[0]) in _NUMBERS and (len(args) == 1 or type(args[-1]) in _NUMBERS):
+                folded = _fold(func, args)
+                if folded is not None:
+                    return folded
+        elif func in CONSTRUCTORS:
             kwargs = self._with_dtype(func, kwargs)
-        elif func not in _FOLD and args and _is_number(args[0]):
+        elif args and _is_number(args[0]):
             # a function's first argument is the tensor it acts on (as x in x.sum()): tanh(2)
             args[0] = self.tensor(args[0], node)
-        fn = self.table[func]
-        shapes = [a for a in (args[0] if func in ("stack", "cat") and args and isinstance(args[0], list) else args)]
-        return self.guard(node, label(func), shapes, lambda: fn(*args, **kwargs), plugin=func in self.plugins)
+        try:
+            out = self.table[func](*args, **kwargs)
+        except GradcliError as err:
+            raise err.locate(self.source, node.span) from None
+        except Exception as exc:                              # noqa: BLE001 - sorted in refused
+            operands = args[0] if func in ("stack", "cat") and args and isinstance(args[0], list) else args
+            raise self.refused(node, label(func), operands, exc, func in self.plugins) from None
+        grad_fn = getattr(out, "grad_fn", None)
+        if grad_fn is not None and getattr(grad_fn, "span", None) is None:
+            try:
+                grad_fn.span = node.span
+            except AttributeError:
+                pass
+        return out
 
-    def guard(self, node, what, operands, thunk, plugin=False):
+    def guard(self, node, what, operands, thunk):
         """Run ``thunk``; turn what the engine refuses into a GradcliError at ``node``'s span."""
         try:
             out = thunk()
         except GradcliError as err:
             raise err.locate(self.source, node.span) from None
-        except Exception as exc:                              # noqa: BLE001 - sorted below
-            raise self.refused(node, what, operands, exc, plugin) from None
+        except Exception as exc:                              # noqa: BLE001 - sorted in refused
+            raise self.refused(node, what, operands, exc, False) from None
         grad_fn = getattr(out, "grad_fn", None)
         if grad_fn is not None and getattr(grad_fn, "span", None) is None:
             try:
