@@ -116,6 +116,7 @@ def test_statements_separators_comments():
     assert program.assigned == ("a", "b", "y")
     assert program.output_name == "y"
     assert parse("x * 2").output_name is None
+    assert parse("a = x\r\nb = a * 2\r\n").assigned == ("a", "b")
     assert parse("a \\\n + b").statements[0] == A.Call("add", (A.Name("a"), A.Name("b")))
 
 
@@ -373,7 +374,10 @@ def test_parser_cache_in_read_only_and_fresh_dirs(tmp_path):
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         assert out.returncode == 0 and out.stdout.strip() == "('x', 'y')", out.stderr
         assert out.stderr == ""
-    assert list((tmp_path / "fresh").iterdir())
+    (cache,) = list((tmp_path / "fresh").iterdir())
+    cache.write_bytes(b"not a cache")           # a corrupt cache is rebuilt, silently
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "('x', 'y')" and out.stderr == ""
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
