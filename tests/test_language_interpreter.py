@@ -153,6 +153,17 @@ def test_functions_keywords_methods_indexing():
     assert value_of("zeros(2, 3) + ones(2, 3) * 0.5").tolist() == [[0.5] * 3] * 2
 
 
+def test_stack_and_cat_take_a_list_literal():
+    x = [1.0, 2.0]
+    assert value_of("stack([x, x * 3], 0)", x=x).tolist() == [[1.0, 2.0], [3.0, 6.0]]
+    assert value_of("stack([x, x * 3], dim=1)", x=x).tolist() == [[1.0, 3.0], [2.0, 6.0]]
+    assert value_of("cat([x, [5, 6]])", x=x).tolist() == [1.0, 2.0, 5.0, 6.0]
+    assert value_of("cat([x, x], dim=0).sum()", x=x) == 6.0
+    ev = evaluate("y = sum(stack([x, x ^ 2]))", x=x)
+    ev.output.backward()
+    assert arr(ev.tensors["x"].grad).tolist() == [3.0, 5.0]
+
+
 def test_axis_and_dim_together_is_an_error():
     with pytest.raises(GradcliError) as info:
         evaluate("sum(x, dim=0, axis=0)", x=[1.0])

@@ -23,6 +23,8 @@ from ..errors import GradcliError
 from . import ast as A
 from .parser import paused_gc
 
+#: functions whose first argument is a list of tensors: stack([x, y]) stacks x and y
+LIST_FUNCTIONS = frozenset({"stack", "cat"})
 #: functions that build tensors from sizes; they get the program's dtype and device
 CONSTRUCTORS = frozenset({"zeros", "ones", "rand", "randn", "eye", "arange", "linspace"})
 _NUMBERS = (int, float)
@@ -169,6 +171,8 @@ class _Machine:
             return self.guard(node, ".T", [values[0]], lambda: self.tensor(values[0], node).T)
         if kind is A.Array:
             return self.call(node, "stack", [[self.tensor(v, node) for v in values]], {"dim": 0})
+        if kind is _List:
+            return [self.tensor(v, node) for v in values]
         raise TypeError(f"cannot evaluate {node!r}")          # pragma: no cover - parser makes none
 
     # -- calls --------------------------------------------------------------------------------
@@ -286,18 +290,29 @@ class _Machine:
 # ------------------------------------------------------------------------------------------
 # helpers on nodes and numbers
 
+class _List:
+    """``[a, b]`` written as the first argument of ``stack`` / ``cat``: a list, not a tensor."""
+    __slots__ = ("elements", "span")
+
+    def __init__(self, array):
+        self.elements, self.span = array.elements, array.span
+
+
 def _parts(node) -> list:
     """The sub-expressions ``combine`` receives values for, in order (None kept for slices)."""
     kind = type(node)
     if kind is A.Call:
-        return list(node.args) + [value for _, value in node.kwargs]
+        args = list(node.args)
+        if node.func in LIST_FUNCTIONS and args and type(args[0]) is A.Array:
+            args[0] = _List(args[0])
+        return args + [value for _, value in node.kwargs]
     if kind is A.Index:
         return [node.value, *node.items]
     if kind is A.Slice:
         return [node.start, node.stop, node.step]
     if kind is A.Attr:
         return [node.value]
-    if kind is A.Array:
+    if kind is A.Array or kind is _List:
         return list(node.elements)
     raise TypeError(f"not an expression node: {node!r}")
 
@@ -312,7 +327,7 @@ def _arity(node) -> int:
         return 3
     if kind is A.Attr:
         return 1
-    return len(node.elements)
+    return len(node.elements)          # Array, _List
 
 
 def _name_span(source, node):
