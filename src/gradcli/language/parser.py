@@ -269,6 +269,9 @@ class _Driver:
         ordered += sorted((t for t in terminals if t.pattern.type == "str"), key=lambda t: -len(t.pattern.value))
         self.scanner = re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in ordered))
         self.chains: dict = {}
+        # the same alternation without groups, for findall; and token text -> terminal name
+        self.plain = re.compile(re.sub(r"\((?!\?)", "(?:", re.sub(r"\(\?P<\w+>", "(?:", self.scanner.pattern)))
+        self.kinds: dict = {}
 
     def _chain(self, below, top, kind):
         """The state after every pass-through reduction from ``top`` on lookahead ``kind``."""
@@ -279,32 +282,50 @@ class _Driver:
                 return top
             top = actions[below][rules[step[1]][1]][1]
 
-    def parse(self, text):
-        actions, rules, chains, ignore = self.actions, self.rules, self.chains, self.ignore
-        states, values = [self.start], []
+    def tokens(self, text):
+        """The tokens, then ``$END``; a ``$GAP`` token where no terminal matches.
+
+        ``findall`` splits the whole text at C speed; when the pieces cover it exactly (the usual
+        case), positions are running sums.  Otherwise ``finditer`` finds where the gap is.
+        """
+        if len(self.kinds) > 50_000:          # names and numbers seen so far: keep it bounded
+            self.kinds.clear()
+        kinds, ignore = self.kinds, self.ignore
+        words = self.plain.findall(text)
         pos = 0
-        matches = self.scanner.finditer(text)
-        end = Token("$END", "", len(text), len(text))
-        while True:
-            match = next(matches, None)
-            if match is None:
-                if pos < len(text):
-                    raise _Failure(self._expected(states[-1]), values, pos=pos)
-                token = end
-            else:
-                start, stop = match.span()
+        if sum(map(len, words)) == len(text):
+            for word in words:
+                end = pos + len(word)
+                kind = kinds.get(word)
+                if kind is None:
+                    kind = kinds[word] = self.scanner.fullmatch(word).lastgroup
+                if kind not in ignore:
+                    yield Token(kind, word, pos, end)
+                pos = end
+        else:
+            for match in self.scanner.finditer(text):
+                start, end = match.span()
                 if start != pos:
-                    raise _Failure(self._expected(states[-1]), values, pos=pos)
-                pos = stop
-                kind = match.lastgroup
-                if kind in ignore:
-                    continue
-                token = Token(kind, match.group(), start, stop)
+                    break
+                if match.lastgroup not in ignore:
+                    yield Token(match.lastgroup, match.group(), start, end)
+                pos = end
+            if pos < len(text):
+                yield Token("$GAP", text[pos], pos, pos + 1)
+                return
+        yield Token("$END", "", len(text), len(text))
+
+    def parse(self, text):
+        actions, rules, chains = self.actions, self.rules, self.chains
+        states, values = [self.start], []
+        for token in self.tokens(text):
             kind = token.type
             while True:
                 top = states[-1]
                 step = actions[top].get(kind)
                 if step is None:
+                    if kind == "$GAP":
+                        raise _Failure(self._expected(top), values, pos=token.start_pos)
                     raise _Failure(self._expected(top), values, token=token)
                 shift, arg = step
                 if shift:
@@ -327,7 +348,7 @@ class _Driver:
                     children = []
                 values.append(callback(children))
                 states.append(actions[states[-1]][origin][1])
-                if token is end and states[-1] == self.end:
+                if kind == "$END" and states[-1] == self.end:
                     return values[-1]
 
     def _expected(self, state):
