@@ -136,11 +136,18 @@ class _Machine:
                 results.append(self.combine(node, values))
             elif kind is A.Array and _literal(node) is not None:
                 results.append(self.G.tensor(_literal(node), dtype=self._literal_dtype(node), device=self.device))
+            elif kind is A.Call and not node.kwargs and node.func not in LIST_FUNCTIONS:
+                if node.func not in self.table:
+                    raise self.unknown(node)
+                work.append((node, True))
+                args = node.args
+                for i in range(len(args) - 1, -1, -1):
+                    work.append((args[i], False))
             else:
                 if kind is A.Call and node.func not in self.table:
                     raise self.unknown(node)
                 work.append((node, True))
-                work.extend((child, False) for child in reversed(_parts(node)))
+                work.extend([(child, False) for child in reversed(_parts(node))])
         return results[-1]
 
     def lookup(self, node):
