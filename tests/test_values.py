@@ -122,3 +122,6 @@ def test_values_files(tmp_path):
     with pytest.raises(GradcliError) as info:
         load_values(str(tmp_path / "nope.json"))
     assert info.value.kind == "file"
+    with pytest.raises(GradcliError) as info:
+        parse_value("@")
+    assert info.value.kind == "file"
