@@ -1,0 +1,253 @@
+"""The typer app: thin commands over ``commands`` and ``render``; the one place errors become
+exit codes (SPEC §5).  Shared options are declared once, as ``Annotated`` aliases.
+
+Start-up: this module imports only typer and the standard library; numpy, lark, the engine
+and rich (tables only) are imported when a command runs.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+import typer
+from typing_extensions import Annotated
+
+
+
+EXAMPLE = 'gradcli grad "w*x+b" w=2 x=3 b=1 --wrt w,x,b'
+
+app = typer.Typer(
+    name="gradcli",
+    help=f"Differentiate expressions with PyTorch's autograd semantics, on numpy.\n\nExample:\n\n    {EXAMPLE}",
+    add_completion=True, pretty_exceptions_enable=False, rich_markup_mode=None, no_args_is_help=True,
+)
+
+# -- shared options, declared once ---------------------------------------------------------------
+Program = Annotated[str, typer.Argument(help="the program text, '-' for stdin, or @FILE", show_default=False)]
+Assignments = Annotated[Optional[List[str]], typer.Argument(help="input values NAME=VALUE", show_default=False)]
+Set = Annotated[Optional[List[str]], typer.Option("--set", help="an input value NAME=VALUE (repeatable)")]
+ValuesFile = Annotated[Optional[str], typer.Option("--values", help="a .json or .npz file of input values")]
+Wrt = Annotated[Optional[List[str]], typer.Option("--wrt", help="inputs, comma-separated (repeatable)")]
+Freeze = Annotated[Optional[List[str]], typer.Option("--freeze", help="inputs given requires_grad=False")]
+Retain = Annotated[Optional[List[str]], typer.Option("--retain", help="intermediates whose grad is retained")]
+GradOutput = Annotated[Optional[str], typer.Option("--grad-output", help="the gradient seed: a VALUE or 'ones'")]
+Format = Annotated[str, typer.Option("--format", help="auto|table|plain|json")]
+Json = Annotated[bool, typer.Option("--json", help="short for --format json")]
+Dtype = Annotated[str, typer.Option("--dtype", help="float64|float32")]
+Device = Annotated[str, typer.Option("--device", help="cpu|cuda (cuda needs gradcli[cuda])")]
+Seed = Annotated[Optional[int], typer.Option("--seed", help="seed for rand/randn")]
+Plugin = Annotated[Optional[List[str]], typer.Option("--plugin", help="a Python file of Function subclasses")]
+Precision = Annotated[int, typer.Option("--precision", help="digits shown in tables")]
+Order = Annotated[Optional[int], typer.Option("--order", help="derivative order")]
+
+
+def _split(items) -> list:
+    return [part.strip() for item in items or () for part in item.split(",") if part.strip()]
+
+
+def _program_text(program: str) -> str:
+    from .errors import GradcliError
+    if program == "-":
+        return sys.stdin.read()
+    if program.startswith("@"):
+        path = program[1:]
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GradcliError("file", f"cannot read program file '{path}': {getattr(exc, 'strerror', None) or exc}") from None
+    return program
+
+
+def _color() -> bool:
+    return (sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb")
+
+
+def _execute(command, fmt, json_flag, precision, program, assignments, set_, values, dtype, device, seed,
+             plugin, freeze=(), retain=(), **kwargs):
+    """Run one command: build the inputs, call ``commands``, render; map errors to exit codes."""
+    fmt = "json" if json_flag else fmt
+    try:
+        from . import commands, render
+        from .errors import GradcliError
+        if fmt not in ("auto", "table", "plain", "json", "dot", "tree"):
+            raise GradcliError("option", f"--format {fmt}: expected auto, table, plain or json")
+        if dtype not in ("float64", "float32"):
+            raise GradcliError("option", f"--dtype {dtype}: expected float64 or float32")
+        if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+            raise GradcliError("option", f"--device {device}: expected cpu or cuda")
+        spec = commands.Inputs(program=_program_text(program), values=list(assignments or ()) + list(set_ or ()),
+                               values_file=values, dtype=dtype, device=device, seed=seed,
+                               plugins=list(plugin or ()), freeze=_split(freeze), retain=_split(retain))
+        if command is commands.graph:
+            kwargs["fmt"] = fmt
+        result = command(spec, **kwargs)
+        for note in result.notes:
+            print(note, file=sys.stderr)
+        if fmt == "auto":
+            fmt = "table" if sys.stdout.isatty() else "plain"
+        render.render(result, fmt, precision=precision, color=_color())
+        sys.stdout.flush()
+        code = 0 if result.ok else 1
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        _quiet_pipe()
+        code = 0
+    except Exception as exc:                                    # noqa: BLE001 - the one place
+        code = _report(exc, fmt)
+    raise typer.Exit(code)
+
+
+def _report(exc, fmt) -> int:
+    from .errors import GradcliError
+    if isinstance(exc, GradcliError):
+        if fmt == "json":
+            from .render import error_json
+            print(error_json(exc), file=sys.stderr)
+        else:
+            print(f"error: {exc.describe()}", file=sys.stderr)
+        return exc.exit_code
+    message = f"internal error: {type(exc).__name__}: {exc}"
+    if fmt == "json":
+        from .render import dumps
+        print(dumps({"error": {"kind": "internal", "message": message, "line": None, "column": None}}),
+              file=sys.stderr)
+    else:
+        print(f"gradcli: {message}\nThis is a bug in gradcli; please report it with the command you ran "
+              "(set GRADCLI_DEBUG=1 to see the traceback).", file=sys.stderr)
+    if os.environ.get("GRADCLI_DEBUG"):
+        import traceback
+        traceback.print_exception(exc)
+    return 70
+
+
+def _quiet_pipe():
+    try:                                                  # stdout is gone: stop Python's flush complaint
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _version(value: bool):
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            print(f"gradcli {version('gradcli')}")
+        except PackageNotFoundError:
+            print("gradcli (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                          help="show the version and exit")] = None):
+    """Differentiate expressions with PyTorch's autograd semantics, on numpy."""
+
+
+def _doc(text, example):
+    return f"{text}\n\nExample:\n\n    {example}"
+
+
+@app.command("eval", help=_doc("Evaluate the program and print its output.", 'gradcli eval "sum([1, 2, 3] * x)" x=2'))
+def eval_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
+                 fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
+                 seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, freeze: Freeze = None):
+    from . import commands
+    _execute(commands.evaluate, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+             plugin, freeze)
+
+
+@app.command("grad", help=_doc("Gradients of the output with respect to --wrt inputs (default: all).", EXAMPLE))
+def grad_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
+                 wrt: Wrt = None, grad_output: GradOutput = None, freeze: Freeze = None,
+                 fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
+                 seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+    from . import commands
+    _execute(commands.grad, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+             plugin, freeze, wrt=_split(wrt), grad_output=grad_output)
+
+
+@app.command("backward", help=_doc("Run output.backward() and show every named tensor: value, "
+                                   "requires_grad, is_leaf, grad_fn, grad.",
+                                   'gradcli backward "h = w*x; y = h + b" w=2 x=3 b=1 --retain h --times 3'))
+def backward_command(program: Program, assignments: Assignments = None, set_: Set = None,
+                     values: ValuesFile = None, grad_output: GradOutput = None, freeze: Freeze = None,
+                     retain: Retain = None,
+                     times: Annotated[int, typer.Option("--times", help="run backward K times (accumulates)")] = 1,
+                     zero_grad: Annotated[bool, typer.Option("--zero-grad", help="zero grads between runs")] = False,
+                     fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
+                     seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+    from . import commands
+    _execute(commands.backward, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+             plugin, freeze, retain, grad_output=grad_output, times=times, zero_grad=zero_grad)
+
+
+@app.command("jacobian", help=_doc("Jacobian of the output with respect to each --wrt input.",
+                                   'gradcli jacobian "[x*y, x+y]" x=2 y=3'))
+def jacobian_command(program: Program, assignments: Assignments = None, set_: Set = None,
+                     values: ValuesFile = None, wrt: Wrt = None, freeze: Freeze = None,
+                     fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
+                     seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+    from . import commands
+    _execute(commands.jacobian, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+             plugin, freeze, wrt=_split(wrt))
+
+
+@app.command("hessian", help=_doc("Hessian of a scalar output: every block d2y/da db.",
+                                  'gradcli hessian @samples/rosenbrock.grad "x=[1.5, 2]"'))
+def hessian_command(program: Program, assignments: Assignments = None, set_: Set = None,
+                    values: ValuesFile = None, wrt: Wrt = None, freeze: Freeze = None,
+                    fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
+                    seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+    from . import commands
+    _execute(commands.hessian, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+             plugin, freeze, wrt=_split(wrt))
+
+
+@app.command("diff", help=_doc("Higher-order derivatives: --wrt x,x,y applies d/dx, d/dx, d/dy in order.",
+                               'gradcli diff "sin(x)*y" x=1 y=2 --wrt x,x,y'))
+def diff_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
+                 wrt: Wrt = None, order: Order = None, freeze: Freeze = None,
+                 fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
+                 seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+    from . import commands
+    _execute(commands.diff, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+             plugin, freeze, wrt=_split(wrt), order=order)
+
+
+@app.command("graph", help=_doc("The grad_fn graph as a tree, or --format dot / json.",
+                                'gradcli graph "tanh(w*x+b)" w=2 x=3 b=1 --format dot'))
+def graph_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
+                  freeze: Freeze = None,
+                  fmt: Annotated[str, typer.Option("--format", help="tree|dot|json (auto: tree)")] = "auto",
+                  json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
+                  seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+    from . import commands
+    _execute(commands.graph, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+             plugin, freeze)
+
+
+@app.command("check", help=_doc("Compare analytic derivatives with finite differences; exit 1 on mismatch.",
+                                'gradcli check "sum(tanh(x)^2)" "x=[0.5, -1]" --order 2'))
+def check_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
+                  wrt: Wrt = None, order: Annotated[int, typer.Option("--order", help="1 or 2")] = 1,
+                  freeze: Freeze = None,
+                  fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
+                  seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+    from . import commands
+    _execute(commands.check, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+             plugin, freeze, wrt=_split(wrt), order=order)
+
+
+def main() -> None:
+    """The console script: ``gradcli``."""
+    try:
+        app(prog_name="gradcli")
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        _quiet_pipe()
+        sys.exit(0)
