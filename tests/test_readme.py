@@ -1,0 +1,66 @@
+"""The README: its console examples run and print what it says; its function list is the table.
+
+Regenerate the function list with ``GRADCLI_UPDATE_README=1 pytest tests/test_readme.py``.
+"""
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+
+try:
+    from gradcli import ops
+    from gradcli.autograd import functional  # noqa: F401
+    ENGINE = True
+except Exception:  # noqa: BLE001 - the engine may not exist yet
+    ENGINE = False
+engine = pytest.mark.skipif(not ENGINE, reason="the engine is not importable yet")
+
+
+def examples():
+    """(command, expected stdout) pairs from the ```console blocks."""
+    found = []
+    for block in re.findall(r"```console\n(.*?)```", README.read_text(encoding="utf-8"), re.S):
+        for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
+            command, _, output = chunk.partition("\n")
+            found.append((command, output))
+    return found
+
+
+def test_readme_has_examples_of_every_command():
+    commands = {shlex.split(c)[1] for c, _ in examples()}
+    assert {"eval", "grad", "backward", "jacobian", "hessian", "diff", "graph"} <= commands
+
+
+@engine
+@pytest.mark.parametrize("command,expected", examples(), ids=[c for c, _ in examples()])
+def test_readme_example(command, expected):
+    argv = shlex.split(command)
+    assert argv[0] == "gradcli"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), NO_COLOR="1")
+    r = subprocess.run([sys.executable, "-m", "gradcli", *argv[1:]], capture_output=True, text=True,
+                       cwd=ROOT, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == expected
+
+
+def function_list() -> str:
+    return "\n".join(f"- `{name}`: {doc}" for name, doc in sorted(ops.DOCS.items()))
+
+
+@engine
+def test_function_list_is_the_table():
+    text = README.read_text(encoding="utf-8")
+    match = re.search(r"<!-- functions -->\n(.*?)<!-- /functions -->", text, re.S)
+    assert match
+    wanted = function_list() + "\n"
+    if os.environ.get("GRADCLI_UPDATE_README"):
+        README.write_text(text[:match.start(1)] + wanted + text[match.end(1):], encoding="utf-8")
+        return
+    assert match.group(1) == wanted, "regenerate with GRADCLI_UPDATE_README=1 pytest tests/test_readme.py"
