@@ -209,3 +209,21 @@ def test_broken_pipe_is_quiet():
     p = subprocess.run(f'"{sys.executable}" -m gradcli --help | head -1', shell=True, capture_output=True,
                        text=True, env=env, cwd=ROOT)
     assert "Traceback" not in p.stderr
+
+
+def test_fast_path_avoids_typer_and_agrees_with_it():
+    code = ("import sys\nfrom gradcli.cli import main\n"
+            "try:\n    main(['grad', 'w*+', 'w=2', '--json'])\nexcept SystemExit as e: print(e.code)\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'typer', 'rich', 'pydantic'}))")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.stdout.split() == ["2", "[]"], r.stdout + r.stderr
+    typer_run = cli("grad", "w*+", "w=2", "--json")
+    assert typer_run.exit_code == 2
+
+
+def test_fast_path_falls_back_for_usage_errors():
+    from gradcli.cli import _fast
+    assert _fast(["grad", "w", "--bogus"]) is None
+    assert _fast(["grad", "w", "--seed", "x"]) is None
+    assert _fast(["--help"]) is None

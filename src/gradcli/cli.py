@@ -1,46 +1,19 @@
 """The typer app: thin commands over ``commands`` and ``render``; the one place errors become
 exit codes (SPEC §5).  Shared options are declared once, as ``Annotated`` aliases.
 
-Start-up: this module imports only typer and the standard library; numpy, lark, the engine
-and rich (tables only) are imported when a command runs.
+Start-up: this module imports only the standard library.  ``main`` parses the common command
+lines itself (``OPTIONS`` below) and runs the command without importing typer; anything else
+(``--help``, completion, a usage error) goes to the typer app, built on first use.  numpy, lark,
+the engine and rich (tables only) are imported when a command runs.
 """
-from __future__ import annotations
 
 import os
 import sys
 from typing import List, Optional
 
-import typer
-from typing_extensions import Annotated
-
 
 
 EXAMPLE = 'gradcli grad "w*x+b" w=2 x=3 b=1 --wrt w,x,b'
-
-app = typer.Typer(
-    name="gradcli",
-    help=f"Differentiate expressions with PyTorch's autograd semantics, on numpy.\n\nExample:\n\n    {EXAMPLE}",
-    add_completion=True, pretty_exceptions_enable=False, rich_markup_mode=None, no_args_is_help=True,
-)
-
-# -- shared options, declared once ---------------------------------------------------------------
-Program = Annotated[str, typer.Argument(help="the program text, '-' for stdin, or @FILE", show_default=False)]
-Assignments = Annotated[Optional[List[str]], typer.Argument(help="input values NAME=VALUE", show_default=False)]
-Set = Annotated[Optional[List[str]], typer.Option("--set", help="an input value NAME=VALUE (repeatable)")]
-ValuesFile = Annotated[Optional[str], typer.Option("--values", help="a .json or .npz file of input values")]
-Wrt = Annotated[Optional[List[str]], typer.Option("--wrt", help="inputs, comma-separated (repeatable)")]
-Freeze = Annotated[Optional[List[str]], typer.Option("--freeze", help="inputs given requires_grad=False")]
-Retain = Annotated[Optional[List[str]], typer.Option("--retain", help="intermediates whose grad is retained")]
-GradOutput = Annotated[Optional[str], typer.Option("--grad-output", help="the gradient seed: a VALUE or 'ones'")]
-Format = Annotated[str, typer.Option("--format", help="auto|table|plain|json")]
-Json = Annotated[bool, typer.Option("--json", help="short for --format json")]
-Dtype = Annotated[str, typer.Option("--dtype", help="float64|float32")]
-Device = Annotated[str, typer.Option("--device", help="cpu|cuda (cuda needs gradcli[cuda])")]
-Seed = Annotated[Optional[int], typer.Option("--seed", help="seed for rand/randn")]
-Plugin = Annotated[Optional[List[str]], typer.Option("--plugin", help="a Python file of Function subclasses")]
-Precision = Annotated[int, typer.Option("--precision", help="digits shown in tables")]
-Order = Annotated[Optional[int], typer.Option("--order", help="derivative order")]
-
 
 def _split(items) -> list:
     return [part.strip() for item in items or () for part in item.split(",") if part.strip()]
@@ -97,7 +70,7 @@ def _execute(command, fmt, json_flag, precision, program, assignments, set_, val
         code = 0
     except Exception as exc:                                    # noqa: BLE001 - the one place
         code = _report(exc, fmt)
-    raise typer.Exit(code)
+    return code
 
 
 def _report(exc, fmt) -> int:
@@ -131,121 +104,239 @@ def _quiet_pipe():
         pass
 
 
-def _version(value: bool):
-    if value:
-        from importlib.metadata import PackageNotFoundError, version
-        try:
-            print(f"gradcli {version('gradcli')}")
-        except PackageNotFoundError:
-            print("gradcli (not installed)")
-        raise typer.Exit()
+def _build_app():
+    """The typer app (typer is imported only here: the fast path in ``main`` does without it)."""
+    import typer
+    from typing_extensions import Annotated
+
+    app = typer.Typer(
+        name="gradcli",
+        help=f"Differentiate expressions with PyTorch's autograd semantics, on numpy.\n\nExample:\n\n    {EXAMPLE}",
+        add_completion=True, pretty_exceptions_enable=False, rich_markup_mode=None, no_args_is_help=True,
+    )
+
+    # -- shared options, declared once ---------------------------------------------------------------
+    Program = Annotated[str, typer.Argument(help="the program text, '-' for stdin, or @FILE", show_default=False)]
+    Assignments = Annotated[Optional[List[str]], typer.Argument(help="input values NAME=VALUE", show_default=False)]
+    Set = Annotated[Optional[List[str]], typer.Option("--set", help="an input value NAME=VALUE (repeatable)")]
+    ValuesFile = Annotated[Optional[str], typer.Option("--values", help="a .json or .npz file of input values")]
+    Wrt = Annotated[Optional[List[str]], typer.Option("--wrt", help="inputs, comma-separated (repeatable)")]
+    Freeze = Annotated[Optional[List[str]], typer.Option("--freeze", help="inputs given requires_grad=False")]
+    Retain = Annotated[Optional[List[str]], typer.Option("--retain", help="intermediates whose grad is retained")]
+    GradOutput = Annotated[Optional[str], typer.Option("--grad-output", help="the gradient seed: a VALUE or 'ones'")]
+    Format = Annotated[str, typer.Option("--format", help="auto|table|plain|json")]
+    Json = Annotated[bool, typer.Option("--json", help="short for --format json")]
+    Dtype = Annotated[str, typer.Option("--dtype", help="float64|float32")]
+    Device = Annotated[str, typer.Option("--device", help="cpu|cuda (cuda needs gradcli[cuda])")]
+    Seed = Annotated[Optional[int], typer.Option("--seed", help="seed for rand/randn")]
+    Plugin = Annotated[Optional[List[str]], typer.Option("--plugin", help="a Python file of Function subclasses")]
+    Precision = Annotated[int, typer.Option("--precision", help="digits shown in tables")]
+    Order = Annotated[Optional[int], typer.Option("--order", help="derivative order")]
 
 
-@app.callback()
-def _root(version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
-                                                          help="show the version and exit")] = None):
-    """Differentiate expressions with PyTorch's autograd semantics, on numpy."""
+    def _version(value: bool):
+        if value:
+            from importlib.metadata import PackageNotFoundError, version
+            try:
+                print(f"gradcli {version('gradcli')}")
+            except PackageNotFoundError:
+                print("gradcli (not installed)")
+            raise typer.Exit()
 
 
-def _doc(text, example):
-    return f"{text}\n\nExample:\n\n    {example}"
+    @app.callback()
+    def _root(version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                              help="show the version and exit")] = None):
+        """Differentiate expressions with PyTorch's autograd semantics, on numpy."""
 
 
-@app.command("eval", help=_doc("Evaluate the program and print its output.", 'gradcli eval "sum([1, 2, 3] * x)" x=2'))
-def eval_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
-                 fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                 seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, freeze: Freeze = None):
-    from . import commands
-    _execute(commands.evaluate, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-             plugin, freeze)
+    def _doc(text, example):
+        return f"{text}\n\nExample:\n\n    {example}"
 
 
-@app.command("grad", help=_doc("Gradients of the output with respect to --wrt inputs (default: all).", EXAMPLE))
-def grad_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
-                 wrt: Wrt = None, grad_output: GradOutput = None, freeze: Freeze = None,
-                 fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                 seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
-    from . import commands
-    _execute(commands.grad, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-             plugin, freeze, wrt=_split(wrt), grad_output=grad_output)
+    @app.command("eval", help=_doc("Evaluate the program and print its output.", 'gradcli eval "sum([1, 2, 3] * x)" x=2'))
+    def eval_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
+                     fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
+                     seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, freeze: Freeze = None):
+        from . import commands
+        raise typer.Exit(_execute(commands.evaluate, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+                 plugin, freeze))
 
 
-@app.command("backward", help=_doc("Run output.backward() and show every named tensor: value, "
-                                   "requires_grad, is_leaf, grad_fn, grad.",
-                                   'gradcli backward "h = w*x; y = h + b" w=2 x=3 b=1 --retain h --times 3'))
-def backward_command(program: Program, assignments: Assignments = None, set_: Set = None,
-                     values: ValuesFile = None, grad_output: GradOutput = None, freeze: Freeze = None,
-                     retain: Retain = None,
-                     times: Annotated[int, typer.Option("--times", help="run backward K times (accumulates)")] = 1,
-                     zero_grad: Annotated[bool, typer.Option("--zero-grad", help="zero grads between runs")] = False,
+    @app.command("grad", help=_doc("Gradients of the output with respect to --wrt inputs (default: all).", EXAMPLE))
+    def grad_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
+                     wrt: Wrt = None, grad_output: GradOutput = None, freeze: Freeze = None,
                      fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
                      seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
-    from . import commands
-    _execute(commands.backward, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-             plugin, freeze, retain, grad_output=grad_output, times=times, zero_grad=zero_grad)
+        from . import commands
+        raise typer.Exit(_execute(commands.grad, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+                 plugin, freeze, wrt=_split(wrt), grad_output=grad_output))
 
 
-@app.command("jacobian", help=_doc("Jacobian of the output with respect to each --wrt input.",
-                                   'gradcli jacobian "[x*y, x+y]" x=2 y=3'))
-def jacobian_command(program: Program, assignments: Assignments = None, set_: Set = None,
-                     values: ValuesFile = None, wrt: Wrt = None, freeze: Freeze = None,
+    @app.command("backward", help=_doc("Run output.backward() and show every named tensor: value, "
+                                       "requires_grad, is_leaf, grad_fn, grad.",
+                                       'gradcli backward "h = w*x; y = h + b" w=2 x=3 b=1 --retain h --times 3'))
+    def backward_command(program: Program, assignments: Assignments = None, set_: Set = None,
+                         values: ValuesFile = None, grad_output: GradOutput = None, freeze: Freeze = None,
+                         retain: Retain = None,
+                         times: Annotated[int, typer.Option("--times", help="run backward K times (accumulates)")] = 1,
+                         zero_grad: Annotated[bool, typer.Option("--zero-grad", help="zero grads between runs")] = False,
+                         fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
+                         seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+        from . import commands
+        raise typer.Exit(_execute(commands.backward, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+                 plugin, freeze, retain, grad_output=grad_output, times=times, zero_grad=zero_grad))
+
+
+    @app.command("jacobian", help=_doc("Jacobian of the output with respect to each --wrt input.",
+                                       'gradcli jacobian "[x*y, x+y]" x=2 y=3'))
+    def jacobian_command(program: Program, assignments: Assignments = None, set_: Set = None,
+                         values: ValuesFile = None, wrt: Wrt = None, freeze: Freeze = None,
+                         fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
+                         seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+        from . import commands
+        raise typer.Exit(_execute(commands.jacobian, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+                 plugin, freeze, wrt=_split(wrt)))
+
+
+    @app.command("hessian", help=_doc("Hessian of a scalar output: every block d2y/da db.",
+                                      'gradcli hessian @samples/rosenbrock.grad "x=[1.5, 2]"'))
+    def hessian_command(program: Program, assignments: Assignments = None, set_: Set = None,
+                        values: ValuesFile = None, wrt: Wrt = None, freeze: Freeze = None,
+                        fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
+                        seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+        from . import commands
+        raise typer.Exit(_execute(commands.hessian, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+                 plugin, freeze, wrt=_split(wrt)))
+
+
+    @app.command("diff", help=_doc("Higher-order derivatives: --wrt x,x,y applies d/dx, d/dx, d/dy in order.",
+                                   'gradcli diff "sin(x)*y" x=1 y=2 --wrt x,x,y'))
+    def diff_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
+                     wrt: Wrt = None, order: Order = None, freeze: Freeze = None,
                      fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
                      seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+        from . import commands
+        raise typer.Exit(_execute(commands.diff, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+                 plugin, freeze, wrt=_split(wrt), order=order))
+
+
+    @app.command("graph", help=_doc("The grad_fn graph as a tree, or --format dot / json.",
+                                    'gradcli graph "tanh(w*x+b)" w=2 x=3 b=1 --format dot'))
+    def graph_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
+                      freeze: Freeze = None,
+                      fmt: Annotated[str, typer.Option("--format", help="tree|dot|json (auto: tree)")] = "auto",
+                      json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
+                      seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+        from . import commands
+        raise typer.Exit(_execute(commands.graph, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+                 plugin, freeze))
+
+
+    @app.command("check", help=_doc("Compare analytic derivatives with finite differences; exit 1 on mismatch.",
+                                    'gradcli check "sum(tanh(x)^2)" "x=[0.5, -1]" --order 2'))
+    def check_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
+                      wrt: Wrt = None, order: Annotated[int, typer.Option("--order", help="1 or 2")] = 1,
+                      freeze: Freeze = None,
+                      fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
+                      seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+        from . import commands
+        raise typer.Exit(_execute(commands.check, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
+                 plugin, freeze, wrt=_split(wrt), order=order))
+
+
+    return app
+
+
+def __getattr__(name):
+    if name == "app":
+        globals()["app"] = built = _build_app()
+        return built
+    raise AttributeError(name)
+
+
+#: the fast path's view of the options: flag -> (parameter, kind); the typer app is the reference
+OPTIONS = {"--set": ("set_", list), "--values": ("values", str), "--wrt": ("wrt", list),
+           "--freeze": ("freeze", list), "--retain": ("retain", list), "--grad-output": ("grad_output", str),
+           "--format": ("fmt", str), "--json": ("json_", bool), "--dtype": ("dtype", str),
+           "--device": ("device", str), "--seed": ("seed", int), "--plugin": ("plugin", list),
+           "--precision": ("precision", int), "--order": ("order", int), "--times": ("times", int),
+           "--zero-grad": ("zero_grad", bool)}
+COMMON = {"--set", "--values", "--freeze", "--format", "--json", "--dtype", "--device", "--seed", "--plugin",
+          "--precision"}
+#: command -> (commands function name, its own options)
+COMMANDS = {"eval": ("evaluate", set()), "grad": ("grad", {"--wrt", "--grad-output"}),
+            "backward": ("backward", {"--grad-output", "--retain", "--times", "--zero-grad"}),
+            "jacobian": ("jacobian", {"--wrt"}), "hessian": ("hessian", {"--wrt"}),
+            "diff": ("diff", {"--wrt", "--order"}), "graph": ("graph", set()),
+            "check": ("check", {"--wrt", "--order"})}
+
+
+def _fast(argv):
+    """Run a plain command line without typer; None when typer must handle it."""
+    if not argv or argv[0] not in COMMANDS or any(k.startswith("_GRADCLI_COMPLETE") for k in os.environ):
+        return None
+    name, own = COMMANDS[argv[0]]
+    allowed = COMMON | own
+    found = {"set_": [], "wrt": [], "freeze": [], "retain": [], "plugin": []}
+    positional = []
+    items = iter(argv[1:])
+    for item in items:
+        if item == "-" or not item.startswith("-"):
+            positional.append(item)
+            continue
+        flag, eq, value = item.partition("=")
+        if flag not in allowed:
+            return None
+        param, kind = OPTIONS[flag]
+        if kind is bool:
+            if eq:
+                return None
+            found[param] = True
+            continue
+        if not eq:
+            value = next(items, None)
+            if value is None:
+                return None
+        if kind is int:
+            try:
+                value = int(value)
+            except ValueError:
+                return None
+        if kind is list:
+            found[param].append(value)
+        else:
+            found[param] = value
+    if not positional:
+        return None
     from . import commands
-    _execute(commands.jacobian, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-             plugin, freeze, wrt=_split(wrt))
+    extra = {}
+    if name in ("grad", "jacobian", "hessian", "diff", "check"):
+        extra["wrt"] = _split(found.pop("wrt"))
+    if name in ("grad", "backward"):
+        extra["grad_output"] = found.get("grad_output")
+    if name == "backward":
+        extra["times"] = found.get("times", 1)
+        extra["zero_grad"] = found.get("zero_grad", False)
+    if name in ("diff", "check"):
+        extra["order"] = found.get("order", None if name == "diff" else 1)
+    fmt = found.get("fmt", "auto")
+    if name == "graph" and fmt not in ("auto", "tree", "dot", "json", "plain", "table"):
+        return None
+    return _execute(getattr(commands, name), fmt, found.get("json_", False), found.get("precision", 6),
+                    positional[0], positional[1:], found["set_"], found.get("values"), found.get("dtype", "float64"),
+                    found.get("device", "cpu"), found.get("seed"), found["plugin"], found["freeze"],
+                    found["retain"], **extra)
 
 
-@app.command("hessian", help=_doc("Hessian of a scalar output: every block d2y/da db.",
-                                  'gradcli hessian @samples/rosenbrock.grad "x=[1.5, 2]"'))
-def hessian_command(program: Program, assignments: Assignments = None, set_: Set = None,
-                    values: ValuesFile = None, wrt: Wrt = None, freeze: Freeze = None,
-                    fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                    seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
-    from . import commands
-    _execute(commands.hessian, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-             plugin, freeze, wrt=_split(wrt))
-
-
-@app.command("diff", help=_doc("Higher-order derivatives: --wrt x,x,y applies d/dx, d/dx, d/dy in order.",
-                               'gradcli diff "sin(x)*y" x=1 y=2 --wrt x,x,y'))
-def diff_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
-                 wrt: Wrt = None, order: Order = None, freeze: Freeze = None,
-                 fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                 seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
-    from . import commands
-    _execute(commands.diff, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-             plugin, freeze, wrt=_split(wrt), order=order)
-
-
-@app.command("graph", help=_doc("The grad_fn graph as a tree, or --format dot / json.",
-                                'gradcli graph "tanh(w*x+b)" w=2 x=3 b=1 --format dot'))
-def graph_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
-                  freeze: Freeze = None,
-                  fmt: Annotated[str, typer.Option("--format", help="tree|dot|json (auto: tree)")] = "auto",
-                  json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                  seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
-    from . import commands
-    _execute(commands.graph, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-             plugin, freeze)
-
-
-@app.command("check", help=_doc("Compare analytic derivatives with finite differences; exit 1 on mismatch.",
-                                'gradcli check "sum(tanh(x)^2)" "x=[0.5, -1]" --order 2'))
-def check_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
-                  wrt: Wrt = None, order: Annotated[int, typer.Option("--order", help="1 or 2")] = 1,
-                  freeze: Freeze = None,
-                  fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                  seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
-    from . import commands
-    _execute(commands.check, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-             plugin, freeze, wrt=_split(wrt), order=order)
-
-
-def main() -> None:
+def main(argv=None) -> None:
     """The console script: ``gradcli``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(prog_name="gradcli")
+        code = _fast(argv)
+        if code is not None:
+            sys.exit(code)
+        _build_app()(argv, prog_name="gradcli")
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
