@@ -90,7 +90,7 @@ def test_grad_json_and_plain():
 
 @engine
 def test_grad_unused_input_is_null_with_note():
-    r = sub("grad", "w*2", "w=2", "z=1", "--json")
+    r = sub("grad", "a = z * 2; y = w * 2", "w=2", "z=1", "--json")
     assert r.returncode == 0, r.stderr
     assert js(r.stdout)["grads"]["z"] is None and "z" in r.stderr
 

@@ -82,7 +82,7 @@ class _Run:
         for name in inputs:
             if name in given:
                 tensor = given[name].detach()
-                if tensor.dtype.kind == "f" and name not in spec.freeze:
+                if _floating(tensor) and name not in spec.freeze:
                     tensor.requires_grad_()
                 self.inputs[name] = tensor
         self.spec = spec
@@ -113,7 +113,7 @@ class _Run:
         out = self.output
         grad_fn = out.grad_fn.name() if getattr(out, "grad_fn", None) is not None else None
         return Result(command, self.program.source, value=array(out), shape=tuple(out.shape),
-                      dtype=str(out.dtype), grad_fn=grad_fn)
+                      dtype=str(out.dtype).removeprefix("torch."), grad_fn=grad_fn)
 
 
 def array(tensor):
@@ -122,6 +122,10 @@ def array(tensor):
     from .backend import to_numpy
     data = tensor.detach().data if hasattr(tensor, "detach") else tensor
     return to_numpy(data)
+
+
+def _floating(tensor) -> bool:
+    return str(tensor.dtype).removeprefix("torch.") in ("float64", "float32", "float16")
 
 
 def _autograd(exc) -> GradcliError:

@@ -98,7 +98,7 @@ def render(result, fmt: str, precision: int = 6, color: bool = True, out=None) -
     out = out or sys.stdout
     if fmt == "json":
         out.write(to_json(result) + "\n")
-    elif result.text is not None and fmt in ("plain", "table", "text"):
+    elif result.text is not None:
         out.write(result.text if result.text.endswith("\n") else result.text + "\n")
     elif fmt == "plain":
         lines = to_plain(result)
