@@ -270,7 +270,7 @@ class _Driver:
         self.scanner = re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in ordered))
         self.chains: dict = {}
         # the same alternation without groups, for findall; and token text -> terminal name
-        self.plain = re.compile(re.sub(r"\((?!\?)", "(?:", re.sub(r"\(\?P<\w+>", "(?:", self.scanner.pattern)))
+        self.plain = re.compile(re.sub(r"(?<!\\)\((?!\?)", "(?:", re.sub(r"\(\?P<\w+>", "(?:", self.scanner.pattern)))
         self.kinds: dict = {}
 
     def _chain(self, below, top, kind):

@@ -1,0 +1,211 @@
+"""Graph nodes: ``Node`` (an op's backward), ``AccumulateGrad`` (a leaf's sink), and the custom
+``Function`` with ``ctx``.
+
+A node knows where its gradient goes (``next_functions``, one ``(node, output_nr)`` pair per
+input, ``(None, 0)`` for an input that needs no gradient) and how to compute it (``apply``).
+Nodes are numbered in creation order (``seq``); an input's node is always older than its user.
+"""
+from __future__ import annotations
+
+import itertools
+
+from . import grad_mode
+
+_seq = itertools.count()
+
+FREED = ("Trying to backward through the graph a second time (or directly access saved tensors after "
+         "they have already been freed). Saved intermediate values of the graph are freed when you call "
+         ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
+         "graph a second time or if you need to access saved tensors after calling backward.")
+
+
+class Node:
+    """Base of every graph node.  ``span`` is where in a program's text the forward op was."""
+
+    __slots__ = ("next_functions", "seq", "span", "pre_hooks", "retained", "__weakref__")
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self):
+        return f"<{self.name()} object at {id(self):#x}>"
+
+    def register_prehook(self, fn):
+        if self.pre_hooks is None:
+            self.pre_hooks = []
+        self.pre_hooks.append(fn)
+        return _Handle(self.pre_hooks, fn)
+
+    def release(self):
+        """Drop what forward saved (called after backward unless ``retain_graph``)."""
+
+
+class _Handle:
+    __slots__ = ("hooks", "fn")
+
+    def __init__(self, hooks, fn):
+        self.hooks, self.fn = hooks, fn
+
+    def remove(self):
+        if self.fn in self.hooks:
+            self.hooks.remove(self.fn)
+
+
+class AccumulateGrad(Node):
+    """The node behind a leaf that requires grad: adds the incoming gradient to ``variable.grad``."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable):
+        self.variable = variable
+        self.next_functions = ()
+        self.seq = next(_seq)
+        self.span = self.pre_hooks = self.retained = None
+
+
+class OpNode(Node):
+    """The backward of one op-table primitive: the rule with the inputs and output it saved."""
+
+    __slots__ = ("op", "params", "inputs", "out", "shapes")
+
+    def __init__(self, op, params, inputs, out, next_functions):
+        self.op, self.params, self.inputs, self.out = op, params, inputs, out
+        self.next_functions = next_functions
+        self.seq = next(_seq)
+        self.span = self.pre_hooks = self.retained = self.shapes = None
+
+    def name(self) -> str:
+        node = self.op.node
+        return node if node.__class__ is str else node(self.params)
+
+    def input_shapes(self):
+        if self.inputs is None:
+            return self.shapes
+        return tuple(getattr(x, "shape", ()) for x in self.inputs)
+
+    def apply(self, g, needed):
+        """Gradients for the inputs marked in ``needed`` (others None)."""
+        op = self.op
+        if self.inputs is None:
+            if op.saves:
+                raise RuntimeError(FREED)
+            inputs = [None] * len(self.shapes)
+        else:
+            inputs = self.inputs
+        return op.backward(self, g, inputs, needed)
+
+    def release(self):
+        if self.inputs is not None:
+            self.shapes = tuple(getattr(x, "shape", ()) for x in self.inputs)
+            self.inputs = self.out = None
+
+
+# ----------------------------------------------------------------------------------------------
+# custom Function
+
+class BackwardCFunction(Node):
+    """The node of one call of a custom Function; it is also the ``ctx`` that ``forward`` and
+    ``backward`` share (any attribute may be set on it)."""
+
+    def save_for_backward(self, *tensors):
+        self.to_save = tensors
+
+    @property
+    def saved_tensors(self):
+        if self._freed:
+            raise RuntimeError(FREED)
+        return tuple(self.to_save)
+
+    def mark_non_differentiable(self, *tensors):
+        self.non_differentiable = tensors
+
+    def set_materialize_grads(self, value):
+        self.materialize_grads = value
+
+    def name(self) -> str:
+        return f"{self.cls.__name__}Backward"
+
+    def apply(self, grads, needed):
+        if self._freed and self.to_save:
+            raise RuntimeError(FREED)
+        if self.n_outputs == 1:
+            grads = (grads,)
+        from ..tensor import Tensor
+        grads = tuple(g if g is not None else _zeros(shape, Tensor) for g, shape in zip(grads, self.out_shapes))
+        result = self.cls.backward(self, *grads)
+        if not isinstance(result, tuple):
+            result = (result,)
+        expected = len(self.next_functions)
+        if len(result) != expected:
+            if len(result) > expected and all(r is None for r in result[expected:]):
+                result = result[:expected]
+            else:
+                raise RuntimeError(f"function {self.name()} returned an incorrect number of gradients "
+                                   f"(expected {expected}, got {len(result)})")
+        return result
+
+    def release(self):
+        if self.to_save:
+            self._freed = True
+            self.to_save = ()
+
+
+def _zeros(shape, Tensor):
+    import numpy as np
+    return Tensor(np.zeros(shape))
+
+
+class _FunctionMeta(type):
+    pass
+
+
+class Function(metaclass=_FunctionMeta):
+    """A differentiable function defined by its ``forward(ctx, ...)`` and ``backward(ctx, *grads)``.
+
+    Call it with ``Cls.apply(...)``.  ``forward`` runs without recording a graph; its tensor
+    outputs get a ``ClsBackward`` node whose ``backward`` must return one gradient per input.
+    """
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("You must implement the forward function for custom autograd.Function.")
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError("You must implement either the backward or vjp method for your custom "
+                                  "autograd.Function to use it with backward mode AD.")
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        from ..tensor import Tensor
+        node = BackwardCFunction.__new__(BackwardCFunction)
+        node.to_save, node._freed = (), False
+        node.cls = cls
+        node.seq = next(_seq)
+        node.span = node.pre_hooks = node.retained = None
+        tensors = [a if isinstance(a, Tensor) else None for a in args]
+        node.needs_input_grad = tuple(t is not None and t.requires_grad for t in tensors)
+        with grad_mode.no_grad():
+            outputs = cls.forward(node, *args, **kwargs)
+        single = not isinstance(outputs, tuple)
+        outs = (outputs,) if single else outputs
+        record = grad_mode.state.enabled and any(node.needs_input_grad)
+        if not record:
+            return outputs
+        node.next_functions = tuple(t._edge() if need else (None, 0)
+                                    for t, need in zip(tensors, node.needs_input_grad))
+        node.in_shapes = tuple(t.shape if t is not None else () for t in tensors)
+        node.n_outputs = len(outs)
+        node.out_shapes = tuple(getattr(o, "shape", ()) for o in outs)
+        wrapped = []
+        for nr, o in enumerate(outs):
+            if isinstance(o, Tensor):
+                if any(o is t for t in tensors):       # an input returned as is: a new view of it
+                    o = Tensor(o.data)
+                o.grad_fn, o._output_nr = node, nr
+                o._requires_grad = False
+            wrapped.append(o)
+        return wrapped[0] if single else tuple(wrapped)
+
+
+FunctionCtx = BackwardCFunction

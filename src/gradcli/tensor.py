@@ -1,0 +1,279 @@
+"""Tensor: an array with PyTorch's autograd attributes.
+
+``data`` is a numpy (or cupy) array — or a numpy scalar for 0-d results, which numpy computes
+much faster.  The engine never writes into an array: every result is a new array, so arrays
+can be shared freely (``.grad`` of a leaf may be the very array backward produced).
+Operators and op methods (``x.sum()``, ``x.tanh()``) are attached by ``gradcli.ops``.
+"""
+from __future__ import annotations
+
+import warnings
+import weakref
+
+import numpy as np
+
+from . import backend
+from .autograd import grad_mode
+from .autograd.function import AccumulateGrad
+
+NONLEAF_GRAD = ("The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+                "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
+                "field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. "
+                "If you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor "
+                "instead. See github.com/pytorch/pytorch/pull/30531 for more informations.")
+
+
+class Tensor:
+    __slots__ = ("data", "_grad", "grad_fn", "_requires_grad", "_retains_grad", "_acc", "_hooks",
+                 "_output_nr", "__weakref__")
+
+    def __init__(self, data, requires_grad=False, grad_fn=None):
+        self.data = data
+        self._grad = None
+        self.grad_fn = grad_fn
+        self._requires_grad = requires_grad
+        self._retains_grad = False
+        self._acc = None
+        self._hooks = None
+        self._output_nr = 0
+
+    # -- autograd attributes ----------------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad or self.grad_fn is not None
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if self.grad_fn is not None:
+            if value:
+                return
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want "
+                               "to use a computed variable in a subgraph that doesn't require "
+                               "differentiation use var_no_grad = var.detach().")
+        if value and self.data.dtype.kind != "f":
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        self._requires_grad = bool(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def grad(self):
+        if self.grad_fn is not None and not self._retains_grad:
+            warnings.warn(NONLEAF_GRAD, UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
+                            f"{type(value).__name__}")
+        if value is not None and tuple(value.shape) != tuple(self.shape):
+            raise RuntimeError(f"assigned grad has data of a different size: {tuple(value.shape)} "
+                               f"vs {tuple(self.shape)}")
+        self._grad = value
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def retain_grad(self):
+        """Keep this non-leaf's gradient in ``.grad`` during backward (no-op on a leaf)."""
+        if self.grad_fn is None:
+            if not self._requires_grad:
+                raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+            return
+        if not self._retains_grad:
+            self._retains_grad = True
+            self.grad_fn.retained = weakref.ref(self)
+
+    def register_hook(self, hook):
+        """``hook(grad)`` runs when this tensor's gradient is computed; a returned tensor replaces it."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            return self.grad_fn.register_prehook(hook)
+        from .autograd.function import _Handle
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        return _Handle(self._hooks, hook)
+
+    def _accumulator(self):
+        acc = self._acc() if self._acc is not None else None
+        if acc is None:
+            acc = AccumulateGrad(self)
+            self._acc = weakref.ref(acc)
+        return acc
+
+    def _edge(self):
+        """Where this tensor's gradient goes: ``(node, output_nr)``."""
+        if self.grad_fn is not None:
+            return (self.grad_fn, self._output_nr)
+        if self._requires_grad:
+            return (self._accumulator(), 0)
+        return (None, 0)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's ``Tensor.backward``)."""
+        from .autograd import backward
+        backward([self], None if gradient is None else [gradient], retain_graph, create_graph, inputs=inputs)
+
+    def detach(self) -> "Tensor":
+        return Tensor(self.data)
+
+    def detach_(self) -> "Tensor":
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    def zero_(self) -> "Tensor":
+        xp = backend.xp_of(self.data)
+        self.data = xp.zeros_like(self.data)
+        return self
+
+    def clone(self) -> "Tensor":
+        from . import ops
+        return ops.FUNCTIONS["clone"](self)
+
+    # -- array attributes ---------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    def size(self, dim=None):
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self):
+        if not self.data.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self) -> str:
+        return backend.device_of(self.data)
+
+    def item(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
+        return backend.to_numpy(self.data).reshape(()).item()
+
+    def numpy(self):
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return np.asarray(backend.to_numpy(self.data))
+
+    def tolist(self):
+        return backend.to_numpy(self.data).tolist()
+
+    def to(self, device=None, dtype=None):
+        from . import ops
+        return ops.FUNCTIONS["_to"](self, device=device, dtype=dtype)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def float(self):
+        return self.to(dtype="float32")
+
+    def double(self):
+        return self.to(dtype="float64")
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self.item())
+
+    def __index__(self):
+        return int(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        array = backend.to_numpy(self.data)
+        return np.asarray(array, dtype=dtype)
+
+    def __hash__(self):
+        return id(self)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self):
+        extras = []
+        if self.data.dtype != backend.default_dtype and self.data.dtype.kind == "f":
+            extras.append(f"dtype={self.data.dtype}")
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.name()}>")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        body = format_array(backend.to_numpy(self.data), indent=7)
+        return "tensor(" + ", ".join([body, *extras]) + ")"
+
+
+def format_array(array, indent=7) -> str:
+    """Numbers as PyTorch prints them: ``1.`` for whole numbers, ``0.1000``, or ``1.0000e+05``."""
+    array = np.asarray(array)
+    if array.dtype.kind == "b":
+        formatter = lambda v: "True" if v else "False"  # noqa: E731
+    else:
+        finite = array[np.isfinite(array)] if array.size else array
+        magnitudes = np.abs(finite[finite != 0]) if finite.size else finite
+        if finite.size and np.all(finite == np.round(finite)) and (not magnitudes.size or magnitudes.max() < 1e8):
+            formatter = lambda v: _special(v) or f"{v:.0f}."  # noqa: E731
+        elif magnitudes.size and (magnitudes.max() >= 1e8 or magnitudes.min() < 1e-4
+                                  or magnitudes.max() / magnitudes.min() >= 1e3 and magnitudes.max() > 1e3):
+            formatter = lambda v: _special(v) or f"{v:.4e}"  # noqa: E731
+        else:
+            formatter = lambda v: _special(v) or f"{v:.4f}"  # noqa: E731
+    if array.ndim == 0:
+        return formatter(array.item())
+    cells = [formatter(v) for v in array.ravel().tolist()]
+    width = max(map(len, cells))
+    cells = [c.rjust(width) for c in cells]
+    return _nest(cells, array.shape, indent)
+
+
+def _special(v):
+    if v != v:
+        return "nan"
+    if v in (float("inf"), float("-inf")):
+        return "inf" if v > 0 else "-inf"
+    return None
+
+
+def _nest(cells, shape, indent):
+    if len(shape) == 1:
+        return "[" + ", ".join(cells) + "]"
+    step = len(cells) // shape[0] if shape[0] else 0
+    parts = [_nest(cells[i * step:(i + 1) * step], shape[1:], indent + 1) for i in range(shape[0])]
+    sep = "," + "\n" * (len(shape) - 1) + " " * (indent + 1)
+    return "[" + sep.join(parts) + "]"
