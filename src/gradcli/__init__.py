@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 from . import autograd, backend, ops
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .ops import (FUNCTIONS, arange, eye, full, is_tensor, linspace, manual_seed, numel, ones, ones_like,
+from .ops import (FUNCTIONS, arange, as_tensor, from_numpy, eye, full, is_tensor, linspace, manual_seed, numel, ones, ones_like,
                   rand, rand_like, randn, randn_like, tensor, zeros, zeros_like)
 from .tensor import Tensor
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import backend
 from .autograd import grad_mode
-from .autograd.function import OpNode
+from .autograd.function import OpNode, multi_output as _multi_output
 from .tensor import Tensor
 
 OPS: dict = {}          # name -> Op
@@ -43,14 +43,16 @@ _EMPTY: dict = {}
 class Op:
     """One primitive of the table (see the module docstring)."""
 
-    __slots__ = ("name", "fwd", "rules", "single", "sources", "rule", "doc", "domain", "node", "saves",
+    __slots__ = ("name", "fwd", "rules", "single", "sources", "plans", "rule", "doc", "domain", "node", "saves",
                  "nondiff")
 
     def backward(self, node, g, inputs, needed):
         if self.single:
             return self.rules(*[_source(s, node, g, inputs) for s in self.sources])
-        return tuple(rule(*[_source(s, node, g, inputs) for s in sources]) if need and rule is not None else None
-                     for rule, sources, need in zip(self.rules, self.sources, needed))
+        # plans: 0 = g, 1..3 = the inputs, a name = anything else (see _source)
+        return [rule(*[g if c == 0 else inputs[c - 1] if c.__class__ is int else _source(c, node, g, inputs)
+                       for c in plan]) if need and rule is not None else None
+                for rule, plan, need in zip(self.rules, self.plans, needed)]
 
 
 _INPUT = {"x": 0, "y": 1, "z": 2}
@@ -63,7 +65,7 @@ def _source(name, node, g, inputs):
     if name in _INPUT:
         return inputs[_INPUT[name]]
     if name == "out":
-        return Tensor(node.out, grad_fn=node) if _state.enabled else Tensor(node.out)
+        return Tensor(node.out, True, node) if _state.enabled else Tensor(node.out)
     if name in _SHAPE:
         return node.input_shapes()[_SHAPE[name]]
     if name == "shapes":
@@ -85,33 +87,42 @@ def defop(name, fwd, bwd, rule, doc, domain=(-2.0, 2.0), node=None, nondiff=Fals
         op.rules = tuple(bwd or ())
         op.sources = tuple(tuple(inspect.signature(r).parameters) if r is not None else () for r in op.rules)
         names = {n for s in op.sources for n in s}
+        codes = {"g": 0, "x": 1, "y": 2, "z": 3}
+        op.plans = tuple(tuple(codes.get(n, n) for n in s) for s in op.sources)
     op.saves = bool(names & {"x", "y", "z", "xs", "out"})
     OPS[name] = op
     return op
 
 
 def apply(op, inputs, params=_EMPTY):
-    """Run ``op`` forward on ``inputs`` (Tensors or Python numbers); record a node when needed."""
-    arrays = []
-    record = False
-    for a in inputs:
-        if isinstance(a, Tensor):
-            arrays.append(a.data)
-            if a._requires_grad or a.grad_fn is not None:
-                record = True
+    """Run ``op`` forward on ``inputs`` (Tensors or Python numbers); record a node when needed.
+
+    The hot path of the engine: one pass over the inputs, no per-call allocations beyond the
+    result, its node and the node's edge tuple.
+    """
+    arrays = [a.data if a.__class__ is Tensor else a for a in inputs]
+    out = op.fwd(np if backend._cupy is None else _xp(arrays), *arrays, **params)
+    if _state.enabled and not op.nondiff:
+        for a in inputs:
+            if a.__class__ is Tensor and a._requires_grad:
+                break
         else:
-            arrays.append(a)
-    xp = np if backend._cupy is None else _xp(arrays)
-    out = op.fwd(xp, *arrays, **params) if params else op.fwd(xp, *arrays)
-    if record and _state.enabled and not op.nondiff:
-        edges = tuple(a._edge() if isinstance(a, Tensor) else (None, 0) for a in inputs)
+            return Tensor(out)
+        nexts = tuple([(a.grad_fn or (a._accumulator() if a._requires_grad else None))
+                       if a.__class__ is Tensor else None for a in inputs])
+        nrs = None
+        if _multi_output[0]:
+            nrs = tuple([a._output_nr if a.__class__ is Tensor else 0 for a in inputs])
         if op.saves:
-            node = OpNode(op, params, inputs, out, edges)
+            node = OpNode(op, params, inputs, out, nexts, nrs)
         else:
-            node = OpNode(op, params, None, None, edges)
-            node.shapes = tuple(getattr(a, "shape", ()) for a in arrays)
-        return Tensor(out, grad_fn=node)
+            node = OpNode(op, params, None, None, nexts, nrs)
+            node.shapes = tuple([getattr(a, "shape", ()) for a in arrays])
+        return Tensor(out, True, node)
     return Tensor(out)
+
+
+_NO_EDGE = (None, 0)
 
 
 def _xp(arrays):
@@ -250,8 +261,25 @@ defop("mul", lambda xp, x, y: x * y, (lambda g, y: g * y, lambda g, x: g * x), "
 defop("div", lambda xp, x, y: x / y, (lambda g, y: g / y, lambda g, x, y: -g * x / (y * y)),
       "grad / b, -grad * a / b^2", "a / b", domain=((-2.0, 2.0), (0.5, 2.0)))
 defop("neg", lambda xp, x: -x, (lambda g: -g,), "-grad", "-x")
-defop("pow", lambda xp, x, exponent: x ** exponent,
-      (lambda g, x, exponent: g * 0.0 if exponent == 0 else g * exponent * x ** (exponent - 1),),
+def _pow_fwd(xp, x, exponent):
+    if exponent == 2:
+        return x * x                    # numpy's float power is several times slower
+    if exponent == 1:
+        return x + 0.0
+    return x ** exponent
+
+
+def _pow_bwd(g, x, exponent):
+    if exponent == 0:
+        return g * 0.0
+    if exponent == 1:
+        return g
+    if exponent == 2:
+        return g * (2.0 * x)
+    return g * (exponent * x ** (exponent - 1))
+
+
+defop("pow", _pow_fwd, (_pow_bwd,),
       "grad * p * x^(p-1)", "x ^ p for a number p", domain=(0.5, 2.0))
 defop("pow_tensor", lambda xp, x, y: x ** y,
       (lambda g, x, y: g * y * x ** (y - 1), lambda g, x, out: g * out * log(x)),
@@ -546,20 +574,32 @@ def _matmul_name(p):
 def _matmul_dx(g, x, y):
     if y.ndim == 1:
         return unsqueeze(g, -1) * y
-    if x.ndim == 1:
-        return squeeze(matmul(unsqueeze(g, -2), mT(y)), -2)
+    if x.ndim == 1:                     # g: (p) or a batch (B, p), as rows
+        return matmul(g, mT(y)) if y.ndim == 2 else squeeze(matmul(unsqueeze(g, -2), mT(y)), -2)
     return matmul(g, mT(y))
 
 
 def _matmul_dy(g, x, y):
     if x.ndim == 1:
         return unsqueeze(x, -1) * unsqueeze(g, -2) if y.ndim > 1 else unsqueeze(g, -1) * x
-    if y.ndim == 1:
-        return squeeze(matmul(unsqueeze(g, -2), x), -2)
+    if y.ndim == 1:                     # g: (n) or a batch (B, n), as rows
+        return matmul(g, x) if x.ndim == 2 else squeeze(matmul(unsqueeze(g, -2), x), -2)
     return matmul(mT(x), g)
 
 
-defop("matmul", lambda xp, x, y, ndims: xp.matmul(x, y), (_matmul_dx, _matmul_dy),
+def _matmul_fwd(xp, x, y):
+    """``x @ y``; a stack of matrices times one matrix as one 2-D product (one BLAS call, where
+    numpy would loop over the stack)."""
+    if x.ndim > 2 and y.ndim == 2:
+        return xp.reshape(xp.reshape(x, (-1, x.shape[-1])) @ y, x.shape[:-1] + (y.shape[-1],))
+    if y.ndim > 2 and x.ndim == 2:
+        k, m = y.shape[-2:]
+        flat = xp.reshape(xp.moveaxis(y, -2, 0), (k, -1))
+        return xp.moveaxis(xp.reshape(x @ flat, (x.shape[0],) + y.shape[:-2] + (m,)), 0, -2)
+    return xp.matmul(x, y)
+
+
+defop("matmul", lambda xp, x, y, ndims: _matmul_fwd(xp, x, y), (_matmul_dx, _matmul_dy),
       "grad @ b.T, a.T @ grad", "matrix product a @ b (dot, mv, mm and batched)", node=_matmul_name)
 defop("transpose", lambda xp, x, dim0, dim1: xp.swapaxes(x, dim0, dim1),
       (lambda g, dim0, dim1: transpose(g, dim0, dim1),), "transpose(grad, d0, d1)",
@@ -1038,6 +1078,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
         array = array.astype(backend.default_dtype, copy=False)
     if array.dtype.kind not in "fb":
         raise TypeError(f"cannot make a tensor of dtype {array.dtype}")
+    if array.ndim == 0 and xp is np:
+        array = array[()]            # numpy scalars compute several times faster than 0-d arrays
     out = Tensor(array)
     if requires_grad:
         out.requires_grad_(True)
@@ -1061,7 +1103,7 @@ def _size(size):
 def _make(array, dtype, device, requires_grad):
     xp = backend.get_xp(device)
     array = np.asarray(array, dtype=backend.as_dtype(dtype))
-    out = Tensor(array if xp is np else xp.asarray(array))
+    out = Tensor(array[()] if xp is np and array.ndim == 0 else array if xp is np else xp.asarray(array))
     if requires_grad:
         out.requires_grad_(True)
     return out
@@ -1126,6 +1168,25 @@ def zeros_for(t, batch=()):
 def asarray_like(value, like):
     xp = backend.xp_of(like.data)
     return xp.asarray(value, dtype=like.dtype)
+
+
+def from_numpy(array):
+    """A tensor sharing ``array``'s memory (no copy); gradcli never writes into it."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    if array.dtype.kind not in "fb":
+        array = array.astype(backend.default_dtype)
+    return Tensor(array[()] if array.ndim == 0 else array)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """Like ``tensor``, but shares the memory of a numpy array of the right dtype and device."""
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    if isinstance(data, np.ndarray) and device in (None, "cpu") and data.dtype.kind == "f" and (
+            dtype is None or backend.as_dtype(dtype) == data.dtype):
+        return from_numpy(data)
+    return tensor(data, dtype=dtype, device=device)
 
 
 def is_tensor(obj) -> bool:

@@ -38,9 +38,10 @@ class Tensor:
         self._output_nr = 0
 
     # -- autograd attributes ----------------------------------------------------------------
+    # ``_requires_grad`` is True for a leaf that requires grad and for every result with a grad_fn
     @property
     def requires_grad(self) -> bool:
-        return self._requires_grad or self.grad_fn is not None
+        return self._requires_grad
 
     @requires_grad.setter
     def requires_grad(self, value):
@@ -106,7 +107,7 @@ class Tensor:
 
     def _accumulator(self):
         acc = self._acc() if self._acc is not None else None
-        if acc is None:
+        if acc is None:          # held weakly: the graph keeps it alive, the tensor does not
             acc = AccumulateGrad(self)
             self._acc = weakref.ref(acc)
         return acc
@@ -127,7 +128,7 @@ class Tensor:
     def detach(self) -> "Tensor":
         return Tensor(self.data)
 
-    def detach_(self) -> "Tensor":
+    def detach_(self) -> "Tensor":  # noqa: D102
         self.grad_fn = None
         self._requires_grad = False
         return self

@@ -1,17 +1,21 @@
 """The backward pass: one iterative walk of the graph in dependency order.
 
-1. A depth-first walk from the roots (explicit stack, no recursion) lists every reachable node
-   in post-order; reversed, that is an order in which a node runs only after every node that
-   sends it a gradient.
-2. For ``autograd.grad`` the walk is pruned to the nodes that lead to a requested input.
+1. Nodes run in decreasing creation order (``seq``), taken from a heap that holds the nodes
+   which have received a gradient so far.  A node's users are all younger than it, so every
+   gradient it will receive has arrived when it is popped.  No recursion, and no pass over the
+   graph before the first node runs.
+2. For ``autograd.grad`` a depth-first walk (explicit stack) first marks the nodes that lead to
+   a requested input; the others are skipped.
 3. Each node runs once with the sum of its incoming gradients (``buffers``); what it returns
    for each input is reduced to that input's shape here — the only place broadcasting is undone.
 4. Without ``retain_graph`` each node drops its saved tensors as soon as it has run.
 """
 from __future__ import annotations
 
+from heapq import heappop, heappush
+
 from . import grad_mode
-from .function import AccumulateGrad, BackwardCFunction
+from .function import FREED, AccumulateGrad, BackwardCFunction, OpNode
 
 
 class AnomalyError(RuntimeError):
@@ -28,13 +32,13 @@ def _post_order(roots):
         if root is None or root in seen:
             continue
         seen.add(root)
-        stack = [(root, iter(root.next_functions))]
+        stack = [(root, iter(root.next))]
         while stack:
             node, children = stack[-1]
-            for child, _ in children:
+            for child in children:
                 if child is not None and child not in seen:
                     seen.add(child)
-                    stack.append((child, iter(child.next_functions)))
+                    stack.append((child, iter(child.next)))
                     break
             else:
                 stack.pop()
@@ -49,7 +53,7 @@ def _needed(post, targets):
         if node in targets:
             needed.add(node)
         else:
-            for child, _ in node.next_functions:
+            for child in node.next:
                 if child in needed:
                     needed.add(node)
                     break
@@ -59,89 +63,90 @@ def _needed(post, targets):
 def execute(roots, grads, *, retain_graph=False, create_graph=False, capture=None, nbatch=0):
     """Run backward from ``roots`` (``(node, output_nr)`` edges) seeded with ``grads``.
 
-    ``capture``: None to accumulate into leaves' ``.grad``; else a list of edges whose incoming
-    gradient is returned (in that order) instead, and nothing is accumulated.  ``capture`` given
-    as ``(edges, accumulate=True)`` accumulates only into those leaves (``backward(inputs=...)``).
-    ``nbatch``: leading batch dimensions of every gradient (``is_grads_batched``).
+    ``capture``: None to accumulate into leaves' ``.grad``; else ``(edges, accumulate)``: the
+    incoming gradient of each edge's node is returned (in that order), and with ``accumulate``
+    False nothing is accumulated (``autograd.grad``); True accumulates only into those leaves
+    (``backward(inputs=...)``).  ``nbatch``: leading batch dimensions of every gradient
+    (``is_grads_batched``).
     """
     from .. import ops
     from ..tensor import Tensor
     sum_to = ops.sum_to
-    post = _post_order([edge[0] for edge in roots])
     accumulate = True
-    targets = None
+    targets = needed = None
+    captured = {}
     if capture is not None:
         edges, accumulate = capture
         targets = {edge[0] for edge in edges if edge[0] is not None}
-        needed = _needed(post, targets)
-        captured = {}
+        needed = _needed(_post_order([edge[0] for edge in roots]), targets)
     buffers: dict = {}
+    heap: list = []
     for (node, nr), g in zip(roots, grads):
         if node is not None:
-            _add(buffers, node, nr, g)
+            if node not in buffers:
+                heappush(heap, (-node.seq, node))
+            _add(buffers, node, nr, g, True)
 
     anomaly = grad_mode.state.anomaly
     previous = grad_mode.state.enabled
     grad_mode.state.enabled = create_graph
     try:
-        for node in reversed(post):
-            g = buffers.pop(node, None)
-            if g is None:
-                continue
-            if targets is not None and node not in needed:
+        while heap:
+            node = heappop(heap)[1]
+            g = buffers.pop(node)
+            if needed is not None and node not in needed:
                 continue
             if node.pre_hooks:
                 g = _run_hooks(node.pre_hooks, g)
             if node.retained is not None:
-                tensor = node.retained()
-                if tensor is not None:
-                    kept = g if create_graph else Tensor(g.data)
-                    tensor._grad = kept if tensor._grad is None else tensor._grad + kept
-            if node.__class__ is AccumulateGrad:
-                variable = node.variable
-                if variable._hooks:
-                    g = _run_hooks(variable._hooks, g)
-                if targets is not None and node in targets:
-                    captured[node] = g
-                    if not accumulate:
-                        continue
-                elif not accumulate:
-                    continue
-                if variable._grad is None:
-                    variable._grad = g if create_graph else Tensor(g.data)
-                elif create_graph:
-                    variable._grad = variable._grad + g
-                else:
-                    variable._grad.data = variable._grad.data + g.data
+                _retain(node, g, create_graph)
+            cls = node.__class__
+            if cls is AccumulateGrad:
+                _accumulate(node, g, targets, accumulate, captured, create_graph)
                 continue
             if targets is not None and node in targets:
                 captured[node] = g              # and it passes it on if a target lies below
-            nexts = node.next_functions
-            if targets is None:
-                mask = [child is not None for child, _ in nexts]
+            nexts = node.next
+            if needed is None:
+                mask = [child is not None for child in nexts]
             else:
-                mask = [child is not None and child in needed for child, _ in nexts]
-            if True not in mask:
-                continue
-            outs = node.apply(g, mask)
-            if node.__class__ is BackwardCFunction:
+                mask = [child is not None and child in needed for child in nexts]
+            if cls is OpNode:
+                inputs = node.inputs
+                if inputs is None:
+                    if node.op.saves:
+                        raise RuntimeError(FREED)
+                    shapes = node.shapes
+                    outs = node.op.backward(node, g, (None,) * len(shapes), mask)
+                else:
+                    shapes = None
+                    outs = node.op.backward(node, g, inputs, mask)
+            else:
+                outs = node.apply(g, mask)
                 shapes = node.in_shapes
-            else:
-                shapes = node.input_shapes()
-            for i, (child, nr) in enumerate(nexts):
-                gi = outs[i]
-                if gi is None or not mask[i]:
+            nrs = node.nrs
+            for i, child in enumerate(nexts):
+                if not mask[i]:
                     continue
-                if not isinstance(gi, Tensor):
-                    raise TypeError(f"function {node.name()} returned a gradient of type "
-                                    f"{type(gi).__name__} at index {i}, expected a Tensor or None")
-                shape = shapes[i]
-                gshape = gi.shape
-                if len(gshape) != len(shape) + nbatch or gshape[nbatch:] != shape:
+                gi = outs[i]
+                if gi is None:
+                    continue
+                if gi.__class__ is not Tensor:
+                    if not isinstance(gi, Tensor):
+                        raise TypeError(f"function {node.name()} returned a gradient of type "
+                                        f"{type(gi).__name__} at index {i}, expected a Tensor or None")
+                shape = shapes[i] if shapes is not None else inputs[i].shape
+                gshape = gi.data.shape
+                if len(gshape) != len(shape) + nbatch or (gshape[nbatch:] if nbatch else gshape) != shape:
                     gi = sum_to(gi, shape, nbatch, node)
                 if anomaly:
                     _check(node, i, gi)
-                _add(buffers, child, nr, gi)
+                if child not in buffers:
+                    heappush(heap, (-child.seq, child))
+                    if nrs is None:
+                        buffers[child] = gi
+                        continue
+                _add(buffers, child, nrs[i] if nrs else 0, gi, create_graph)
             if not retain_graph:
                 node.release()
     finally:
@@ -151,15 +156,49 @@ def execute(roots, grads, *, retain_graph=False, create_graph=False, capture=Non
     return [captured.get(edge[0]) if edge[0] is not None else None for edge in capture[0]]
 
 
-def _add(buffers, node, nr, g):
+def _retain(node, g, create_graph):
+    from ..tensor import Tensor
+    tensor = node.retained()
+    if tensor is not None:
+        kept = g if create_graph else Tensor(g.data)
+        tensor._grad = kept if tensor._grad is None else _sum(tensor._grad, kept, create_graph)
+
+
+def _accumulate(node, g, targets, accumulate, captured, create_graph):
+    """A leaf's gradient: run its hooks, then capture it or add it to ``.grad``."""
+    from ..tensor import Tensor
+    variable = node.variable
+    if variable._hooks:
+        g = _run_hooks(variable._hooks, g)
+    if targets is not None and node in targets:
+        captured[node] = g
+    if not accumulate or (targets is not None and node not in targets):
+        return
+    if variable._grad is None:
+        variable._grad = g if create_graph else Tensor(g.data)
+    elif create_graph:
+        variable._grad = variable._grad + g
+    else:
+        variable._grad.data = variable._grad.data + g.data
+
+
+def _add(buffers, node, nr, g, create_graph):
+    """Sum ``g`` into ``node``'s buffer: as a graph op under ``create_graph``, else on the arrays."""
     if node.__class__ is BackwardCFunction and node.n_outputs > 1:
         slot = buffers.get(node)
         if slot is None:
             slot = buffers[node] = _Multi(node.n_outputs)
-        slot[nr] = g if slot[nr] is None else slot[nr] + g
+        slot[nr] = g if slot[nr] is None else _sum(slot[nr], g, create_graph)
         return
     old = buffers.get(node)
-    buffers[node] = g if old is None else old + g
+    buffers[node] = g if old is None else _sum(old, g, create_graph)
+
+
+def _sum(a, b, create_graph):
+    if create_graph:
+        return a + b
+    from ..tensor import Tensor
+    return Tensor(a.data + b.data)
 
 
 class _Multi(list):

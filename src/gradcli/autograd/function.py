@@ -12,6 +12,8 @@ import itertools
 from . import grad_mode
 
 _seq = itertools.count()
+next_seq = _seq.__next__
+multi_output = [False]      # becomes True once a custom Function returns several tensors
 
 FREED = ("Trying to backward through the graph a second time (or directly access saved tensors after "
          "they have already been freed). Saved intermediate values of the graph are freed when you call "
@@ -22,7 +24,14 @@ FREED = ("Trying to backward through the graph a second time (or directly access
 class Node:
     """Base of every graph node.  ``span`` is where in a program's text the forward op was."""
 
-    __slots__ = ("next_functions", "seq", "span", "pre_hooks", "retained", "__weakref__")
+    # ``next``: the node each input's gradient goes to (None: no gradient); ``nrs``: which output
+    # of that node each input was (None when all are 0, the usual case)
+    __slots__ = ("next", "nrs", "seq", "span", "pre_hooks", "retained", "__weakref__")
+
+    @property
+    def next_functions(self) -> tuple:
+        nrs = self.nrs or (0,) * len(self.next)
+        return tuple(zip(self.next, nrs))
 
     def name(self) -> str:
         return type(self).__name__
@@ -58,9 +67,9 @@ class AccumulateGrad(Node):
 
     def __init__(self, variable):
         self.variable = variable
-        self.next_functions = ()
+        self.next = ()
         self.seq = next(_seq)
-        self.span = self.pre_hooks = self.retained = None
+        self.nrs = self.span = self.pre_hooks = self.retained = None
 
 
 class OpNode(Node):
@@ -68,10 +77,10 @@ class OpNode(Node):
 
     __slots__ = ("op", "params", "inputs", "out", "shapes")
 
-    def __init__(self, op, params, inputs, out, next_functions):
+    def __init__(self, op, params, inputs, out, next, nrs=None):
         self.op, self.params, self.inputs, self.out = op, params, inputs, out
-        self.next_functions = next_functions
-        self.seq = next(_seq)
+        self.next, self.nrs = next, nrs
+        self.seq = next_seq()
         self.span = self.pre_hooks = self.retained = self.shapes = None
 
     def name(self) -> str:
@@ -135,7 +144,7 @@ class BackwardCFunction(Node):
         result = self.cls.backward(self, *grads)
         if not isinstance(result, tuple):
             result = (result,)
-        expected = len(self.next_functions)
+        expected = len(self.next)
         if len(result) != expected:
             if len(result) > expected and all(r is None for r in result[expected:]):
                 result = result[:expected]
@@ -192,8 +201,11 @@ class Function(metaclass=_FunctionMeta):
         record = grad_mode.state.enabled and any(node.needs_input_grad)
         if not record:
             return outputs
-        node.next_functions = tuple(t._edge() if need else (None, 0)
-                                    for t, need in zip(tensors, node.needs_input_grad))
+        edges = [t._edge() if need else (None, 0) for t, need in zip(tensors, node.needs_input_grad)]
+        node.next = tuple(e[0] for e in edges)
+        node.nrs = tuple(e[1] for e in edges) if any(e[1] for e in edges) else None
+        if len(outs) > 1:
+            multi_output[0] = True
         node.in_shapes = tuple(t.shape if t is not None else () for t in tensors)
         node.n_outputs = len(outs)
         node.out_shapes = tuple(getattr(o, "shape", ()) for o in outs)
@@ -203,7 +215,7 @@ class Function(metaclass=_FunctionMeta):
                 if any(o is t for t in tensors):       # an input returned as is: a new view of it
                     o = Tensor(o.data)
                 o.grad_fn, o._output_nr = node, nr
-                o._requires_grad = False
+                o._requires_grad = True
             wrapped.append(o)
         return wrapped[0] if single else tuple(wrapped)
 
