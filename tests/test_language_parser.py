@@ -375,8 +375,10 @@ def test_parser_cache_in_read_only_and_fresh_dirs(tmp_path):
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         assert out.returncode == 0 and out.stdout.strip() == "('x', 'y')", out.stderr
         assert out.stderr == ""
-    (cache,) = list((tmp_path / "fresh").iterdir())
+    (cache,) = list((tmp_path / "fresh").glob("*.lark-cache"))
     cache.write_bytes(b"not a cache")           # a corrupt cache is rebuilt, silently
+    (program,) = list((tmp_path / "fresh").glob("programs-*/*.json"))
+    program.write_text('["not", "a program"]')  # and so is a corrupt cached program
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "('x', 'y')" and out.stderr == ""
     locked = tmp_path / "locked"
@@ -388,3 +390,19 @@ def test_parser_cache_in_read_only_and_fresh_dirs(tmp_path):
         assert out.returncode == 0 and out.stdout.strip() == "('x', 'y')" and out.stderr == ""
     finally:
         locked.chmod(0o700)
+
+
+def test_cached_program_equals_a_fresh_parse(tmp_path, monkeypatch):
+    """A short program parsed once is read back from the program cache, equal and with spans."""
+    from gradcli.language import parser as P
+    monkeypatch.setenv("GRADCLI_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(P, "_STATE", {k: v for k, v in P._STATE.items() if k == "parser"})
+    text = "h = tanh(W @ x[:, 1:2] + b.T); y = sum(h ^ -2, dim=0, keepdim=True) + [1, 2.5e-3][0] < pi"
+    first = P.parse(text)
+    (stored,) = list(tmp_path.glob("programs-*/*.json"))
+    again = P._cached(text)
+    assert again is not None and again == first
+    assert [n.span for n in A.walk(again)] == [n.span for n in A.walk(first)]
+    assert again.inputs == first.inputs and again.assigned == first.assigned
+    stored.write_text("{broken")
+    assert P._cached(text) is None and P.parse(text) == first

@@ -21,7 +21,6 @@ are thin fronts that turn PyTorch-style arguments into inputs and parameters.
 from __future__ import annotations
 
 import builtins
-import inspect
 import math
 import operator
 
@@ -81,17 +80,23 @@ def defop(name, fwd, bwd, rule, doc, domain=(-2.0, 2.0), node=None, nondiff=Fals
     op.node = node or "".join(part.capitalize() for part in name.split("_")) + "Backward0"
     op.single = callable(bwd)
     if op.single:
-        op.rules, op.sources = bwd, tuple(inspect.signature(bwd).parameters)
+        op.rules, op.sources = bwd, _parameters(bwd)
         names = set(op.sources)
     else:
         op.rules = tuple(bwd or ())
-        op.sources = tuple(tuple(inspect.signature(r).parameters) if r is not None else () for r in op.rules)
+        op.sources = tuple(_parameters(r) if r is not None else () for r in op.rules)
         names = {n for s in op.sources for n in s}
         codes = {"g": 0, "x": 1, "y": 2, "z": 3}
         op.plans = tuple(tuple(codes.get(n, n) for n in s) for s in op.sources)
     op.saves = bool(names & {"x", "y", "z", "xs", "out"})
     OPS[name] = op
     return op
+
+
+def _parameters(fn) -> tuple:
+    """The names a derivative asks for (read from its code: ``inspect`` is slow to import)."""
+    code = fn.__code__
+    return code.co_varnames[:code.co_argcount]
 
 
 def apply(op, inputs, params=_EMPTY):

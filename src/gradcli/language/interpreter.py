@@ -12,8 +12,6 @@ an explicit stack: a program as deep as the user cares to write never meets the 
 """
 from __future__ import annotations
 
-import difflib
-import inspect
 import math
 import operator
 import re
@@ -252,6 +250,7 @@ class _Machine:
         return GradcliError(kind, message).locate(self.source, node.span)
 
     def unknown(self, node) -> GradcliError:
+        import difflib  # noqa: PLC0415 - only for the error message; slow to import
         close = difflib.get_close_matches(node.func, list(self.table), n=1)
         hint = f": did you mean '{close[0]}'?" if close else ""
         if node.func in self.env:
@@ -262,6 +261,7 @@ class _Machine:
     def _with_dtype(self, func, kwargs):
         accepts = self._accepts.get(func)
         if accepts is None:
+            import inspect  # noqa: PLC0415 - once per constructor; slow to import
             try:
                 parameters = inspect.signature(self.table[func]).parameters
                 accepts = self._accepts[func] = {p for p in ("dtype", "device") if p in parameters}

@@ -197,7 +197,14 @@ def _cache_file(grammar: str):
     """
     import lark
     digest = hashlib.sha256(f"{grammar}|{lark.__version__}|{sys.version}".encode()).hexdigest()[:16]
-    name = f"gradcli-grammar-{digest}.lark-cache"
+    folder = _cache_file_folder()
+    return str(folder / f"gradcli-grammar-{digest}.lark-cache") if folder else False
+
+
+def _cache_file_folder():
+    """This user's cache folder for gradcli (created), or None where none is usable."""
+    if "cache_folder" in _STATE:
+        return _STATE["cache_folder"]
     candidates = []
     if os.environ.get("GRADCLI_CACHE_DIR"):
         candidates.append(Path(os.environ["GRADCLI_CACHE_DIR"]))
@@ -205,17 +212,19 @@ def _cache_file(grammar: str):
     candidates.append(Path(xdg) / "gradcli" if xdg else Path.home() / ".cache" / "gradcli")
     uid = os.getuid() if hasattr(os, "getuid") else None
     candidates.append(Path(tempfile.gettempdir()) / f"gradcli-cache-{uid if uid is not None else 'user'}")
+    found = None
     for folder in candidates:
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             if uid is not None and folder.stat().st_uid != uid:
                 continue
-            path = folder / name
-            if path.is_file() or os.access(folder, os.W_OK):
-                return str(path)
+            if os.access(folder, os.W_OK):
+                found = folder
+                break
         except (OSError, RuntimeError):
             continue
-    return False
+    _STATE["cache_folder"] = found
+    return found
 
 
 class Token:
@@ -393,6 +402,15 @@ def parse(text: str) -> A.Program:
     """
     if not isinstance(text, str):
         raise TypeError(f"parse() takes program text (str), not {type(text).__name__}")
+    program = _cached(text)
+    if program is not None:
+        return program
+    program = _parse(text)
+    _store(text, program)
+    return program
+
+
+def _parse(text: str) -> A.Program:
     with _LOCK, paused_gc():
         driver, builder, words = _parser()
         builder.events = []
@@ -414,6 +432,116 @@ def parse(text: str) -> A.Program:
                            line=1, column=1, source=text, span=(0, 0))
     inputs, assigned = _names(events, text)
     return A.Program(tuple(statements), text, inputs, assigned, (0, len(text)))
+
+
+# ------------------------------------------------------------------------------------------
+# programs parsed before: a shell loop runs the same short program many times, and importing
+# lark and loading its tables costs more than the rest of a small command together.  Short
+# programs' trees are kept as JSON (never pickle: the folder could be written by someone else)
+# next to lark's cache, keyed by a hash of the text, the grammar and this version of gradcli.
+
+_CACHED_CHARS = 400
+
+
+def _program_file(text):
+    if len(text) > _CACHED_CHARS or os.environ.get("GRADCLI_NO_PROGRAM_CACHE"):
+        return None
+    folder = _STATE.get("program_dir")
+    if folder is None:
+        from .. import __version__
+        grammar = grammar_text()
+        digest = hashlib.sha256(f"{grammar}|{__version__}|{sys.version}".encode()).hexdigest()[:12]
+        cache = _cache_file_folder()
+        folder = _STATE["program_dir"] = (cache / f"programs-{digest}") if cache else False
+    if not folder:
+        return None
+    return folder / (hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32] + ".json")
+
+
+def _cached(text):
+    path = _program_file(text)
+    if path is None:
+        return None
+    try:
+        data = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    try:
+        import json
+        record = json.loads(data)
+        if record["text"] != text:
+            return None
+        statements = tuple(_decode(s) for s in record["statements"])
+        return A.Program(statements, text, tuple(record["inputs"]), tuple(record["assigned"]), (0, len(text)))
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError):
+        return None
+
+
+def _store(text, program):
+    path = _program_file(text)
+    if path is None:
+        return
+    try:
+        import json
+        record = {"text": text, "inputs": list(program.inputs), "assigned": list(program.assigned),
+                  "statements": [_encode(s) for s in program.statements]}
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(partial, path)
+    except (OSError, RecursionError, TypeError, ValueError):
+        pass
+
+
+def _encode(node):
+    if node is None:
+        return None
+    kind = type(node).__name__
+    span = list(node.span)
+    if kind == "Const":
+        return ["Const", node.value, span]
+    if kind == "Name":
+        return ["Name", node.id, span]
+    if kind == "Call":
+        return ["Call", node.func, [_encode(a) for a in node.args], [[k, _encode(v)] for k, v in node.kwargs], span]
+    if kind == "Slice":
+        return ["Slice", _encode(node.start), _encode(node.stop), _encode(node.step), span]
+    if kind == "Index":
+        return ["Index", _encode(node.value), [_encode(i) for i in node.items], span]
+    if kind == "Attr":
+        return ["Attr", _encode(node.value), node.name, span]
+    if kind == "Array":
+        return ["Array", [_encode(e) for e in node.elements], span]
+    if kind == "Assign":
+        return ["Assign", node.name, _encode(node.value), span]
+    raise TypeError(kind)
+
+
+def _decode(item):
+    if item is None:
+        return None
+    kind, *rest = item
+    span = tuple(rest[-1])
+    if kind == "Const":
+        if not isinstance(rest[0], (int, float, bool)):
+            raise TypeError("bad constant")
+        return A.Const(rest[0], span)
+    if kind == "Name":
+        return A.Name(str(rest[0]), span)
+    if kind == "Call":
+        return A.Call(str(rest[0]), tuple(_decode(a) for a in rest[1]),
+                      tuple((str(k), _decode(v)) for k, v in rest[2]), span)
+    if kind == "Slice":
+        return A.Slice(_decode(rest[0]), _decode(rest[1]), _decode(rest[2]), span)
+    if kind == "Index":
+        return A.Index(_decode(rest[0]), tuple(_decode(i) for i in rest[1]), span)
+    if kind == "Attr":
+        return A.Attr(_decode(rest[0]), str(rest[1]), span)
+    if kind == "Array":
+        return A.Array(tuple(_decode(e) for e in rest[0]), span)
+    if kind == "Assign":
+        return A.Assign(str(rest[0]), _decode(rest[1]), span)
+    raise TypeError(kind)
 
 
 def _names(events, text):
