@@ -64,3 +64,18 @@ def test_function_list_is_the_table():
         README.write_text(text[:match.start(1)] + wanted + text[match.end(1):], encoding="utf-8")
         return
     assert match.group(1) == wanted, "regenerate with GRADCLI_UPDATE_README=1 pytest tests/test_readme.py"
+
+
+@engine
+def test_python_api_example_runs():
+    """The README's Python block runs, and its custom Function works as it says."""
+    block = re.search(r"## The Python API.*?```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert block
+    env = {}
+    exec(compile(block.group(1), "README.md", "exec"), env)  # noqa: S102 - our own README, in a test
+    import gradcli as G
+    w, x, b = (G.tensor(v, requires_grad=True) for v in (2.0, 3.0, 1.0))
+    out = env["line"].apply(w, x, b)
+    out.backward()
+    assert out.grad_fn.name() == "lineBackward"
+    assert (w.grad.item(), x.grad.item(), b.grad.item()) == (3.0, 2.0, 1.0)

@@ -53,6 +53,8 @@ class _Run:
         from .language import parse, run
 
         self.G, self._run = G, run
+        import numpy as np
+        np.seterr(all="ignore")    # inf and nan are answers here (as in PyTorch), not warnings
         if spec.device != "cpu":
             from .backend import get_xp
             get_xp(spec.device)                    # a clear "dependency" error without cupy
