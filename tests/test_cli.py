@@ -186,13 +186,30 @@ def test_bad_inputs_exit_2(args, kind):
     assert js(r.stderr)["error"]["kind"] == kind
 
 
+def _console_script():
+    """The installed ``gradcli`` script: next to this Python (a venv's bin), else on PATH."""
+    beside = Path(sys.executable).with_name("gradcli")
+    return str(beside) if beside.exists() else shutil.which("gradcli")
+
+
 @engine
-def test_console_script_if_installed():
-    exe = shutil.which("gradcli")
+@pytest.mark.parametrize("args, key", [
+    (["eval", "w*x+b", "w=2", "x=3", "b=1"], "value"),
+    (["grad", "w*x+b", "w=2", "x=3", "b=1"], "grads"),
+    (["backward", "h = w*x; y = h+b", "w=2", "x=3", "b=1", "--retain", "h"], "tensors"),
+    (["jacobian", "x*2", "x=[1,2]"], "jacobian"),
+    (["hessian", "sum(x^3)", "x=[1,2]"], "hessian"),
+    (["diff", "x^3", "x=2", "--order", "2"], "derivative"),
+    (["graph", "w*x+b", "w=2", "x=3", "b=1"], "nodes"),
+    (["check", "sin(x)", "x=1"], "ok"),
+])
+def test_installed_console_script_runs_every_command(args, key):
+    exe = _console_script()
     if exe is None:
-        pytest.skip("gradcli is not on PATH")
-    r = subprocess.run([exe, "grad", "w*x+b", "w=2", "x=3", "b=1", "--json"], capture_output=True, text=True)
-    assert r.returncode == 0 and js(r.stdout)["grads"]["w"] == 3.0
+        pytest.skip("the gradcli console script is not installed (pip install .)")
+    r = subprocess.run([exe, *args, "--json"], capture_output=True, text=True, cwd=ROOT.parent, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and key in js(r.stdout)
 
 
 def test_json_path_does_not_import_rich():
