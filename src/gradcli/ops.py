@@ -256,19 +256,89 @@ def _count(xshape, dim):
 
 
 # ----------------------------------------------------------------------------------------------
+# elementwise forwards: numpy's ufuncs release the GIL, so a large elementwise op is split into
+# row blocks computed by a pool of threads (one block in the calling thread).  Results are
+# identical to one call; small arrays and numpy scalars take the plain path.
+
+_nd = np.ndarray
+_BIG = 1 << 17
+_pool: list = []
+
+
+def _threads() -> int:
+    import os
+    try:
+        return builtins.max(1, int(os.environ.get("GRADCLI_NUM_THREADS", "0")) or os.cpu_count() or 1)
+    except ValueError:
+        return os.cpu_count() or 1
+
+
+def _parallel(ufunc, args):
+    """``ufunc(*args)`` on numpy arrays, in row blocks on several threads when worth it."""
+    if not _pool:
+        _pool.append(_threads())
+        if _pool[0] > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            _pool.append(ThreadPoolExecutor(_pool[0] - 1, thread_name_prefix="gradcli"))
+    k = _pool[0]
+    shape = np.broadcast_shapes(*[a.shape if a.__class__ is _nd else () for a in args])
+    if k < 2 or not shape or shape[0] < 2 * k:
+        return ufunc(*args)
+    out = np.empty(shape, np.result_type(*args))
+    views = [np.broadcast_to(a, shape) if a.__class__ is _nd else a for a in args]
+    edges = [shape[0] * i // k for i in range(k + 1)]
+    errors = np.geterr()
+
+    def block(lo, hi):
+        with np.errstate(**errors):
+            ufunc(*[v[lo:hi] if v.__class__ is _nd else v for v in views], out=out[lo:hi])
+
+    futures = [_pool[1].submit(block, edges[i], edges[i + 1]) for i in range(1, k)]
+    block(edges[0], edges[1])
+    for f in futures:
+        f.result()
+    return out
+
+
+def _binary(ufunc, operator_fn):
+    """Forward of an arithmetic operator: the Python operator (fast on scalars), or threads."""
+    def fwd(xp, x, y):
+        if (x.__class__ is _nd and x.size >= _BIG) or (y.__class__ is _nd and y.size >= _BIG):
+            return _parallel(ufunc, (x, y))
+        return operator_fn(x, y)
+    return fwd
+
+
+def _unary(name):
+    """Forward of ``xp.<name>``, on threads for large numpy arrays."""
+    ufunc = getattr(np, name)
+
+    def fwd(xp, x):
+        if xp is np:
+            if x.__class__ is _nd and x.size >= _BIG:
+                return _parallel(ufunc, (x,))
+            return ufunc(x)
+        return getattr(xp, name)(x)
+    return fwd
+
+
+# ----------------------------------------------------------------------------------------------
 # elementwise: arithmetic
 
-defop("add", lambda xp, x, y: x + y, (lambda g: g, lambda g: g), "grad, grad", "a + b")
-defop("sub", lambda xp, x, y: x - y, (lambda g: g, lambda g: -g), "grad, -grad", "a - b")
-defop("rsub", lambda xp, x, other: other - x, (lambda g: -g,), "-grad", "a number minus x",
+_SUB = _binary(np.subtract, operator.sub)
+_MUL = _binary(np.multiply, operator.mul)
+ADD = _binary(np.add, operator.add)
+defop("add", _binary(np.add, operator.add), (lambda g: g, lambda g: g), "grad, grad", "a + b")
+defop("sub", _binary(np.subtract, operator.sub), (lambda g: g, lambda g: -g), "grad, -grad", "a - b")
+defop("rsub", lambda xp, x, other: _SUB(xp, other, x), (lambda g: -g,), "-grad", "a number minus x",
       node="RsubBackward1")
-defop("mul", lambda xp, x, y: x * y, (lambda g, y: g * y, lambda g, x: g * x), "grad * b, grad * a", "a * b")
-defop("div", lambda xp, x, y: x / y, (lambda g, y: g / y, lambda g, x, y: -g * x / (y * y)),
+defop("mul", _binary(np.multiply, operator.mul), (lambda g, y: g * y, lambda g, x: g * x), "grad * b, grad * a", "a * b")
+defop("div", _binary(np.divide, operator.truediv), (lambda g, y: g / y, lambda g, x, y: -g * x / (y * y)),
       "grad / b, -grad * a / b^2", "a / b", domain=((-2.0, 2.0), (0.5, 2.0)))
-defop("neg", lambda xp, x: -x, (lambda g: -g,), "-grad", "-x")
+defop("neg", _unary("negative"), (lambda g: -g,), "-grad", "-x")
 def _pow_fwd(xp, x, exponent):
     if exponent == 2:
-        return x * x                    # numpy's float power is several times slower
+        return _MUL(xp, x, x)           # numpy's float power is several times slower
     if exponent == 1:
         return x + 0.0
     return x ** exponent
@@ -307,47 +377,47 @@ defop("atan2", lambda xp, x, y: xp.arctan2(x, y),
 
 _UNARY = [
     # name, forward, derivative, rule text, doc, domain, grad_fn name
-    ("abs", lambda xp, x: xp.abs(x), lambda g, x: g * sign(x), "grad * sign(x)", "absolute value", (0.2, 2.0), None),
-    ("sign", lambda xp, x: xp.sign(x), lambda g: g * 0.0, "0", "sign of x (-1, 0 or 1)", (0.2, 2.0), None),
-    ("sqrt", lambda xp, x: xp.sqrt(x), lambda g, out: g / (2.0 * out), "grad / (2 * out)", "square root",
+    ("abs", _unary("abs"), lambda g, x: g * sign(x), "grad * sign(x)", "absolute value", (0.2, 2.0), None),
+    ("sign", _unary("sign"), lambda g: g * 0.0, "0", "sign of x (-1, 0 or 1)", (0.2, 2.0), None),
+    ("sqrt", _unary("sqrt"), lambda g, out: g / (2.0 * out), "grad / (2 * out)", "square root",
      (0.2, 3.0), None),
     ("rsqrt", lambda xp, x: 1.0 / xp.sqrt(x), lambda g, out: -0.5 * g * out * out * out, "-grad * out^3 / 2",
      "1 / sqrt(x)", (0.2, 3.0), None),
     ("reciprocal", lambda xp, x: 1.0 / x, lambda g, out: -g * out * out, "-grad * out^2", "1 / x",
      (0.3, 2.0), None),
-    ("exp", lambda xp, x: xp.exp(x), lambda g, out: g * out, "grad * out", "e to the x", (-2.0, 2.0), None),
-    ("exp2", lambda xp, x: xp.exp2(x), lambda g, out: g * out * math.log(2.0), "grad * out * log(2)",
+    ("exp", _unary("exp"), lambda g, out: g * out, "grad * out", "e to the x", (-2.0, 2.0), None),
+    ("exp2", _unary("exp2"), lambda g, out: g * out * math.log(2.0), "grad * out * log(2)",
      "2 to the x", (-2.0, 2.0), None),
-    ("expm1", lambda xp, x: xp.expm1(x), lambda g, out: g * (out + 1.0), "grad * (out + 1)", "exp(x) - 1",
+    ("expm1", _unary("expm1"), lambda g, out: g * (out + 1.0), "grad * (out + 1)", "exp(x) - 1",
      (-2.0, 2.0), None),
-    ("log", lambda xp, x: xp.log(x), lambda g, x: g / x, "grad / x", "natural logarithm", (0.2, 3.0), None),
-    ("log2", lambda xp, x: xp.log2(x), lambda g, x: g / (x * math.log(2.0)), "grad / (x * log(2))",
+    ("log", _unary("log"), lambda g, x: g / x, "grad / x", "natural logarithm", (0.2, 3.0), None),
+    ("log2", _unary("log2"), lambda g, x: g / (x * math.log(2.0)), "grad / (x * log(2))",
      "base-2 logarithm", (0.2, 3.0), None),
-    ("log10", lambda xp, x: xp.log10(x), lambda g, x: g / (x * math.log(10.0)), "grad / (x * log(10))",
+    ("log10", _unary("log10"), lambda g, x: g / (x * math.log(10.0)), "grad / (x * log(10))",
      "base-10 logarithm", (0.2, 3.0), None),
-    ("log1p", lambda xp, x: xp.log1p(x), lambda g, x: g / (x + 1.0), "grad / (1 + x)", "log(1 + x)",
+    ("log1p", _unary("log1p"), lambda g, x: g / (x + 1.0), "grad / (1 + x)", "log(1 + x)",
      (-0.5, 2.0), "Log1PBackward0"),
-    ("sin", lambda xp, x: xp.sin(x), lambda g, x: g * cos(x), "grad * cos(x)", "sine", (-3.0, 3.0), None),
-    ("cos", lambda xp, x: xp.cos(x), lambda g, x: -g * sin(x), "-grad * sin(x)", "cosine", (-3.0, 3.0), None),
-    ("tan", lambda xp, x: xp.tan(x), lambda g, out: g * (out * out + 1.0), "grad * (1 + out^2)", "tangent",
+    ("sin", _unary("sin"), lambda g, x: g * cos(x), "grad * cos(x)", "sine", (-3.0, 3.0), None),
+    ("cos", _unary("cos"), lambda g, x: -g * sin(x), "-grad * sin(x)", "cosine", (-3.0, 3.0), None),
+    ("tan", _unary("tan"), lambda g, out: g * (out * out + 1.0), "grad * (1 + out^2)", "tangent",
      (-1.2, 1.2), None),
-    ("asin", lambda xp, x: xp.arcsin(x), lambda g, x: g / sqrt(1.0 - x * x), "grad / sqrt(1 - x^2)",
+    ("asin", _unary("arcsin"), lambda g, x: g / sqrt(1.0 - x * x), "grad / sqrt(1 - x^2)",
      "inverse sine", (-0.8, 0.8), None),
-    ("acos", lambda xp, x: xp.arccos(x), lambda g, x: -g / sqrt(1.0 - x * x), "-grad / sqrt(1 - x^2)",
+    ("acos", _unary("arccos"), lambda g, x: -g / sqrt(1.0 - x * x), "-grad / sqrt(1 - x^2)",
      "inverse cosine", (-0.8, 0.8), None),
-    ("atan", lambda xp, x: xp.arctan(x), lambda g, x: g / (x * x + 1.0), "grad / (1 + x^2)", "inverse tangent",
+    ("atan", _unary("arctan"), lambda g, x: g / (x * x + 1.0), "grad / (1 + x^2)", "inverse tangent",
      (-2.0, 2.0), None),
-    ("sinh", lambda xp, x: xp.sinh(x), lambda g, x: g * cosh(x), "grad * cosh(x)", "hyperbolic sine",
+    ("sinh", _unary("sinh"), lambda g, x: g * cosh(x), "grad * cosh(x)", "hyperbolic sine",
      (-2.0, 2.0), None),
-    ("cosh", lambda xp, x: xp.cosh(x), lambda g, x: g * sinh(x), "grad * sinh(x)", "hyperbolic cosine",
+    ("cosh", _unary("cosh"), lambda g, x: g * sinh(x), "grad * sinh(x)", "hyperbolic cosine",
      (-2.0, 2.0), None),
-    ("tanh", lambda xp, x: xp.tanh(x), lambda g, out: g * (1.0 - out * out), "grad * (1 - out^2)",
+    ("tanh", _unary("tanh"), lambda g, out: g * (1.0 - out * out), "grad * (1 - out^2)",
      "hyperbolic tangent", (-2.0, 2.0), None),
-    ("asinh", lambda xp, x: xp.arcsinh(x), lambda g, x: g / sqrt(x * x + 1.0), "grad / sqrt(x^2 + 1)",
+    ("asinh", _unary("arcsinh"), lambda g, x: g / sqrt(x * x + 1.0), "grad / sqrt(x^2 + 1)",
      "inverse hyperbolic sine", (-2.0, 2.0), None),
-    ("acosh", lambda xp, x: xp.arccosh(x), lambda g, x: g / sqrt(x * x - 1.0), "grad / sqrt(x^2 - 1)",
+    ("acosh", _unary("arccosh"), lambda g, x: g / sqrt(x * x - 1.0), "grad / sqrt(x^2 - 1)",
      "inverse hyperbolic cosine", (1.2, 3.0), None),
-    ("atanh", lambda xp, x: xp.arctanh(x), lambda g, x: g / (1.0 - x * x), "grad / (1 - x^2)",
+    ("atanh", _unary("arctanh"), lambda g, x: g / (1.0 - x * x), "grad / (1 - x^2)",
      "inverse hyperbolic tangent", (-0.8, 0.8), None),
     ("sigmoid", lambda xp, x: _sigmoid(xp, x), lambda g, out: g * out * (1.0 - out), "grad * out * (1 - out)",
      "logistic sigmoid 1 / (1 + exp(-x))", (-3.0, 3.0), None),
