@@ -113,15 +113,13 @@ def apply(op, inputs, params=_EMPTY):
                 break
         else:
             return Tensor(out)
-        nexts = tuple([(a.grad_fn or (a._accumulator() if a._requires_grad else None))
-                       if a.__class__ is Tensor else None for a in inputs])
-        nrs = None
-        if _multi_output[0]:
-            nrs = tuple([a._output_nr if a.__class__ is Tensor else 0 for a in inputs])
-        if op.saves:
-            node = OpNode(op, params, inputs, out, nexts, nrs)
+        if op.saves:                    # where gradients go is worked out from the inputs later
+            node = OpNode(op, params, inputs, out, None)
         else:
-            node = OpNode(op, params, None, None, nexts, nrs)
+            node = OpNode(op, params, None, None, tuple([
+                (a.grad_fn or (a._accumulator() if a._requires_grad else None)) if a.__class__ is Tensor else None
+                for a in inputs]), tuple([a._output_nr if a.__class__ is Tensor else 0 for a in inputs])
+                if _multi_output[0] else None)
             node.shapes = tuple([getattr(a, "shape", ()) for a in arrays])
         return Tensor(out, True, node)
     return Tensor(out)

@@ -32,13 +32,13 @@ def _post_order(roots):
         if root is None or root in seen:
             continue
         seen.add(root)
-        stack = [(root, iter(root.next))]
+        stack = [(root, iter(root.nexts()))]
         while stack:
             node, children = stack[-1]
             for child in children:
                 if child is not None and child not in seen:
                     seen.add(child)
-                    stack.append((child, iter(child.next)))
+                    stack.append((child, iter(child.nexts())))
                     break
             else:
                 stack.pop()
@@ -53,7 +53,7 @@ def _needed(post, targets):
         if node in targets:
             needed.add(node)
         else:
-            for child in node.next:
+            for child in node.nexts():
                 if child in needed:
                     needed.add(node)
                     break
@@ -107,6 +107,8 @@ def execute(roots, grads, *, retain_graph=False, create_graph=False, capture=Non
             if targets is not None and node in targets:
                 captured[node] = g              # and it passes it on if a target lies below
             nexts = node.next
+            if nexts is None:
+                nexts = node.nexts()
             if needed is None:
                 mask = [child is not None for child in nexts]
             else:

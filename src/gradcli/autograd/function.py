@@ -30,8 +30,11 @@ class Node:
 
     @property
     def next_functions(self) -> tuple:
-        nrs = self.nrs or (0,) * len(self.next)
-        return tuple(zip(self.next, nrs))
+        nexts = self.nexts()
+        return tuple(zip(nexts, self.nrs or (0,) * len(nexts)))
+
+    def nexts(self) -> tuple:
+        return self.next
 
     def name(self) -> str:
         return type(self).__name__
@@ -68,7 +71,7 @@ class AccumulateGrad(Node):
     def __init__(self, variable):
         self.variable = variable
         self.next = ()
-        self.seq = next(_seq)
+        self.seq = -next(_seq)      # a leaf's sink runs after every function node (any order among them)
         self.nrs = self.span = self.pre_hooks = self.retained = None
 
 
@@ -86,6 +89,20 @@ class OpNode(Node):
     def name(self) -> str:
         node = self.op.node
         return node if node.__class__ is str else node(self.params)
+
+    def nexts(self) -> tuple:
+        """Where each input's gradient goes; worked out from the saved inputs on first use (one
+        tuple fewer per node while the graph is built: fewer objects for the garbage collector)."""
+        nexts = self.next
+        if nexts is None:
+            from ..tensor import Tensor
+            inputs = self.inputs
+            nexts = self.next = tuple([(a.grad_fn or (a._accumulator() if a._requires_grad else None))
+                                       if a.__class__ is Tensor else None for a in inputs])
+            if multi_output[0]:
+                nrs = tuple([a._output_nr if a.__class__ is Tensor else 0 for a in inputs])
+                self.nrs = nrs if any(nrs) else None
+        return nexts
 
     def input_shapes(self):
         if self.inputs is None:
@@ -105,6 +122,7 @@ class OpNode(Node):
 
     def release(self):
         if self.inputs is not None:
+            self.nexts()
             self.shapes = tuple(getattr(x, "shape", ()) for x in self.inputs)
             self.inputs = self.out = None
 
@@ -144,7 +162,7 @@ class BackwardCFunction(Node):
         result = self.cls.backward(self, *grads)
         if not isinstance(result, tuple):
             result = (result,)
-        expected = len(self.next)
+        expected = len(self.next)  # set when the node was made
         if len(result) != expected:
             if len(result) > expected and all(r is None for r in result[expected:]):
                 result = result[:expected]
