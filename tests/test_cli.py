@@ -244,3 +244,12 @@ def test_fast_path_falls_back_for_usage_errors():
     assert _fast(["grad", "w", "--bogus"]) is None
     assert _fast(["grad", "w", "--seed", "x"]) is None
     assert _fast(["--help"]) is None
+
+
+@engine
+def test_huge_hessian_is_refused_with_a_hint():
+    r = cli("hessian", "sum(x^4) + x @ A @ x", "x=zeros(300)", "A=zeros(300, 300)", "--json")
+    assert r.exit_code == 2
+    assert "--wrt" in r.output and "Traceback" not in r.output
+    r = cli("hessian", "sum(x^4) + x @ A @ x", "x=[1, 2]", "A=eye(2)", "--wrt", "x", "--json")
+    assert r.exit_code == 0 and js(r.stdout)["hessian"]["x"]["x"] == [[14.0, 0.0], [0.0, 50.0]]

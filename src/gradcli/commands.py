@@ -248,6 +248,7 @@ def jacobian(spec: Inputs, wrt=()) -> Result:
     """``jacobian``: d output / d input, shape output.shape + input.shape, per input."""
     run = _Run(spec)
     names = run.wrt(wrt)
+    _guard_size("Jacobian", _numel(run.output) * sum(_numel(run.inputs[n]) for n in names), names)
     from .autograd import functional
     try:
         blocks = functional.jacobian(run.function(names), tuple(run.inputs[n] for n in names))
@@ -261,12 +262,22 @@ def jacobian(spec: Inputs, wrt=()) -> Result:
     return result
 
 
+MAX_NUMBERS = 50_000_000     # 400 MB of float64: beyond that a result is surely a mistake
+
+
+def _guard_size(what, count, names):
+    if count > MAX_NUMBERS:
+        raise GradcliError("value", f"the {what} w.r.t. {', '.join(names)} would have {count:,} numbers "
+                           f"(more than {MAX_NUMBERS:,}): choose fewer inputs with --wrt")
+
+
 def hessian(spec: Inputs, wrt=()) -> Result:
     """``hessian``: every block d²output / da db of a scalar output."""
     run = _Run(spec)
     names = run.wrt(wrt)
     if _numel(run.output) != 1:
         raise GradcliError("autograd", f"hessian needs a scalar output; the output has shape {tuple(run.output.shape)}")
+    _guard_size("Hessian", sum(_numel(run.inputs[n]) for n in names) ** 2, names)
     from .autograd import functional
     try:
         blocks = functional.hessian(run.function(names), tuple(run.inputs[n] for n in names))
