@@ -78,13 +78,36 @@ class AccumulateGrad(Node):
 class OpNode(Node):
     """The backward of one op-table primitive: the rule with the inputs and output it saved."""
 
-    __slots__ = ("op", "params", "inputs", "out", "shapes")
+    # the saved inputs: one or two in slots ``a``, ``b`` (no tuple per node: fewer objects for the
+    # garbage collector while a graph is built), more as a tuple in ``a``; ``n`` counts them
+    # (0: nothing saved, or released)
+    __slots__ = ("op", "params", "a", "b", "n", "out", "shapes")
 
     def __init__(self, op, params, inputs, out, next, nrs=None):
-        self.op, self.params, self.inputs, self.out = op, params, inputs, out
+        self.op, self.params, self.out = op, params, out
+        if inputs is None:
+            self.n, self.a, self.b = 0, None, None
+        else:
+            n = self.n = len(inputs)
+            if n == 2:
+                self.a, self.b = inputs
+            elif n == 1:
+                self.a, self.b = inputs[0], None
+            else:
+                self.a, self.b = inputs, None
         self.next, self.nrs = next, nrs
         self.seq = next_seq()
         self.span = self.pre_hooks = self.retained = self.shapes = None
+
+    @property
+    def inputs(self):
+        """The saved inputs (a tuple), or None when nothing is saved (any more)."""
+        n = self.n
+        if n == 2:
+            return (self.a, self.b)
+        if n == 1:
+            return (self.a,)
+        return self.a if n else None
 
     def name(self) -> str:
         node = self.op.node
@@ -121,10 +144,11 @@ class OpNode(Node):
         return op.backward(self, g, inputs, needed)
 
     def release(self):
-        if self.inputs is not None:
+        if self.n:
             self.nexts()
             self.shapes = tuple(getattr(x, "shape", ()) for x in self.inputs)
-            self.inputs = self.out = None
+            self.a = self.b = self.out = None
+            self.n = 0
 
 
 # ----------------------------------------------------------------------------------------------
