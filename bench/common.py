@@ -351,7 +351,7 @@ def environment(cfg: Config) -> dict:
         "os.cpu_count": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "thread_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                                       "OPENBLAS_NUM_THREADS", "XLA_FLAGS")},
+                                                       "OPENBLAS_NUM_THREADS", "GRADCLI_NUM_THREADS", "XLA_FLAGS")},
         "gradcli": gradcli.__version__,
         "gradcli_path": str(Path(gradcli.__file__).parent),
         "git_commit": _git("rev-parse", "--short", "HEAD"),

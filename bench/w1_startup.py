@@ -61,7 +61,7 @@ def run(cfg: Config, rep: Report) -> None:
         rep.ratio("gradcli / bare python", grad, med["python -c 'pass'"])
         for label in med:
             if label.startswith("python -c 'import ") and "numpy" not in label:
-                rep.ratio(f"gradcli / {label[10:-1]}", grad, med[label])
+                rep.ratio("gradcli / " + label[len("python -c '"):-1], grad, med[label])
         rep.target("gradcli / import numpy", vs_numpy, 1.5, goal=1.3)
 
         probe = run_process([sys.executable, "-c", PROBE, *ARGS], env=env)

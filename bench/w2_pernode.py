@@ -124,7 +124,7 @@ def run(cfg: Config, rep: Report) -> None:
     med = rep.table(f"build + backward, {nodes} nodes", {k: v for k, v in times.items() if k not in slow},
                     per=nodes, per_unit="node")
     if slow:
-        med.update(rep.table(f"build + backward, {4 * slow_steps} nodes", {k: times[k] for k in slow},
+        med.update(rep.table(f"build + backward, {4 * slow_steps} nodes (tracing peers, fewer rounds)", {k: times[k] for k in slow},
                              per=4 * slow_steps, per_unit="node"))
     per_node = {k: v / (4 * slow_steps if k in slow else nodes) for k, v in med.items()}
     g = per_node["gradcli"]
