@@ -135,6 +135,10 @@ def _gradient_function(func, inputs, grad_outputs):
     n = len(inputs)
 
     def gradients(*args):
+        with enable_grad():     # also when called under no_grad by the numerical Jacobian
+            return _gradients(*args)
+
+    def _gradients(*args):
         xs, gos = args[:n], args[n:]
         outs = _tuple(func(*xs))
         used = [(o, go) for o, go in zip(outs, gos) if o.requires_grad]
