@@ -330,6 +330,8 @@ defop("add", _binary(np.add, operator.add), (lambda g: g, lambda g: g), "grad, g
 defop("sub", _binary(np.subtract, operator.sub), (lambda g: g, lambda g: -g), "grad, -grad", "a - b")
 defop("rsub", lambda xp, x, other: _SUB(xp, other, x), (lambda g: -g,), "-grad", "a number minus x",
       node="RsubBackward1")
+defop("add_alpha", lambda xp, x, y, alpha, node: x + alpha * y, (lambda g: g, lambda g, alpha: g * alpha),
+      "grad, grad * alpha", "a + alpha * b (add and sub with alpha=)", node=lambda p: p["node"])
 defop("mul", _binary(np.multiply, operator.mul), (lambda g, y: g * y, lambda g, x: g * x), "grad * b, grad * a", "a * b")
 defop("div", _binary(np.divide, operator.truediv), (lambda g, y: g / y, lambda g, x, y: -g * x / (y * y)),
       "grad / b, -grad * a / b^2", "a / b", domain=((-2.0, 2.0), (0.5, 2.0)))
@@ -639,6 +641,8 @@ def _matmul_name(p):
         return "MvBackward0"
     if a == 1 and b == 2:
         return "SqueezeBackward4"
+    if a == 2 and b > 2:                # torch: (b.mT @ a.mT).mT made contiguous
+        return "CloneBackward0"
     if a == 2 and b == 2:
         return "MmBackward0"
     return "UnsafeViewBackward0"
@@ -786,7 +790,7 @@ def _cat_bwd(g, shapes, dim):
 defop("cat", lambda xp, *xs, dim: xp.concatenate(xs, axis=dim), _cat_bwd,
       "grad[the input's part] for each input", "cat([a, b, ...], dim=0): join along a dimension")
 defop("clone", lambda xp, x: x.copy(), (lambda g: g,), "grad", "a copy of x")
-defop("to", lambda xp, x, device, dtype: _convert(x, device, dtype),
+defop("to", lambda xp, x, device, dtype, xdevice, xdtype: _convert(x, device, dtype),
       (lambda g, xdevice, xdtype: _to(g, device=xdevice, dtype=xdtype),), "grad converted back",
       "x on another device or with another dtype", node="ToCopyBackward0")
 
@@ -825,7 +829,7 @@ for _name, *_ in _UNARY:
 
 def add(input, other, alpha=1):
     if alpha != 1:
-        other = mul(other, alpha)
+        return apply(OPS["add_alpha"], (input, other), {"alpha": alpha, "node": "AddBackward0"})
     return apply(OPS["add"], (input, other))
 
 
@@ -833,7 +837,7 @@ def sub(input, other, alpha=1):
     if not isinstance(input, Tensor):
         return apply(OPS["rsub"], (other,), {"other": input}) if alpha == 1 else sub(_t(input, other), other, alpha)
     if alpha != 1:
-        other = mul(other, alpha)
+        return apply(OPS["add_alpha"], (input, other), {"alpha": -alpha, "node": "SubBackward0"})
     return apply(OPS["sub"], (input, other))
 
 
@@ -1356,6 +1360,7 @@ Tensor.__eq__ = lambda self, other: apply(OPS["eq"], (self, other))
 Tensor.__ne__ = lambda self, other: apply(OPS["ne"], (self, other))
 Tensor.__hash__ = lambda self: id(self)
 Tensor.__getitem__ = _getitem
+Tensor.clone = lambda self: apply(OPS["clone"], (self,))
 Tensor.T = property(_T)
 Tensor.mT = property(mT)
 Tensor.expand = lambda self, *size: expand(self, tuple(
