@@ -28,7 +28,7 @@ class Case:
                  deviation=None):
         self.id, self.expr, self.shapes, self.op = id, expr, [tuple(s) for s in shapes], op
         self.covers = tuple(covers) or (op,)
-        self.torch_expr = torch or expr
+        self.torch_expr = None if torch is False else (torch or expr)     # None: gradcli only
         self.dom = dom
         self.well_conditioned = well_conditioned
         self.deviation = deviation          # a known, documented difference from torch's graph
@@ -124,7 +124,9 @@ def _reduction_cases():
                 continue
             if name == "logsumexp" and not args:
                 args = ", dim=-1" if shapes != [()] else ", dim=0"
-            cases.append(Case(f"{name}-{tag}", f"T.{name}(a{args})", shapes, name))
+            # torch.prod takes one dim only: a tuple of dims is a gradcli extension
+            extension = name == "prod" and "(0," in args
+            cases.append(Case(f"{name}-{tag}", f"T.{name}(a{args})", shapes, name, torch=False if extension else None))
     cases += [
         Case("sum-method", "a.sum(dim=1)", [(2, 3)], "sum"),
         Case("mean-method-keep", "a.mean(0, True)", [(2, 3)], "mean"),
@@ -153,7 +155,7 @@ def _reduction_cases():
     return cases
 
 
-_MATMUL = [("1d-1d", (3,), (3,), None), ("2d-1d", (2, 3), (3,), None), ("1d-2d", (3,), (3, 2), None),
+_MATMUL = [("1d-1d", (3,), (3,), None), ("2d-1d", (2, 3), (3,), None), ("1d-2d", (3,), (3, 2), "single SqueezeBackward4 node"),
            ("2d-2d", (2, 3), (3, 2), None), ("3d-3d", (2, 2, 3), (2, 3, 2), "UnsafeViewBackward0"),
            ("3d-2d", (2, 2, 3), (3, 2), "UnsafeViewBackward0"), ("2d-3d", (2, 3), (2, 3, 2), "UnsafeViewBackward0"),
            ("1d-3d", (3,), (2, 3, 2), "UnsafeViewBackward0"), ("3d-1d", (2, 2, 3), (3,), "UnsafeViewBackward0")]
@@ -368,3 +370,47 @@ def test_hessian_equals_differences_of_the_gradient(case):
                 block = _np(hess[i][j]).reshape(ai.shape + (aj.size,))
                 np.testing.assert_allclose(block[..., k], column, rtol=1e-4, atol=1e-6,
                                            err_msg=f"d2/d{'abc'[i]} d{'abc'[j]}[{k}]")
+
+
+# ----------------------------------------------------------------------------------------------
+# one case evaluated with a module T (gradcli or torch): used by test_torch_parity and
+# scripts/make_golden.py
+
+def graph_tree(fn, depth=0):
+    """``[name, [children...]]`` of a grad_fn graph (None for an input with no gradient)."""
+    if fn is None:
+        return None
+    name = fn.name().replace("torch::autograd::", "")
+    if depth >= 8:
+        return [name, "..."]
+    return [name, [graph_tree(child, depth + 1) for child, _ in fn.next_functions]]
+
+
+def _plain(T, t):
+    if t is None:
+        return None
+    if getattr(t, "_is_zerotensor", None) is not None and t._is_zerotensor():
+        return np.zeros(tuple(t.shape)).tolist()       # torch's symbolic zeros
+    return np.asarray(t.detach().numpy(), dtype=np.float64).tolist()
+
+
+def evaluate(T, case, arrays=None, expr=None):
+    """Output, first gradients of ``sum(out * v)``, second derivatives ``d/dx sum_i sum(grad_i * u_i)``
+    and the grad_fn graph of ``case`` at ``arrays`` (default: the case's seeded inputs)."""
+    arrays = case.arrays() if arrays is None else [np.asarray(a, dtype=np.float64) for a in arrays]
+    xs = [T.tensor(a, requires_grad=True) for a in arrays]
+    y = case.fn(T, expr)(*xs)
+    v = weights_for(case, tuple(y.shape))
+    grads = T.autograd.grad((y * T.tensor(v)).sum(), xs, create_graph=True, allow_unused=True)
+    weighted = [(g * T.tensor(weights_for(case, tuple(g.shape), f"u{i}"))).sum()
+                for i, g in enumerate(grads) if g is not None and g.requires_grad]
+    second = None
+    if weighted:
+        total = weighted[0]
+        for w in weighted[1:]:
+            total = total + w
+        second = T.autograd.grad(total, xs, allow_unused=True)
+    return {"inputs": [a.tolist() for a in arrays], "output": _plain(T, y), "shape": list(y.shape),
+            "grads": [_plain(T, g) for g in grads],
+            "second": None if second is None else [_plain(T, g) for g in second],
+            "grad_fn": y.grad_fn.name() if y.grad_fn is not None else None, "graph": graph_tree(y.grad_fn)}
