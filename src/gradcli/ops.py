@@ -42,16 +42,31 @@ _EMPTY: dict = {}
 class Op:
     """One primitive of the table (see the module docstring)."""
 
-    __slots__ = ("name", "fwd", "rules", "single", "sources", "plans", "rule", "doc", "domain", "node", "saves",
-                 "nondiff")
+    __slots__ = ("name", "fwd", "rules", "single", "sources", "plans", "callers", "rule", "doc", "domain",
+                 "node", "saves", "nondiff")
 
     def backward(self, node, g, inputs, needed):
         if self.single:
             return self.rules(*[_source(s, node, g, inputs) for s in self.sources])
-        # plans: 0 = g, 1..3 = the inputs, a name = anything else (see _source)
-        return [rule(*[g if c == 0 else inputs[c - 1] if c.__class__ is int else _source(c, node, g, inputs)
-                       for c in plan]) if need and rule is not None else None
-                for rule, plan, need in zip(self.rules, self.plans, needed)]
+        return [call(rule, node, g, inputs) if need and rule is not None else None
+                for rule, call, need in zip(self.rules, self.callers, needed)]
+
+
+def _caller(plan):
+    """How to call a derivative with what it asks for: plans 0 = g, 1..3 = the inputs, a name =
+    anything else (``_source``); the common shapes get a direct call."""
+    if plan == (0,):
+        return lambda rule, node, g, inputs: rule(g)
+    if len(plan) == 2 and plan[0] == 0 and plan[1].__class__ is int:
+        k = plan[1] - 1
+        return lambda rule, node, g, inputs: rule(g, inputs[k])
+    if len(plan) == 3 and plan[0] == 0 and plan[1].__class__ is int and plan[2].__class__ is int:
+        j, k = plan[1] - 1, plan[2] - 1
+        return lambda rule, node, g, inputs: rule(g, inputs[j], inputs[k])
+    if plan == (0, "out"):
+        return lambda rule, node, g, inputs: rule(g, _source("out", node, g, inputs))
+    return lambda rule, node, g, inputs: rule(*[g if c == 0 else inputs[c - 1] if c.__class__ is int
+                                                else _source(c, node, g, inputs) for c in plan])
 
 
 _INPUT = {"x": 0, "y": 1, "z": 2}
@@ -88,6 +103,7 @@ def defop(name, fwd, bwd, rule, doc, domain=(-2.0, 2.0), node=None, nondiff=Fals
         names = {n for s in op.sources for n in s}
         codes = {"g": 0, "x": 1, "y": 2, "z": 3}
         op.plans = tuple(tuple(codes.get(n, n) for n in s) for s in op.sources)
+        op.callers = tuple(_caller(plan) for plan in op.plans)
     op.saves = bool(names & {"x", "y", "z", "xs", "out"})
     OPS[name] = op
     return op
@@ -544,6 +560,7 @@ def _spread(g, x, out, xshape, dim, keepdim):
     hit = x == _unreduce(out, xshape, dim, keepdim)
     count = _unreduce(sum(hit, dim=None if dim is None else tuple(d + len(xshape) for d in dim), keepdim=True),
                       xshape, dim, True)
+    count = _to(count, dtype=x.dtype)   # a count of booleans is an integer: keep float32 float32
     return _unreduce(g, xshape, dim, keepdim) * hit / count
 
 

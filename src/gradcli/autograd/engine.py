@@ -18,6 +18,19 @@ from . import grad_mode
 from .function import FREED, AccumulateGrad, BackwardCFunction, OpNode
 
 
+class _Lazy:
+    """Names from modules that import this one, bound on the first backward."""
+    Tensor = ADD = sum_to = None
+
+    def bind(self):
+        from .. import ops
+        from ..tensor import Tensor
+        _Lazy.Tensor, _Lazy.ADD, _Lazy.sum_to = Tensor, staticmethod(ops.ADD), staticmethod(ops.sum_to)
+
+
+_lazy = _Lazy()
+
+
 class AnomalyError(RuntimeError):
     """A node's backward produced NaN or infinity (under ``detect_anomaly``); ``node`` is that node."""
 
@@ -69,9 +82,10 @@ def execute(roots, grads, *, retain_graph=False, create_graph=False, capture=Non
     (``backward(inputs=...)``).  ``nbatch``: leading batch dimensions of every gradient
     (``is_grads_batched``).
     """
-    from .. import ops
-    from ..tensor import Tensor
-    sum_to = ops.sum_to
+    if _lazy.Tensor is None:
+        _lazy.bind()
+    Tensor = _lazy.Tensor
+    sum_to = _lazy.sum_to
     accumulate = True
     targets = needed = None
     captured = {}
@@ -149,7 +163,11 @@ def execute(roots, grads, *, retain_graph=False, create_graph=False, capture=Non
                         buffers[child] = gi
                         continue
                 _add(buffers, child, nrs[i] if nrs else 0, gi, create_graph)
-            if not retain_graph:
+            if not retain_graph and cls is OpNode:
+                if node.n:
+                    node.a = node.b = node.out = None       # what release() does, inline
+                    node.n = 0
+            elif not retain_graph:
                 node.release()
     finally:
         grad_mode.state.enabled = previous
@@ -159,7 +177,7 @@ def execute(roots, grads, *, retain_graph=False, create_graph=False, capture=Non
 
 
 def _retain(node, g, create_graph):
-    from ..tensor import Tensor
+    Tensor = _lazy.Tensor
     tensor = node.retained()
     if tensor is not None:
         kept = g if create_graph else Tensor(g.data)
@@ -168,7 +186,7 @@ def _retain(node, g, create_graph):
 
 def _accumulate(node, g, targets, accumulate, captured, create_graph):
     """A leaf's gradient: run its hooks, then capture it or add it to ``.grad``."""
-    from ..tensor import Tensor
+    Tensor = _lazy.Tensor
     variable = node.variable
     if variable._hooks:
         g = _run_hooks(variable._hooks, g)
@@ -199,9 +217,7 @@ def _add(buffers, node, nr, g, create_graph):
 def _sum(a, b, create_graph):
     if create_graph:
         return a + b
-    from ..ops import ADD
-    from ..tensor import Tensor
-    return Tensor(ADD(None, a.data, b.data))
+    return _lazy.Tensor(_lazy.ADD(None, a.data, b.data))
 
 
 class _Multi(list):

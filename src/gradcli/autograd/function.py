@@ -118,7 +118,7 @@ class OpNode(Node):
         tuple fewer per node while the graph is built: fewer objects for the garbage collector)."""
         nexts = self.next
         if nexts is None:
-            from ..tensor import Tensor
+            Tensor = _tensor_class()
             inputs = self.inputs
             nexts = self.next = tuple([(a.grad_fn or (a._accumulator() if a._requires_grad else None))
                                        if a.__class__ is Tensor else None for a in inputs])
@@ -145,10 +145,16 @@ class OpNode(Node):
 
     def release(self):
         if self.n:
-            self.nexts()
-            self.shapes = tuple(getattr(x, "shape", ()) for x in self.inputs)
+            self.nexts()                 # next_functions outlive the saved tensors
             self.a = self.b = self.out = None
             self.n = 0
+
+
+def _tensor_class():
+    from ..tensor import Tensor
+    global _tensor_class
+    _tensor_class = lambda: Tensor  # noqa: E731 - imported once, then a constant
+    return Tensor
 
 
 # ----------------------------------------------------------------------------------------------
