@@ -77,6 +77,10 @@ class set_grad_enabled(_Mode):
         state.enabled = self.prev.pop()
         return False
 
+    def __call__(self, func):
+        state.enabled = self.prev.pop()     # used as a decorator: undo the immediate effect (as PyTorch)
+        return super().__call__(func)
+
     def _init_like(self, other):
         _Mode.__init__(self, other.mode)
         self.prev.append(state.enabled)
