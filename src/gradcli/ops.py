@@ -43,7 +43,7 @@ class Op:
     """One primitive of the table (see the module docstring)."""
 
     __slots__ = ("name", "fwd", "rules", "single", "sources", "plans", "callers", "rule", "doc", "domain",
-                 "node", "saves", "nondiff")
+                 "node", "saves", "keeps_out", "nondiff")
 
     def backward(self, node, g, inputs, needed):
         if self.single:
@@ -105,6 +105,7 @@ def defop(name, fwd, bwd, rule, doc, domain=(-2.0, 2.0), node=None, nondiff=Fals
         op.plans = tuple(tuple(codes.get(n, n) for n in s) for s in op.sources)
         op.callers = tuple(_caller(plan) for plan in op.plans)
     op.saves = bool(names & {"x", "y", "z", "xs", "out"})
+    op.keeps_out = "out" in names          # else the result is not kept alive by the graph
     OPS[name] = op
     return op
 
@@ -130,7 +131,7 @@ def apply(op, inputs, params=_EMPTY):
         else:
             return Tensor(out)
         if op.saves:                    # where gradients go is worked out from the inputs later
-            node = OpNode(op, params, inputs, out, None)
+            node = OpNode(op, params, inputs, out if op.keeps_out else None, None)
         else:
             node = OpNode(op, params, None, None, tuple([
                 (a.grad_fn or (a._accumulator() if a._requires_grad else None)) if a.__class__ is Tensor else None
@@ -378,10 +379,10 @@ defop("pow_tensor", lambda xp, x, y: x ** y,
 defop("rpow", lambda xp, x, base: base ** x, (lambda g, out, base: g * out * math.log(base),),
       "grad * out * log(base)", "a number to the power x", node="PowBackward2")
 defop("maximum", lambda xp, x, y: xp.maximum(x, y),
-      (lambda g, x, y: g * ((x > y) + (x == y) * 0.5), lambda g, x, y: g * ((y > x) + (x == y) * 0.5)),
+      (lambda g, x, y: g * (x > y) + g * (x == y) * 0.5, lambda g, x, y: g * (y > x) + g * (x == y) * 0.5),
       "grad * (a > b), grad * (b > a)  (ties split)", "elementwise maximum(a, b)")
 defop("minimum", lambda xp, x, y: xp.minimum(x, y),
-      (lambda g, x, y: g * ((x < y) + (x == y) * 0.5), lambda g, x, y: g * ((y < x) + (x == y) * 0.5)),
+      (lambda g, x, y: g * (x < y) + g * (x == y) * 0.5, lambda g, x, y: g * (y < x) + g * (x == y) * 0.5),
       "grad * (a < b), grad * (b < a)  (ties split)", "elementwise minimum(a, b)")
 defop("atan2", lambda xp, x, y: xp.arctan2(x, y),
       (lambda g, x, y: g * y / (x * x + y * y), lambda g, x, y: -g * x / (x * x + y * y)),
