@@ -414,3 +414,24 @@ def evaluate(T, case, arrays=None, expr=None):
             "grads": [_plain(T, g) for g in grads],
             "second": None if second is None else [_plain(T, g) for g in second],
             "grad_fn": y.grad_fn.name() if y.grad_fn is not None else None, "graph": graph_tree(y.grad_fn)}
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_float32_stays_float32(case):
+    """Outputs, gradients and second derivatives keep float32 (no silent float64 in a rule)."""
+    xs = inputs_for(case, dtype="float32")
+    y = case.fn(G)(*xs)
+    assert y.dtype == np.float32
+    v = G.tensor(weights_for(case, tuple(y.shape)), dtype="float32")
+    grads = G.autograd.grad((y * v).sum(), xs, create_graph=True, allow_unused=True)
+    assert all(g.dtype == np.float32 for g in grads if g is not None)
+    used = [(g * g).sum() for g in grads if g is not None and g.requires_grad]
+    if used:
+        total = used[0]
+        for u in used[1:]:
+            total = total + u
+        second = G.autograd.grad(total, xs, allow_unused=True)
+        assert all(g.dtype == np.float32 for g in second if g is not None)
+    with G.no_grad():
+        reference = case.fn(G)(*[G.tensor(x.detach().numpy().astype(np.float64)) for x in xs])
+    np.testing.assert_allclose(_np(y), _np(reference), rtol=2e-4, atol=2e-5)
