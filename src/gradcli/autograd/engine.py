@@ -169,6 +169,7 @@ def execute(roots, grads, *, retain_graph=False, create_graph=False, capture=Non
                     node.n = 0
             elif not retain_graph:
                 node.release()
+            g = outs = gi = inputs = None       # let go of this node's arrays before the next one
     finally:
         grad_mode.state.enabled = previous
     if capture is None:
