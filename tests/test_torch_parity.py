@@ -468,12 +468,9 @@ REPRS = [
     ("negative", lambda T: _t(T, [1.0, -2.0])),
     ("bool", lambda T: T.tensor([True, False])),
     ("3-d", lambda T: _t(T, np.arange(8.0).reshape(2, 2, 2).tolist())),
-    pytest.param("whole, ratio > 1000", lambda T: _t(T, [1e5, 1.0]), id="whole-ratio", marks=pytest.mark.xfail(
-        strict=True, reason="BUG tensor.format_array: torch switches to 1.0000e+05 when max/min > 1000")),
-    pytest.param("ratio > 1000", lambda T: _t(T, [0.001, 2.0]), id="ratio", marks=pytest.mark.xfail(
-        strict=True, reason="BUG tensor.format_array: torch switches to 1.0000e-03 when max/min > 1000")),
-    pytest.param("nan", lambda T: _t(T, [float("nan"), 1.0, float("inf")]), id="nan", marks=pytest.mark.xfail(
-        strict=True, reason="BUG tensor.format_array: torch does not pad 1. to the width of nan/inf")),
+    pytest.param("whole, ratio > 1000", lambda T: _t(T, [1e5, 1.0]), id="whole-ratio"),
+    pytest.param("ratio > 1000", lambda T: _t(T, [0.001, 2.0]), id="ratio"),
+    pytest.param("nan", lambda T: _t(T, [float("nan"), 1.0, float("inf")]), id="nan"),
     pytest.param("float32", lambda T: T.tensor([1.0, 2.0], dtype=T.float32), id="float32", marks=pytest.mark.xfail(
         strict=True, reason="deviation: gradcli prints dtype=float32, torch dtype=torch.float32")),
 ]

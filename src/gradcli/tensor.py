@@ -241,24 +241,32 @@ class Tensor:
 
 
 def format_array(array, indent=7) -> str:
-    """Numbers as PyTorch prints them: ``1.`` for whole numbers, ``0.1000``, or ``1.0000e+05``."""
+    """Numbers as PyTorch prints them: ``1.`` for whole numbers, ``0.1000``, or ``1.0000e+05`` when
+    the finite non-zero magnitudes span more than a factor 1000 (or pass 1e8, or go below 1e-4
+    for fractions); cells padded to the widest finite number."""
     array = np.asarray(array)
     if array.dtype.kind == "b":
         formatter = lambda v: "True" if v else "False"  # noqa: E731
     else:
         finite = array[np.isfinite(array)] if array.size else array
         magnitudes = np.abs(finite[finite != 0]) if finite.size else finite
-        if finite.size and np.all(finite == np.round(finite)) and (not magnitudes.size or magnitudes.max() < 1e8):
-            formatter = lambda v: _special(v) or f"{v:.0f}."  # noqa: E731
-        elif magnitudes.size and (magnitudes.max() >= 1e8 or magnitudes.min() < 1e-4
-                                  or magnitudes.max() / magnitudes.min() >= 1e3 and magnitudes.max() > 1e3):
-            formatter = lambda v: _special(v) or f"{v:.4e}"  # noqa: E731
+        top = magnitudes.max() if magnitudes.size else 0.0
+        low = magnitudes.min() if magnitudes.size else 0.0
+        if finite.size and np.all(finite == np.round(finite)):
+            sci = magnitudes.size and (top / low > 1000.0 or top > 1e8)
+            plain = lambda v: _special(v) or f"{v:.0f}."  # noqa: E731
         else:
-            formatter = lambda v: _special(v) or f"{v:.4f}"  # noqa: E731
+            sci = magnitudes.size and (top / low > 1000.0 or top > 1e8 or low < 1e-4)
+            plain = lambda v: _special(v) or f"{v:.4f}"  # noqa: E731
+        formatter = (lambda v: _special(v) or f"{v:.4e}") if sci else plain
+        finite_cells = [formatter(v) for v in finite.ravel().tolist()]
     if array.ndim == 0:
         return formatter(array.item())
     cells = [formatter(v) for v in array.ravel().tolist()]
-    width = max(map(len, cells))
+    if array.dtype.kind == "b":
+        width = max(map(len, cells)) if cells else 0
+    else:
+        width = max(map(len, finite_cells)) if finite_cells else 0
     cells = [c.rjust(width) for c in cells]
     return _nest(cells, array.shape, indent)
 
