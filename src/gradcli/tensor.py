@@ -138,10 +138,6 @@ class Tensor:
         self.data = xp.zeros_like(self.data)
         return self
 
-    def clone(self) -> "Tensor":
-        from . import ops
-        return ops.FUNCTIONS["clone"](self)
-
     # -- array attributes ---------------------------------------------------------------------
     @property
     def shape(self) -> tuple:
@@ -185,10 +181,6 @@ class Tensor:
 
     def tolist(self):
         return backend.to_numpy(self.data).tolist()
-
-    def to(self, device=None, dtype=None):
-        from . import ops
-        return ops.FUNCTIONS["_to"](self, device=device, dtype=dtype)
 
     def cpu(self):
         return self.to("cpu")
