@@ -23,7 +23,19 @@ PROBE = ("import sys, runpy\nsys.argv = ['gradcli'] + sys.argv[1:]\ntry:\n"
          "print(sorted(m for m in ('rich', 'typer', 'lark', 'torch') if m in sys.modules), file=sys.stderr)")
 
 
+def _compile_gradcli(rep: Report) -> None:
+    """Byte-compile gradcli as ``pip install`` does: an editable install under
+    PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every module on every start."""
+    import compileall
+    import importlib.util
+    spec = importlib.util.find_spec("gradcli")
+    folder = os.path.dirname(spec.origin) if spec and spec.origin else None
+    if folder and compileall.compile_dir(folder, quiet=1):
+        rep.say(f"byte-compiled {folder} (as pip install does)")
+
+
 def run(cfg: Config, rep: Report) -> None:
+    _compile_gradcli(rep)
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, GRADCLI_CACHE_DIR=cache)
         grad_cmd = gradcli_command() + ARGS
