@@ -1078,12 +1078,17 @@ def unsqueeze(input, dim):
     return view(input, input.shape[:d] + (1,) + input.shape[d:], node="UnsqueezeBackward0")
 
 
-def stack(tensors, dim=0):
+def _tensor_list(tensors, what):
+    """The tensors of a ``stack``/``cat`` list; numbers become tensors like the first tensor."""
     tensors = list(tensors)
     if not tensors:
-        raise RuntimeError("stack expects a non-empty TensorList")
+        raise RuntimeError(f"{what} expects a non-empty TensorList")
     like = next((t for t in tensors if isinstance(t, Tensor)), None)
-    tensors = [_t(t, like) for t in tensors]
+    return [_t(t, like) for t in tensors]
+
+
+def stack(tensors, dim=0):
+    tensors = _tensor_list(tensors, "stack")
     shapes = {tuple(t.shape) for t in tensors}
     if len(shapes) > 1:
         raise RuntimeError(f"stack expects each tensor to be equal size, but got {' and '.join(map(str, sorted(shapes)))}")
@@ -1091,11 +1096,7 @@ def stack(tensors, dim=0):
 
 
 def cat(tensors, dim=0):
-    tensors = list(tensors)
-    if not tensors:
-        raise RuntimeError("cat expects a non-empty TensorList")
-    like = next((t for t in tensors if isinstance(t, Tensor)), None)
-    tensors = [_t(t, like) for t in tensors]
+    tensors = _tensor_list(tensors, "cat")
     if any(t.ndim == 0 for t in tensors):
         raise RuntimeError("zero-dimensional tensor cannot be concatenated")
     return apply(OPS["cat"], tuple(tensors), {"dim": _dim(dim, tensors[0].ndim)})

@@ -62,6 +62,16 @@ def _fill(grads, inputs, strict, what):
     return tuple(out)
 
 
+def _input_vector(v, inputs, fn):
+    """``v`` for jvp/vhp/hvp as a tuple; ones when left out (only for a single one-element input)."""
+    if v is not None:
+        return _as_tuple(v, "v", fn)[1]
+    if any(x.data.size != 1 for x in inputs):
+        raise RuntimeError("The vector v can only be None if the input to the user-provided function is a "
+                           "single Tensor with a single element.")
+    return tuple(_zeros(x.shape, x) + 1.0 for x in inputs)
+
+
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
     """``(func(inputs), v^T J)``."""
     with enable_grad():
@@ -89,13 +99,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     with enable_grad():
         is_tuple, inputs = _as_tuple(inputs, "inputs", "jvp")
         inputs = _prepare(inputs, create_graph)
-        if v is not None:
-            _, v = _as_tuple(v, "v", "jvp")
-        elif any(x.data.size != 1 for x in inputs):
-            raise RuntimeError("The vector v can only be None if the input to the user-provided function is a "
-                               "single Tensor with a single element.")
-        else:
-            v = tuple(_zeros(x.shape, x) + 1.0 for x in inputs)
+        v = _input_vector(v, inputs, "jvp")
         out_tuple, outputs = _as_tuple(func(*inputs), "outputs of the user-provided function", "jvp")
         dummies = tuple(Tensor(backend.xp_of(o.data).zeros(o.shape, dtype=o.dtype)).requires_grad_(True)
                         for o in outputs)
@@ -184,13 +188,7 @@ def vhp(func, inputs, v=None, create_graph=False, strict=False):
     with enable_grad():
         is_tuple, inputs = _as_tuple(inputs, "inputs", "vhp")
         inputs = _prepare(inputs, create_graph)
-        if v is not None:
-            _, v = _as_tuple(v, "v", "vhp")
-        elif any(x.data.size != 1 for x in inputs):
-            raise RuntimeError("The vector v can only be None if the input to the user-provided function is a "
-                               "single Tensor with a single element.")
-        else:
-            v = tuple(_zeros(x.shape, x) + 1.0 for x in inputs)
+        v = _input_vector(v, inputs, "vhp")
         out = func(*inputs)
         if out.data.size != 1:
             raise RuntimeError("The function given to hvp / vhp should return a single Tensor with one element.")
