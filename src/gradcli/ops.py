@@ -895,6 +895,10 @@ def matmul(input, other):
     if input.ndim == 0 or other.ndim == 0:
         raise RuntimeError("both arguments to matmul need to be at least 1D, but they are "
                            f"{input.ndim}D and {other.ndim}D")
+    inner = other.shape[-2] if other.ndim > 1 else other.shape[0]
+    if input.shape[-1] != inner:
+        raise ValueError(f"the inner dimensions differ: {input.shape[-1]} (the last of the first) and {inner} "
+                         f"(the {'first' if other.ndim == 1 else 'second to last'} of the second)")
     return apply(OPS["matmul"], (input, other), {"ndims": (input.ndim, other.ndim)})
 
 
