@@ -33,8 +33,21 @@ def contestants(workload):
     return {row["name"] for table in workload["tables"] for row in table["rows"]}
 
 
+def _torch_installed():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# workloads whose targets are ratios to torch: without torch they have none to print
+AGAINST_TORCH = {"W2", "W5", "W6"}
+
+
 def test_every_workload_runs_and_agrees_with_the_floor(tmp_path):
     data, out = smoke(tmp_path)
+    torch_here = _torch_installed()
     assert [w["id"] for w in data["workloads"]] == ALL
     for w in data["workloads"]:
         assert w["failures"] == [], (w["id"], w["failures"])
@@ -42,7 +55,7 @@ def test_every_workload_runs_and_agrees_with_the_floor(tmp_path):
         for table in w["tables"]:
             for row in table["rows"]:
                 assert row["median_s"] > 0 and row["rounds"] >= 1
-        assert w["targets"], w["id"]
+        assert w["targets"] or (w["id"] in AGAINST_TORCH and not torch_here), w["id"]
         assert all(t["ok"] is None for t in w["targets"])          # smoke sizes are not judged
     by_id = {w["id"]: w for w in data["workloads"]}
     for wid in ("W2", "W3", "W4", "W5"):
