@@ -31,15 +31,21 @@ _INT64_MAX = 2 ** 63 - 1
 
 
 def grammar_text() -> str:
-    """The grammar: from the installed package, or from the repository when run from source."""
-    try:
+    """The grammar: from the installed package, or from the repository when run from source
+    (plain file reads first: importing ``importlib.resources`` costs several milliseconds)."""
+    text = _STATE.get("grammar")
+    if text is not None:
+        return text
+    here = Path(__file__).resolve()
+    for path in (here.parents[1] / "grammars" / "gradcli.lark", here.parents[3] / "grammars" / "gradcli.lark"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            break
+    else:                                   # e.g. installed inside a zip
         from importlib.resources import files
-        resource = files("gradcli") / "grammars" / "gradcli.lark"
-        if resource.is_file():
-            return resource.read_text(encoding="utf-8")
-    except (ImportError, OSError, TypeError, ValueError):
-        pass
-    return (Path(__file__).resolve().parents[3] / "grammars" / "gradcli.lark").read_text(encoding="utf-8")
+        text = (files("gradcli") / "grammars" / "gradcli.lark").read_text(encoding="utf-8")
+    _STATE["grammar"] = text
+    return text
 
 
 def operator_names(grammar: str | None = None) -> set[str]:
