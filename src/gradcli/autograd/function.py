@@ -132,17 +132,6 @@ class OpNode(Node):
             return self.shapes
         return tuple(getattr(x, "shape", ()) for x in self.inputs)
 
-    def apply(self, g, needed):
-        """Gradients for the inputs marked in ``needed`` (others None)."""
-        op = self.op
-        if self.inputs is None:
-            if op.saves:
-                raise RuntimeError(FREED)
-            inputs = [None] * len(self.shapes)
-        else:
-            inputs = self.inputs
-        return op.backward(self, g, inputs, needed)
-
     def release(self):
         if self.n:
             self.nexts()                 # next_functions outlive the saved tensors
