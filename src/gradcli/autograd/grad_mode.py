@@ -94,20 +94,12 @@ class no_grad(_Mode):
     def __init__(self):
         super().__init__(False)
 
-    def _init_like(self, other):
-        _Mode.__init__(self, False)
-        return self
-
 
 class enable_grad(_Mode):
     """Re-enables gradient recording inside a ``no_grad`` block."""
 
     def __init__(self):
         super().__init__(True)
-
-    def _init_like(self, other):
-        _Mode.__init__(self, True)
-        return self
 
 
 class detect_anomaly(_Mode):
@@ -117,7 +109,3 @@ class detect_anomaly(_Mode):
 
     def __init__(self, check_nan: bool = True):
         super().__init__(check_nan)
-
-    def _init_like(self, other):
-        _Mode.__init__(self, other.mode)
-        return self
