@@ -1,6 +1,6 @@
 """THE op table: every primitive once — forward on arrays, derivative on Tensors.
 
-``defop(name, fwd, bwd, rule, doc, ...)`` registers one primitive:
+``defop(name, fwd, bwd, rules_text, doc, ...)`` registers one primitive:
 
 - ``fwd(xp, *arrays, **params)`` computes the result with the array module ``xp``;
 - ``bwd`` gives one derivative per input (a tuple; ``None`` for an input with no gradient), or
@@ -11,9 +11,20 @@
   Derivatives never undo broadcasting (the engine does) and never assume a gradient's leading
   dimensions: ``g`` may carry batch dimensions in front (``is_grads_batched``), so dimensions
   are counted from the right (parameters ``dim`` are normalized to negative numbers).
-- ``rule`` is the local rule as text (for ``explain``), ``doc`` a one-line doc, ``domain`` the
-  interval its tests sample inputs from, ``node`` the grad_fn name (a string or a function of
-  the parameters; default ``CamelCase(name) + "Backward0"``).
+- ``rules_text`` (``Op.rules_text``, a tuple of ``str | None``, one per input; a single string
+  for a one-input op) is each derivative again as an expression of gradcli's own language: the
+  vector-Jacobian product for that input *before* the engine un-broadcasts it.  The names it
+  may use are ``g`` (the incoming gradient), ``out`` (the result), the inputs ``x, y, z`` by
+  position and the op's parameters by their keyword names (``dim``, ``keepdim``, ``exponent``,
+  ``alpha`` ...; ``dim`` holds negative numbers, a tuple or None).  ``gradcli.rules.bind``
+  replaces the parameters by literals (a keyword argument whose parameter is None is dropped,
+  so ``sum(g, dim=dim)`` with ``dim=None`` reads ``sum(g)``).  A variadic op (``stack``) has one
+  text for every input, with ``i`` the input's position.  None: no text (the derivative cannot
+  be written in the language: index scatters, ``permute``'s inverse, ``cat``'s offsets); the
+  sweep (tests/test_rules.py) evaluates every text against the code's derivative.
+- ``doc`` is a one-line doc, ``domain`` the interval its tests sample inputs from, ``node`` the
+  grad_fn name (a string or a function of the parameters; default ``CamelCase(name) +
+  "Backward0"``).
 
 The public functions (``FUNCTIONS``: the language's names, ``gradcli.NAME``, ``Tensor.NAME``)
 are thin fronts that turn PyTorch-style arguments into inputs and parameters.
@@ -42,7 +53,7 @@ _EMPTY: dict = {}
 class Op:
     """One primitive of the table (see the module docstring)."""
 
-    __slots__ = ("name", "fwd", "rules", "single", "sources", "plans", "callers", "rule", "doc", "domain",
+    __slots__ = ("name", "fwd", "rules", "single", "sources", "plans", "callers", "rules_text", "doc", "domain",
                  "node", "saves", "keeps_out", "nondiff")
 
     def backward(self, node, g, inputs, needed):
@@ -89,9 +100,10 @@ def _source(name, node, g, inputs):
     return node.params[name]
 
 
-def defop(name, fwd, bwd, rule, doc, domain=(-2.0, 2.0), node=None, nondiff=False):
+def defop(name, fwd, bwd, rules_text, doc, domain=(-2.0, 2.0), node=None, nondiff=False):
     op = Op()
-    op.name, op.fwd, op.rule, op.doc, op.domain, op.nondiff = name, fwd, rule, doc, domain, nondiff
+    op.name, op.fwd, op.doc, op.domain, op.nondiff = name, fwd, doc, domain, nondiff
+    op.rules_text = (rules_text,) if rules_text is None or isinstance(rules_text, str) else tuple(rules_text)
     op.node = node or "".join(part.capitalize() for part in name.split("_")) + "Backward0"
     op.single = callable(bwd)
     if op.single:
@@ -217,13 +229,13 @@ def _view_fwd(xp, x, shape, src_ndim, node=None):
 
 defop("expand", _expand_fwd,
       (lambda g, xshape, shape, src_ndim: sum_to(g, _tail(xshape, src_ndim), len(shape)),),
-      "sum_to(grad, x.shape)", "broadcast x to a shape")
+      "g", "broadcast x to a shape")
 defop("sum_to", _sum_to_fwd,
       (lambda g, xshape, shape, src_ndim: expand(g, _tail(xshape, src_ndim), len(shape)),),
-      "expand(grad, x.shape)", "sum x down to a shape it was broadcast from", node="SumBackward1")
+      "expand_as(g, x)", "sum x down to a shape it was broadcast from", node="SumBackward1")
 defop("view", _view_fwd,
       (lambda g, xshape, shape, src_ndim: view(g, _tail(xshape, src_ndim), len(shape)),),
-      "reshape(grad, x.shape)", "x with a new shape", node=lambda p: p.get("node") or "ViewBackward0")
+      "reshape_as(g, x)", "x with a new shape", node=lambda p: p.get("node") or "ViewBackward0")
 
 
 def expand(x, shape, src_ndim=None):
@@ -343,16 +355,16 @@ def _unary(name):
 _SUB = _binary(np.subtract, operator.sub)
 _MUL = _binary(np.multiply, operator.mul)
 ADD = _binary(np.add, operator.add)
-defop("add", _binary(np.add, operator.add), (lambda g: g, lambda g: g), "grad, grad", "a + b")
-defop("sub", _binary(np.subtract, operator.sub), (lambda g: g, lambda g: -g), "grad, -grad", "a - b")
-defop("rsub", lambda xp, x, other: _SUB(xp, other, x), (lambda g: -g,), "-grad", "a number minus x",
+defop("add", _binary(np.add, operator.add), (lambda g: g, lambda g: g), ("g", "g"), "a + b")
+defop("sub", _binary(np.subtract, operator.sub), (lambda g: g, lambda g: -g), ("g", "-g"), "a - b")
+defop("rsub", lambda xp, x, other: _SUB(xp, other, x), (lambda g: -g,), "-g", "a number minus x",
       node="RsubBackward1")
 defop("add_alpha", lambda xp, x, y, alpha, node: x + alpha * y, (lambda g: g, lambda g, alpha: g * alpha),
-      "grad, grad * alpha", "a + alpha * b (add and sub with alpha=)", node=lambda p: p["node"])
-defop("mul", _binary(np.multiply, operator.mul), (lambda g, y: g * y, lambda g, x: g * x), "grad * b, grad * a", "a * b")
+      ("g", "g * alpha"), "a + alpha * b (add and sub with alpha=)", node=lambda p: p["node"])
+defop("mul", _binary(np.multiply, operator.mul), (lambda g, y: g * y, lambda g, x: g * x), ("g * y", "g * x"), "a * b")
 defop("div", _binary(np.divide, operator.truediv), (lambda g, y: g / y, lambda g, x, y: -g * x / (y * y)),
-      "grad / b, -grad * a / b^2", "a / b", domain=((-2.0, 2.0), (0.5, 2.0)))
-defop("neg", _unary("negative"), (lambda g: -g,), "-grad", "-x")
+      ("g / y", "-g * x / (y * y)"), "a / b", domain=((-2.0, 2.0), (0.5, 2.0)))
+defop("neg", _unary("negative"), (lambda g: -g,), "-g", "-x")
 def _pow_fwd(xp, x, exponent):
     if exponent == 2:
         return _MUL(xp, x, x)           # numpy's float power is several times slower
@@ -372,21 +384,21 @@ def _pow_bwd(g, x, exponent):
 
 
 defop("pow", _pow_fwd, (_pow_bwd,),
-      "grad * p * x^(p-1)", "x ^ p for a number p", domain=(0.5, 2.0))
+      "g * exponent * x ^ (exponent - 1)", "x ^ p for a number p", domain=(0.5, 2.0))
 defop("pow_tensor", lambda xp, x, y: x ** y,
       (lambda g, x, y: g * y * x ** (y - 1), lambda g, x, out: g * out * log(x)),
-      "grad * b * a^(b-1), grad * out * log(a)", "a ^ b", domain=((0.5, 2.0), (-2.0, 2.0)), node="PowBackward1")
+      ("g * y * x ^ (y - 1)", "g * out * log(x)"), "a ^ b", domain=((0.5, 2.0), (-2.0, 2.0)), node="PowBackward1")
 defop("rpow", lambda xp, x, base: base ** x, (lambda g, out, base: g * out * math.log(base),),
-      "grad * out * log(base)", "a number to the power x", node="PowBackward2")
+      "g * out * log(base)", "a number to the power x", node="PowBackward2")
 defop("maximum", lambda xp, x, y: xp.maximum(x, y),
       (lambda g, x, y: g * (x > y) + g * (x == y) * 0.5, lambda g, x, y: g * (y > x) + g * (x == y) * 0.5),
-      "grad * (a > b), grad * (b > a)  (ties split)", "elementwise maximum(a, b)")
+      ("g * (x > y) + g * (x == y) * 0.5", "g * (y > x) + g * (x == y) * 0.5"), "elementwise maximum(a, b)")
 defop("minimum", lambda xp, x, y: xp.minimum(x, y),
       (lambda g, x, y: g * (x < y) + g * (x == y) * 0.5, lambda g, x, y: g * (y < x) + g * (x == y) * 0.5),
-      "grad * (a < b), grad * (b < a)  (ties split)", "elementwise minimum(a, b)")
+      ("g * (x < y) + g * (x == y) * 0.5", "g * (y < x) + g * (x == y) * 0.5"), "elementwise minimum(a, b)")
 defop("atan2", lambda xp, x, y: xp.arctan2(x, y),
       (lambda g, x, y: g * y / (x * x + y * y), lambda g, x, y: -g * x / (x * x + y * y)),
-      "grad * x / (x^2 + y^2), -grad * y / (x^2 + y^2)", "atan2(y, x): the angle of the point (x, y)",
+      ("g * y / (x * x + y * y)", "-g * x / (x * x + y * y)"), "atan2(y, x): the angle of the point (x, y)",
       domain=(0.3, 2.0))
 
 # ----------------------------------------------------------------------------------------------
@@ -394,57 +406,57 @@ defop("atan2", lambda xp, x, y: xp.arctan2(x, y),
 
 _UNARY = [
     # name, forward, derivative, rule text, doc, domain, grad_fn name
-    ("abs", _unary("abs"), lambda g, x: g * sign(x), "grad * sign(x)", "absolute value", (0.2, 2.0), None),
-    ("sign", _unary("sign"), lambda g: g * 0.0, "0", "sign of x (-1, 0 or 1)", (0.2, 2.0), None),
-    ("sqrt", _unary("sqrt"), lambda g, out: g / (2.0 * out), "grad / (2 * out)", "square root",
+    ("abs", _unary("abs"), lambda g, x: g * sign(x), "g * sign(x)", "absolute value", (0.2, 2.0), None),
+    ("sign", _unary("sign"), lambda g: g * 0.0, "g * 0", "sign of x (-1, 0 or 1)", (0.2, 2.0), None),
+    ("sqrt", _unary("sqrt"), lambda g, out: g / (2.0 * out), "g / (2 * out)", "square root",
      (0.2, 3.0), None),
-    ("rsqrt", lambda xp, x: 1.0 / xp.sqrt(x), lambda g, out: -0.5 * g * out * out * out, "-grad * out^3 / 2",
+    ("rsqrt", lambda xp, x: 1.0 / xp.sqrt(x), lambda g, out: -0.5 * g * out * out * out, "-0.5 * g * out * out * out",
      "1 / sqrt(x)", (0.2, 3.0), None),
-    ("reciprocal", lambda xp, x: 1.0 / x, lambda g, out: -g * out * out, "-grad * out^2", "1 / x",
+    ("reciprocal", lambda xp, x: 1.0 / x, lambda g, out: -g * out * out, "-g * out * out", "1 / x",
      (0.3, 2.0), None),
-    ("exp", _unary("exp"), lambda g, out: g * out, "grad * out", "e to the x", (-2.0, 2.0), None),
-    ("exp2", _unary("exp2"), lambda g, out: g * out * math.log(2.0), "grad * out * log(2)",
+    ("exp", _unary("exp"), lambda g, out: g * out, "g * out", "e to the x", (-2.0, 2.0), None),
+    ("exp2", _unary("exp2"), lambda g, out: g * out * math.log(2.0), "g * out * log(2)",
      "2 to the x", (-2.0, 2.0), None),
-    ("expm1", _unary("expm1"), lambda g, out: g * (out + 1.0), "grad * (out + 1)", "exp(x) - 1",
+    ("expm1", _unary("expm1"), lambda g, out: g * (out + 1.0), "g * (out + 1)", "exp(x) - 1",
      (-2.0, 2.0), None),
-    ("log", _unary("log"), lambda g, x: g / x, "grad / x", "natural logarithm", (0.2, 3.0), None),
-    ("log2", _unary("log2"), lambda g, x: g / (x * math.log(2.0)), "grad / (x * log(2))",
+    ("log", _unary("log"), lambda g, x: g / x, "g / x", "natural logarithm", (0.2, 3.0), None),
+    ("log2", _unary("log2"), lambda g, x: g / (x * math.log(2.0)), "g / (x * log(2))",
      "base-2 logarithm", (0.2, 3.0), None),
-    ("log10", _unary("log10"), lambda g, x: g / (x * math.log(10.0)), "grad / (x * log(10))",
+    ("log10", _unary("log10"), lambda g, x: g / (x * math.log(10.0)), "g / (x * log(10))",
      "base-10 logarithm", (0.2, 3.0), None),
-    ("log1p", _unary("log1p"), lambda g, x: g / (x + 1.0), "grad / (1 + x)", "log(1 + x)",
+    ("log1p", _unary("log1p"), lambda g, x: g / (x + 1.0), "g / (x + 1)", "log(1 + x)",
      (-0.5, 2.0), "Log1PBackward0"),
-    ("sin", _unary("sin"), lambda g, x: g * cos(x), "grad * cos(x)", "sine", (-3.0, 3.0), None),
-    ("cos", _unary("cos"), lambda g, x: -g * sin(x), "-grad * sin(x)", "cosine", (-3.0, 3.0), None),
-    ("tan", _unary("tan"), lambda g, out: g * (out * out + 1.0), "grad * (1 + out^2)", "tangent",
+    ("sin", _unary("sin"), lambda g, x: g * cos(x), "g * cos(x)", "sine", (-3.0, 3.0), None),
+    ("cos", _unary("cos"), lambda g, x: -g * sin(x), "-g * sin(x)", "cosine", (-3.0, 3.0), None),
+    ("tan", _unary("tan"), lambda g, out: g * (out * out + 1.0), "g * (out * out + 1)", "tangent",
      (-1.2, 1.2), None),
-    ("asin", _unary("arcsin"), lambda g, x: g / sqrt(1.0 - x * x), "grad / sqrt(1 - x^2)",
+    ("asin", _unary("arcsin"), lambda g, x: g / sqrt(1.0 - x * x), "g / sqrt(1 - x * x)",
      "inverse sine", (-0.8, 0.8), None),
-    ("acos", _unary("arccos"), lambda g, x: -g / sqrt(1.0 - x * x), "-grad / sqrt(1 - x^2)",
+    ("acos", _unary("arccos"), lambda g, x: -g / sqrt(1.0 - x * x), "-g / sqrt(1 - x * x)",
      "inverse cosine", (-0.8, 0.8), None),
-    ("atan", _unary("arctan"), lambda g, x: g / (x * x + 1.0), "grad / (1 + x^2)", "inverse tangent",
+    ("atan", _unary("arctan"), lambda g, x: g / (x * x + 1.0), "g / (x * x + 1)", "inverse tangent",
      (-2.0, 2.0), None),
-    ("sinh", _unary("sinh"), lambda g, x: g * cosh(x), "grad * cosh(x)", "hyperbolic sine",
+    ("sinh", _unary("sinh"), lambda g, x: g * cosh(x), "g * cosh(x)", "hyperbolic sine",
      (-2.0, 2.0), None),
-    ("cosh", _unary("cosh"), lambda g, x: g * sinh(x), "grad * sinh(x)", "hyperbolic cosine",
+    ("cosh", _unary("cosh"), lambda g, x: g * sinh(x), "g * sinh(x)", "hyperbolic cosine",
      (-2.0, 2.0), None),
-    ("tanh", _unary("tanh"), lambda g, out: g * (1.0 - out * out), "grad * (1 - out^2)",
+    ("tanh", _unary("tanh"), lambda g, out: g * (1.0 - out * out), "g * (1 - out * out)",
      "hyperbolic tangent", (-2.0, 2.0), None),
-    ("asinh", _unary("arcsinh"), lambda g, x: g / sqrt(x * x + 1.0), "grad / sqrt(x^2 + 1)",
+    ("asinh", _unary("arcsinh"), lambda g, x: g / sqrt(x * x + 1.0), "g / sqrt(x * x + 1)",
      "inverse hyperbolic sine", (-2.0, 2.0), None),
-    ("acosh", _unary("arccosh"), lambda g, x: g / sqrt(x * x - 1.0), "grad / sqrt(x^2 - 1)",
+    ("acosh", _unary("arccosh"), lambda g, x: g / sqrt(x * x - 1.0), "g / sqrt(x * x - 1)",
      "inverse hyperbolic cosine", (1.2, 3.0), None),
-    ("atanh", _unary("arctanh"), lambda g, x: g / (1.0 - x * x), "grad / (1 - x^2)",
+    ("atanh", _unary("arctanh"), lambda g, x: g / (1.0 - x * x), "g / (1 - x * x)",
      "inverse hyperbolic tangent", (-0.8, 0.8), None),
-    ("sigmoid", lambda xp, x: _sigmoid(xp, x), lambda g, out: g * out * (1.0 - out), "grad * out * (1 - out)",
+    ("sigmoid", lambda xp, x: _sigmoid(xp, x), lambda g, out: g * out * (1.0 - out), "g * out * (1 - out)",
      "logistic sigmoid 1 / (1 + exp(-x))", (-3.0, 3.0), None),
     ("relu", lambda xp, x: xp.maximum(x, 0.0) if x.dtype.kind == "f" else x, lambda g, out: g * (out > 0.0),
-     "grad * (out > 0)", "max(x, 0)", (-2.0, 2.0), None),
+     "g * (out > 0)", "max(x, 0)", (-2.0, 2.0), None),
     ("softplus", lambda xp, x: xp.where(x > 20.0, x, xp.log1p(xp.exp(xp.minimum(x, 20.0)))),
-     lambda g, x: g * _softplus_slope(x), "grad * sigmoid(x)", "log(1 + exp(x)) (linear above 20)",
+     lambda g, x: g * _softplus_slope(x), "g * sigmoid(x)", "log(1 + exp(x)) (linear above 20)",
      (-3.0, 3.0), None),
     ("erf", lambda xp, x: _erf(xp, x), lambda g, x: g * (2.0 / math.sqrt(math.pi)) * exp(-(x * x)),
-     "grad * 2 / sqrt(pi) * exp(-x^2)", "the error function", (-2.0, 2.0), None),
+     "g * 2 / sqrt(pi) * exp(-(x * x))", "the error function", (-2.0, 2.0), None),
 ]
 
 
@@ -488,7 +500,7 @@ for _name, _fwd, _bwd, _rule, _doc, _domain, _node in _UNARY:
     defop(_name, _fwd, (_bwd,), _rule, _doc, _domain, _node)
 
 defop("softplus_slope", lambda xp, x: _sigmoid(xp, x), (lambda g, x, out: g * out * (1.0 - out),),
-      "grad * out * (1 - out)", "sigmoid, as the slope of softplus", node="SigmoidBackward0")
+      "g * out * (1 - out)", "sigmoid, as the slope of softplus", node="SigmoidBackward0")
 
 
 def _softplus_slope(x):
@@ -500,17 +512,17 @@ def _softplus_slope(x):
 
 for _name, _f in [("lt", operator.lt), ("le", operator.le), ("gt", operator.gt), ("ge", operator.ge),
                   ("eq", operator.eq), ("ne", operator.ne)]:
-    defop(_name, (lambda f: lambda xp, x, y: xp.asarray(f(x, y)))(_f), (), "no gradient",
+    defop(_name, (lambda f: lambda xp, x, y: xp.asarray(f(x, y)))(_f), (), (),
           f"comparison a {_name} b: a mask of booleans", nondiff=True)
 
 defop("where", lambda xp, x, y, cond: xp.where(cond, x, y),
       (lambda g, cond: where(cond, g, 0.0), lambda g, cond: where(cond, 0.0, g)),
-      "where(cond, grad, 0), where(cond, 0, grad)", "where(cond, a, b): a where cond holds, else b")
+      ("where(cond, g, 0)", "where(cond, 0, g)"), "where(cond, a, b): a where cond holds, else b")
 defop("clamp", lambda xp, x, min, max: xp.clip(x, min, max),
-      (lambda g, x, min, max: g * _between(x, min, max),), "grad * (min <= x <= max)",
+      (lambda g, x, min, max: g * _between(x, min, max),), "g * (clamp(x, min=min, max=max) == x)",
       "clamp(x, min=, max=): x limited to [min, max]", node="ClampBackward1")
 defop("between", lambda xp, x, min, max: (x >= (-np.inf if min is None else min)) & (x <= (np.inf if max is None else max)),
-      (), "no gradient", "mask min <= x <= max", nondiff=True)
+      (), (), "mask min <= x <= max", nondiff=True)
 
 
 def _between(x, lo, hi):
@@ -546,13 +558,13 @@ def _reduce_name(base):
 
 defop("sum", lambda xp, x, dim, keepdim: xp.sum(x, axis=_axes(x, dim), keepdims=keepdim),
       (lambda g, xshape, dim, keepdim: _unreduce(g, xshape, dim, keepdim),),
-      "expand(grad, x.shape)", "sum(x, dim=None, keepdim=False)", node=_reduce_name("Sum"))
+      "unreduce(g, x, dim=dim, keepdim=keepdim)", "sum(x, dim=None, keepdim=False)", node=_reduce_name("Sum"))
 defop("mean", lambda xp, x, dim, keepdim: xp.mean(x, axis=_axes(x, dim), keepdims=keepdim),
       (lambda g, xshape, dim, keepdim: _unreduce(g, xshape, dim, keepdim) / _count(xshape, dim),),
-      "expand(grad, x.shape) / n", "mean(x, dim=None, keepdim=False)", node=_reduce_name("Mean"))
+      "unreduce(g, x, dim=dim, keepdim=keepdim) * numel(out) / numel(x)", "mean(x, dim=None, keepdim=False)", node=_reduce_name("Mean"))
 defop("prod", lambda xp, x, dim, keepdim: xp.prod(x, axis=_axes(x, dim), keepdims=keepdim),
       (lambda g, x, out, xshape, dim, keepdim: _unreduce(g * out, xshape, dim, keepdim) / x,),
-      "expand(grad * out, x.shape) / x", "prod(x, dim=None, keepdim=False)", domain=(0.5, 1.5),
+      "unreduce(g * out, x, dim=dim, keepdim=keepdim) / x", "prod(x, dim=None, keepdim=False)", domain=(0.5, 1.5),
       node=_reduce_name("Prod"))
 
 
@@ -571,7 +583,7 @@ for _name, _f, _doc, _node in [
         ("max", "amax", "max(x) reduces; max(x, dim=) gives the values", lambda p: f"MaxBackward{1 if p['dim'] is None else 0}"),
         ("min", "amin", "min(x) reduces; min(x, dim=) gives the values", lambda p: f"MinBackward{1 if p['dim'] is None else 0}")]:
     defop(_name, (lambda f: lambda xp, x, dim, keepdim: getattr(xp, f)(x, axis=_axes(x, dim), keepdims=keepdim))(_f),
-          (_spread,), "grad where x == out (ties share it)", _doc, node=_node)
+          (_spread,), "unreduce(g, x, dim=dim, keepdim=keepdim) * (x == unreduce(out, x, dim=dim, keepdim=keepdim)) / sum(x == unreduce(out, x, dim=dim, keepdim=keepdim), dim=dim, keepdim=True)", _doc, node=_node)
 
 
 def _norm_fwd(xp, x, p, dim, keepdim):
@@ -595,7 +607,7 @@ def _norm_bwd(g, x, out, xshape, p, dim, keepdim):
     return _unreduce(g / out ** (p - 1), xshape, dim, keepdim) * x * abs(x) ** (p - 2)
 
 
-defop("norm", _norm_fwd, (_norm_bwd,), "grad * x * |x|^(p-2) / out^(p-1)",
+defop("norm", _norm_fwd, (_norm_bwd,), "unreduce(g / out ^ (p - 1), x, dim=dim, keepdim=keepdim) * x * abs(x) ^ (p - 2)",
       "norm(x, p=2, dim=None, keepdim=False): the vector p-norm", domain=(0.3, 2.0),
       node="LinalgVectorNormBackward0")
 
@@ -609,7 +621,7 @@ def _logsumexp_fwd(xp, x, dim, keepdim):
 
 defop("logsumexp", _logsumexp_fwd,
       (lambda g, x, out, xshape, dim, keepdim: _unreduce(g, xshape, dim, keepdim) * exp(x - _unreduce(out, xshape, dim, keepdim)),),
-      "grad * exp(x - out)", "logsumexp(x, dim, keepdim=False): log(sum(exp(x))) computed stably")
+      "unreduce(g, x, dim=dim, keepdim=keepdim) * exp(x - unreduce(out, x, dim=dim, keepdim=keepdim))", "logsumexp(x, dim, keepdim=False): log(sum(exp(x))) computed stably")
 
 
 def _var_fwd(xp, x, dim, keepdim, correction):
@@ -623,11 +635,11 @@ def _centered(x, dim):
 defop("var", _var_fwd,
       (lambda g, x, xshape, dim, keepdim, correction:
        _unreduce(g, xshape, dim, keepdim) * _centered(x, dim) * (2.0 / (_count(xshape, dim) - correction)),),
-      "grad * 2 * (x - mean(x)) / (n - 1)", "var(x, dim=None, keepdim=False): unbiased variance")
+      "unreduce(g, x, dim=dim, keepdim=keepdim) * (x - mean(x, dim=dim, keepdim=True)) * 2 / (numel(x) / numel(out) - correction)", "var(x, dim=None, keepdim=False): unbiased variance")
 defop("std", lambda xp, x, dim, keepdim, correction: xp.sqrt(_var_fwd(xp, x, dim, keepdim, correction)),
       (lambda g, x, out, xshape, dim, keepdim, correction:
        _unreduce(g / out, xshape, dim, keepdim) * _centered(x, dim) / (_count(xshape, dim) - correction),),
-      "grad * (x - mean(x)) / ((n - 1) * out)", "std(x, dim=None, keepdim=False): unbiased standard deviation")
+      "unreduce(g / out, x, dim=dim, keepdim=keepdim) * (x - mean(x, dim=dim, keepdim=True)) / (numel(x) / numel(out) - correction)", "std(x, dim=None, keepdim=False): unbiased standard deviation")
 
 
 def _softmax_fwd(xp, x, dim):
@@ -642,10 +654,10 @@ def _log_softmax_fwd(xp, x, dim):
 
 defop("softmax", _softmax_fwd,
       (lambda g, out, dim: out * (g - sum(g * out, dim=dim, keepdim=True)),),
-      "out * (grad - sum(grad * out, dim))", "softmax(x, dim=-1): exp(x) / sum(exp(x))")
+      "out * (g - sum(g * out, dim=dim, keepdim=True))", "softmax(x, dim=-1): exp(x) / sum(exp(x))")
 defop("log_softmax", _log_softmax_fwd,
       (lambda g, out, dim: g - exp(out) * sum(g, dim=dim, keepdim=True),),
-      "grad - exp(out) * sum(grad, dim)", "log_softmax(x, dim=-1): log(softmax(x)) computed stably")
+      "g - exp(out) * sum(g, dim=dim, keepdim=True)", "log_softmax(x, dim=-1): log(softmax(x)) computed stably")
 
 # ----------------------------------------------------------------------------------------------
 # linear algebra
@@ -695,27 +707,27 @@ def _matmul_fwd(xp, x, y):
 
 
 defop("matmul", lambda xp, x, y, ndims: _matmul_fwd(xp, x, y), (_matmul_dx, _matmul_dy),
-      "grad @ b.T, a.T @ grad", "matrix product a @ b (dot, mv, mm and batched)", node=_matmul_name)
+      ("g @ transpose(y, -2, -1)", "transpose(x, -2, -1) @ g"), "matrix product a @ b (dot, mv, mm and batched)", node=_matmul_name)
 defop("transpose", lambda xp, x, dim0, dim1: xp.swapaxes(x, dim0, dim1),
-      (lambda g, dim0, dim1: transpose(g, dim0, dim1),), "transpose(grad, d0, d1)",
+      (lambda g, dim0, dim1: transpose(g, dim0, dim1),), "transpose(g, dim0, dim1)",
       "transpose(x, d0, d1): swap two dimensions")
 defop("permute", lambda xp, x, dims, node: xp.transpose(x, tuple(range(x.ndim - len(dims))) + tuple(x.ndim + d for d in dims)),
       (lambda g, dims, node: _permute(g, tuple(sorted(range(-len(dims), 0), key=lambda i: dims[i])), "PermuteBackward0"),),
-      "permute(grad, inverse)", "reorder dimensions", node=lambda p: p["node"])
+      None, "reorder dimensions", node=lambda p: p["node"])
 defop("trace", lambda xp, x: xp.trace(x, axis1=-2, axis2=-1),
       (lambda g, xshape: _unreduce(g, xshape, (-2, -1), False) * _eye_like(g, xshape),),
-      "grad * eye", "trace(x): sum of the diagonal")
+      "g * diag(diag(ones_like(x)))", "trace(x): sum of the diagonal")
 defop("det", lambda xp, x: xp.linalg.det(x),
       (lambda g, x, out, xshape: view(g * out, tuple(xshape[:-2]) + (1, 1), len(xshape) - 2) * mT(inv(x)),),
-      "grad * out * inv(x).T", "det(x): determinant", domain=(-1.0, 1.0), node="LinalgDetBackward0")
+      "unsqueeze(unsqueeze(g * out, -1), -1) * transpose(inv(x), -2, -1)", "det(x): determinant", domain=(-1.0, 1.0), node="LinalgDetBackward0")
 defop("inv", lambda xp, x: xp.linalg.inv(x),
       (lambda g, out: -matmul(matmul(mT(out), g), mT(out)),),
-      "-out.T @ grad @ out.T", "inv(x): matrix inverse", domain=(-1.0, 1.0), node="LinalgInvExBackward0")
+      "-(transpose(out, -2, -1) @ g @ transpose(out, -2, -1))", "inv(x): matrix inverse", domain=(-1.0, 1.0), node="LinalgInvExBackward0")
 defop("diagonal", lambda xp, x: xp.diagonal(x, axis1=-2, axis2=-1),
-      (lambda g, xshape: _diag_scatter(g, _tail(xshape, 2)),), "diag_embed(grad)",
+      (lambda g, xshape: _diag_scatter(g, _tail(xshape, 2)),), "diag(g)",
       "diagonal of a matrix", node="DiagonalBackward0_copy")
 defop("diag_scatter", lambda xp, x, shape: _diag_scatter_fwd(xp, x, shape),
-      (lambda g: _diagonal(g),), "diagonal(grad)", "a vector placed on a matrix diagonal",
+      (lambda g: _diagonal(g),), "diag(g)", "a vector placed on a matrix diagonal",
       node="DiagEmbedBackward0")
 
 
@@ -757,16 +769,16 @@ def _index(dim, item):
 
 defop("select", lambda xp, x, dim, index: x[_index(dim, index)],
       (lambda g, xshape, dim, index: _select_back(g, _tail(xshape, -dim), dim, index),),
-      "grad placed at x[index] (zeros elsewhere)", "x[index] along one dimension")
+      None, "x[index] along one dimension")
 defop("select_back", lambda xp, x, shape, dim, index: _scatter(xp, x, shape, _index(dim, index), 1 - len(shape)),
-      (lambda g, dim, index: select(g, dim, index),), "grad[index]", "gradient of a selection",
+      (lambda g, dim, index: select(g, dim, index),), "select(g, dim, index)", "gradient of a selection",
       node="SelectBackwardBackward0")
 defop("slice", lambda xp, x, dim, start, stop, step: x[_index(dim, slice(start, stop, step))],
       (lambda g, xshape, dim, start, stop, step: _slice_back(g, _tail(xshape, -dim), dim, start, stop, step),),
-      "grad placed at x[start:stop:step] (zeros elsewhere)", "x[start:stop:step] along one dimension")
+      None, "x[start:stop:step] along one dimension")
 defop("slice_back", lambda xp, x, shape, dim, start, stop, step:
       _scatter(xp, x, shape, _index(dim, slice(start, stop, step)), -len(shape)),
-      (lambda g, dim, start, stop, step: _slice(g, dim, start, stop, step),), "grad[start:stop:step]",
+      (lambda g, dim, start, stop, step: _slice(g, dim, start, stop, step),), None,
       "gradient of a slice", node="SliceBackwardBackward0")
 
 
@@ -778,8 +790,13 @@ def _scatter(xp, x, shape, key, own):
     return out
 
 
-def select(x, dim, index):
-    return apply(OPS["select"], (x,), {"dim": dim, "index": index})
+def select(input, dim, index):
+    """``input[..., index, ...]`` with ``index`` taken along ``dim``."""
+    dim = _dim(dim, input.ndim)
+    size = input.shape[dim]
+    if not -size <= index < size:
+        raise IndexError(f"select(): index {index} out of range for tensor of size {input.shape} at dimension {dim}")
+    return apply(OPS["select"], (input,), {"dim": dim, "index": int(index) % size})
 
 
 def _select_back(g, shape, dim, index):
@@ -797,7 +814,7 @@ def _slice_back(g, shape, dim, start, stop, step):
 
 defop("stack", lambda xp, *xs, dim: xp.stack(xs, axis=dim),
       lambda g, xs, dim: tuple(select(g, dim, i) for i in range(len(xs))),
-      "grad[i] for each input", "stack([a, b, ...], dim=0): join along a new dimension")
+      "select(g, dim, i)", "stack([a, b, ...], dim=0): join along a new dimension")
 
 
 def _cat_bwd(g, shapes, dim):
@@ -806,10 +823,10 @@ def _cat_bwd(g, shapes, dim):
 
 
 defop("cat", lambda xp, *xs, dim: xp.concatenate(xs, axis=dim), _cat_bwd,
-      "grad[the input's part] for each input", "cat([a, b, ...], dim=0): join along a dimension")
-defop("clone", lambda xp, x: x.copy(), (lambda g: g,), "grad", "a copy of x")
+      None, "cat([a, b, ...], dim=0): join along a dimension")
+defop("clone", lambda xp, x: x.copy(), (lambda g: g,), "g", "a copy of x")
 defop("to", lambda xp, x, device, dtype, xdevice, xdtype: _convert(x, device, dtype),
-      (lambda g, xdevice, xdtype: _to(g, device=xdevice, dtype=xdtype),), "grad converted back",
+      (lambda g, xdevice, xdtype: _to(g, device=xdevice, dtype=xdtype),), "g",
       "x on another device or with another dtype", node="ToCopyBackward0")
 
 
@@ -1110,6 +1127,16 @@ def expand_as(input, other):
     return expand(input, other.shape)
 
 
+def reshape_as(input, other):
+    return reshape(input, other.shape)
+
+
+def unreduce(input, other, dim=None, keepdim=False):
+    """``input``, the result of a reduction of ``other`` over ``dim``, repeated back over
+    ``other``'s shape: the derivative of ``sum`` (used by the rules of the reductions)."""
+    return _unreduce(input, tuple(other.shape), _dims(dim, other.ndim), bool(keepdim))
+
+
 def _getitem(x, key):
     """``x[key]`` for ints, slices, ``...`` and ``None``: a chain of select / slice nodes."""
     if isinstance(key, Tensor):
@@ -1319,6 +1346,7 @@ sinh cosh tanh asinh acosh atanh sigmoid relu softplus erf atan2 maximum minimum
 sum mean prod amax amin max min norm logsumexp var std
 dot outer transpose trace det inv diag
 reshape flatten stack cat squeeze unsqueeze softmax log_softmax
+select expand_as reshape_as unreduce numel ones_like
 zeros ones eye arange linspace rand randn""".split()
 
 _CONSTRUCTOR_DOCS = {
@@ -1338,6 +1366,12 @@ _FRONT_DOCS = {
     "reshape": "reshape(x, s...): the same numbers in a new shape", "flatten": "flatten(x): a vector",
     "squeeze": "squeeze(x, dim=None): drop dimensions of size 1",
     "unsqueeze": "unsqueeze(x, dim): insert a dimension of size 1",
+    "select": "select(x, dim, i): x[..., i, ...] with i taken along dim",
+    "expand_as": "expand_as(x, y): x broadcast to y's shape",
+    "reshape_as": "reshape_as(x, y): x in y's shape",
+    "unreduce": "unreduce(g, x, dim=None, keepdim=False): g, a reduction of x over dim, repeated back over x's shape",
+    "numel": "numel(x): the number of elements of x",
+    "ones_like": "ones_like(x): ones with x's shape and dtype",
 }
 
 for _name in _LANGUAGE:
@@ -1345,8 +1379,8 @@ for _name in _LANGUAGE:
     DOCS[_name] = _CONSTRUCTOR_DOCS.get(_name) or _FRONT_DOCS.get(_name) or OPS[_name].doc
 
 # rules call these by name; keep them reachable for Tensor methods too
-_METHODS = [n for n in _LANGUAGE if n not in _CONSTRUCTOR_DOCS and n not in ("pos", "where")] + [
-    "t", "permute", "mv", "mm", "expand_as", "logsumexp"]
+_METHODS = [n for n in _LANGUAGE if n not in _CONSTRUCTOR_DOCS and n not in (
+    "pos", "where", "unreduce", "numel", "ones_like")] + ["t", "permute", "mv", "mm"]
 
 
 def _method(f):

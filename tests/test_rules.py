@@ -1,0 +1,172 @@
+"""Every op's ``rules_text`` is a program of gradcli's language that computes its derivative.
+
+The sweep cases of ``test_ops_sweep`` are run forward and, with ``create_graph``, backward twice
+(which reaches the ops that appear only inside derivatives); every call of a table op is
+recorded (its input arrays and parameters).  For each recorded call the rule text of each input
+is bound to the parameters (``gradcli.rules.bind``), run by the language's interpreter with
+``g``, ``out`` and the inputs, un-broadcast to the input's shape, and compared with the
+gradient the engine computes for the same call.  So a rule text cannot drift from the code.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+import pytest
+
+import gradcli as G
+from gradcli import ops, rules
+from gradcli.language import parse, run
+from test_ops_sweep import CASES, inputs_for
+
+#: ops whose derivative cannot be written in the language: their ``rules_text`` is None
+NO_TEXT = {
+    "select": "scatters the gradient into zeros at an index (no scatter in the language)",
+    "slice": "scatters the gradient into zeros at a slice (no scatter in the language)",
+    "slice_back": "slices along a dimension given by number (the language slices by position)",
+    "cat": "each input's part of the gradient starts at an offset the language cannot compute",
+    "permute": "needs the inverse permutation (an argsort of dims)",
+}
+
+
+def _unsupported(op, params, arrays):
+    """Calls whose parameters the one text does not cover, with the reason (kept short)."""
+    if op.name == "matmul" and min(params["ndims"]) < 2:
+        return "the text is the matrix case; a vector operand is a row or a column of it"
+    if op.name == "norm" and params["p"] == math.inf:
+        return "the text is the p-norm for finite p; p=inf is its limit"
+    if op.name in ("trace", "diagonal") and arrays[0].shape[-1] != arrays[0].shape[-2]:
+        return "the text is for square matrices"
+    return None
+
+
+# a few calls the sweep does not make
+EXTRA = [
+    ("to", lambda a: a.to(dtype="float32"), [(3,)]),
+    ("norm", lambda a: G.norm(a, p=3), [(2, 3)]),
+    ("norm", lambda a: G.norm(a, p=1, dim=0), [(2, 3)]),
+    ("clamp", lambda a: G.clamp(a, min=-0.5), [(2, 3)]),
+    ("clamp", lambda a: G.clamp(a, max=0.5), [(2, 3)]),
+    ("stack", lambda a, b: G.stack([a, b], dim=1), [(2, 3), (2, 3)]),
+]
+
+
+def _record():
+    """{op name: [(arrays, params), ...]}: calls of every table op made by the sweep."""
+    seen: dict = {}
+    originals = {name: op.fwd for name, op in ops.OPS.items()}
+
+    def wrap(name, fwd):
+        def recorded(xp, *arrays, **params):
+            calls = seen.setdefault(name, [])
+            if len(calls) < 12:
+                calls.append(([a.copy() if hasattr(a, "copy") else a for a in arrays], dict(params)))
+            return fwd(xp, *arrays, **params)
+        return recorded
+
+    for name, op in ops.OPS.items():
+        op.fwd = wrap(name, op.fwd)
+    try:
+        runs = [(fn, [G.tensor(np.random.default_rng(1).uniform(-1, 1, s), requires_grad=True) for s in shapes])
+                for _, fn, shapes in EXTRA]
+        runs += [(case.fn(G), inputs_for(case)) for case in CASES]
+        for fn, xs in runs:
+            y = fn(*xs)
+            if not y.requires_grad:
+                continue
+            grads = G.autograd.grad(y.sum(), xs, create_graph=True, allow_unused=True)
+            total = sum((g * g).sum() for g in grads if g is not None and g.requires_grad)
+            if isinstance(total, G.Tensor):
+                G.autograd.grad(total, xs, allow_unused=True)
+    finally:
+        for name, op in ops.OPS.items():
+            op.fwd = originals[name]
+    return seen
+
+
+_CALLS = _record()
+
+
+def _unbroadcast(a, shape):
+    a = np.broadcast_to(a, np.broadcast_shapes(np.shape(a), shape))
+    a = a.sum(axis=tuple(range(a.ndim - len(shape)))) if a.ndim > len(shape) else a
+    keep = tuple(i for i, s in enumerate(shape) if s == 1 and a.shape[i] != 1)
+    return a.sum(axis=keep, keepdims=True) if keep else a
+
+
+def _is_tensor_input(a):
+    return type(a) not in (int, float, bool)
+
+
+def _check_call(op, arrays, params):
+    inputs = [G.tensor(a, requires_grad=np.asarray(a).dtype.kind == "f") if _is_tensor_input(a) else a
+              for a in arrays]
+    wanted = [i for i, a in enumerate(inputs) if isinstance(a, G.Tensor) and a.requires_grad]
+    out = ops.apply(op, inputs, params)
+    if not wanted or not out.requires_grad:
+        return 0
+    rng = np.random.default_rng(zlib.crc32(op.name.encode()))
+    g = G.tensor(rng.uniform(0.5, 1.5, np.shape(out.data)), dtype=out.dtype)
+    code = G.autograd.grad(out, [inputs[i] for i in wanted], g, allow_unused=True)
+    names = dict(zip(("x", "y", "z"), inputs))
+    checked = 0
+    for i, expected in zip(wanted, code):
+        text = op.rules_text[0 if op.single else i]
+        assert text is not None, (op.name, i)
+        bound = rules.bind(text, params)
+        program = parse(bound)
+        values = {"g": g, "out": out.detach(), "i": i, **{k: (v.detach() if isinstance(v, G.Tensor) else v)
+                                                          for k, v in names.items()}}
+        values.update({k: v for k, v in params.items() if k in program.inputs and k not in values})
+        missing = [n for n in program.inputs if n not in values]
+        assert not missing, f"{op.name}: rule {text!r} reads unknown names {missing}"
+        got = run(program, {n: values[n] for n in program.inputs}, dtype=str(out.dtype)).output
+        got = np.asarray(got.detach().numpy() if isinstance(got, G.Tensor) else got, dtype=np.float64)
+        want = np.zeros(inputs[i].shape) if expected is None else np.asarray(expected.numpy(), dtype=np.float64)
+        tol = 1e-4 if np.float32 in (out.dtype, inputs[i].dtype) else 1e-9
+        np.testing.assert_allclose(_unbroadcast(got, inputs[i].shape), want, rtol=tol, atol=tol,
+                                   err_msg=f"{op.name} input {i}: {bound}")
+        checked += 1
+    return checked
+
+
+@pytest.mark.parametrize("name", sorted(n for n, op in ops.OPS.items() if not op.nondiff))
+def test_rule_text_computes_the_derivative(name):
+    op = ops.OPS[name]
+    if name in NO_TEXT:
+        assert all(t is None for t in op.rules_text), name
+        return
+    assert op.rules_text and all(isinstance(t, str) for t in op.rules_text), name
+    calls = _CALLS.get(name, [])
+    checked = 0
+    for arrays, params in calls:
+        if _unsupported(op, params, arrays) is None:
+            checked += _check_call(op, arrays, params)
+    assert checked, f"no call of {name} was checked (the sweep made {len(calls)})"
+
+
+def test_every_rule_text_parses_and_reads_only_known_names():
+    for name, op in ops.OPS.items():
+        for text in op.rules_text:
+            if text is None:
+                continue
+            program = parse(text)
+            assert len(program.statements) == 1, name
+            for free in program.inputs:
+                assert free in rules.OPERANDS or free in ("base", "alpha", "exponent", "dim", "keepdim", "p",
+                                                          "correction", "dim0", "dim1", "index", "min", "max",
+                                                          "cond", "other"), (name, free)
+
+
+def test_nondifferentiable_ops_have_no_text():
+    for name, op in ops.OPS.items():
+        if op.nondiff:
+            assert op.rules_text == (), name
+
+
+def test_bind_writes_parameters_as_literals():
+    assert rules.bind("sum(g, dim=dim, keepdim=keepdim)", {"dim": None, "keepdim": True}) == "sum(g, keepdim=True)"
+    assert rules.bind("unreduce(g, x, dim=dim)", {"dim": (-2, -1)}) == "unreduce(g, x, dim=[-2, -1])"
+    assert rules.bind("g * exponent * x ^ (exponent - 1)", {"exponent": 2.5}) == "g * 2.5 * x ^ (2.5 - 1)"
+    assert rules.bind("where(cond, g, 0)", {"cond": np.array([True])}) == "where(cond, g, 0)"
