@@ -105,13 +105,13 @@ def test_eval():
 
 @engine
 def test_backward_times_and_retain():
-    r = sub("backward", "@samples/accumulate.grad", "w=2", "x=3", "--times", "3", "--json")
+    r = sub("backward", "@samples/accumulate.grad", "w=2", "x=3", "--times", "3", "--retain-graph", "--json")
     assert r.returncode == 0, r.stderr
     rows = {t["name"]: t for t in js(r.stdout)["tensors"]}
     assert [t for t in rows][:2] == ["w", "x"]
     assert rows["w"]["grad"] == 3 * (3 + 4) and rows["x"]["grad"] == 3 * 2
     assert rows["y"]["is_leaf"] is False and rows["y"]["grad"] is None
-    r = sub("backward", "@samples/accumulate.grad", "w=2", "x=3", "--times", "3", "--zero-grad", "--json")
+    r = sub("backward", "@samples/accumulate.grad", "w=2", "x=3", "--times", "3", "--retain-graph", "--zero-grad", "--json")
     rows = {t["name"]: t for t in js(r.stdout)["tensors"]}
     assert rows["w"]["grad"] == 7.0
     r = cli("backward", "h = w*x; y = h + 1", "w=2", "x=3", "--retain", "h", "--freeze", "x", "--json")

@@ -60,6 +60,9 @@ def _execute(command, fmt, json_flag, precision, program, assignments, set_, val
             print(note, file=sys.stderr)
         if fmt == "auto":
             fmt = "table" if sys.stdout.isatty() else "plain"
+        if fmt == "plain":                  # tables show them as footnotes, JSON as "warnings"
+            for warning in result.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
         render.render(result, fmt, precision=precision, color=_color())
         sys.stdout.flush()
         code = 0 if result.ok else 1
@@ -122,7 +125,8 @@ def _build_app():
     ValuesFile = Annotated[Optional[str], typer.Option("--values", help="a .json or .npz file of input values")]
     Wrt = Annotated[Optional[List[str]], typer.Option("--wrt", help="inputs, comma-separated (repeatable)")]
     Freeze = Annotated[Optional[List[str]], typer.Option("--freeze", help="inputs given requires_grad=False")]
-    Retain = Annotated[Optional[List[str]], typer.Option("--retain", help="intermediates whose grad is retained")]
+    Retain = Annotated[Optional[List[str]], typer.Option("--retain-grad", help="named tensors whose grad is retained (h.retain_grad())")]
+    RetainAlias = Annotated[Optional[List[str]], typer.Option("--retain", hidden=True, help="old name of --retain-grad")]
     GradOutput = Annotated[Optional[str], typer.Option("--grad-output", help="the gradient seed: a VALUE or 'ones'")]
     Format = Annotated[str, typer.Option("--format", help="auto|table|plain|json")]
     Json = Annotated[bool, typer.Option("--json", help="short for --format json")]
@@ -175,17 +179,21 @@ def _build_app():
 
     @app.command("backward", help=_doc("Run output.backward() and show every named tensor: value, "
                                        "requires_grad, is_leaf, grad_fn, grad.",
-                                       'gradcli backward "h = w*x; y = h + b" w=2 x=3 b=1 --retain h --times 3'))
+                                       'gradcli backward "h = w*x; y = h^2" w=2 x=3 --retain-grad h --retain-graph --times 3'))
     def backward_command(program: Program, assignments: Assignments = None, set_: Set = None,
                          values: ValuesFile = None, grad_output: GradOutput = None, freeze: Freeze = None,
-                         retain: Retain = None,
-                         times: Annotated[int, typer.Option("--times", help="run backward K times (accumulates)")] = 1,
+                         retain: Retain = None, retain_alias: RetainAlias = None,
+                         retain_graph: Annotated[bool, typer.Option("--retain-graph", help="keep the graph for another backward (retain_graph=True)")] = False,
+                         create_graph: Annotated[bool, typer.Option("--create-graph", help="grads get a graph of their own (create_graph=True)")] = False,
+                         inputs: Annotated[Optional[List[str]], typer.Option("--inputs", help="accumulate only into these named tensors (inputs=...)")] = None,
+                         times: Annotated[int, typer.Option("--times", help="run backward K times (accumulates; needs --retain-graph)")] = 1,
                          zero_grad: Annotated[bool, typer.Option("--zero-grad", help="zero grads between runs")] = False,
                          fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
                          seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
         from . import commands
         raise typer.Exit(_execute(commands.backward, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, retain, grad_output=grad_output, times=times, zero_grad=zero_grad))
+                 plugin, freeze, list(retain or ()) + list(retain_alias or ()), grad_output=grad_output, times=times,
+                 zero_grad=zero_grad, retain_graph=retain_graph, create_graph=create_graph, inputs=_split(inputs)))
 
 
     @app.command("jacobian", help=_doc("Jacobian of the output with respect to each --wrt input.",
@@ -257,7 +265,9 @@ def __getattr__(name):
 
 #: the fast path's view of the options: flag -> (parameter, kind); the typer app is the reference
 OPTIONS = {"--set": ("set_", list), "--values": ("values", str), "--wrt": ("wrt", list),
-           "--freeze": ("freeze", list), "--retain": ("retain", list), "--grad-output": ("grad_output", str),
+           "--freeze": ("freeze", list), "--retain": ("retain", list), "--retain-grad": ("retain", list),
+           "--retain-graph": ("retain_graph", bool), "--create-graph": ("create_graph", bool),
+           "--inputs": ("inputs", list), "--grad-output": ("grad_output", str),
            "--format": ("fmt", str), "--json": ("json_", bool), "--dtype": ("dtype", str),
            "--device": ("device", str), "--seed": ("seed", int), "--plugin": ("plugin", list),
            "--precision": ("precision", int), "--order": ("order", int), "--times": ("times", int),
@@ -266,7 +276,8 @@ COMMON = {"--set", "--values", "--freeze", "--format", "--json", "--dtype", "--d
           "--precision"}
 #: command -> (commands function name, its own options)
 COMMANDS = {"eval": ("evaluate", set()), "grad": ("grad", {"--wrt", "--grad-output"}),
-            "backward": ("backward", {"--grad-output", "--retain", "--times", "--zero-grad"}),
+            "backward": ("backward", {"--grad-output", "--retain", "--retain-grad", "--retain-graph", "--create-graph",
+                                      "--inputs", "--times", "--zero-grad"}),
             "jacobian": ("jacobian", {"--wrt"}), "hessian": ("hessian", {"--wrt"}),
             "diff": ("diff", {"--wrt", "--order"}), "graph": ("graph", set()),
             "check": ("check", {"--wrt", "--order"})}
@@ -278,7 +289,7 @@ def _fast(argv):
         return None
     name, own = COMMANDS[argv[0]]
     allowed = COMMON | own
-    found = {"set_": [], "wrt": [], "freeze": [], "retain": [], "plugin": []}
+    found = {"set_": [], "wrt": [], "freeze": [], "retain": [], "plugin": [], "inputs": []}
     positional = []
     items = iter(argv[1:])
     for item in items:
@@ -318,6 +329,9 @@ def _fast(argv):
     if name == "backward":
         extra["times"] = found.get("times", 1)
         extra["zero_grad"] = found.get("zero_grad", False)
+        extra["retain_graph"] = found.get("retain_graph", False)
+        extra["create_graph"] = found.get("create_graph", False)
+        extra["inputs"] = _split(found["inputs"])
     if name in ("diff", "check"):
         extra["order"] = found.get("order", None if name == "diff" else 1)
     fmt = found.get("fmt", "auto")

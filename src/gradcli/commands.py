@@ -24,6 +24,8 @@ class Result:
     rows: tuple | None = None                      # (columns, rows) for a table, else plain items
     text: str | None = None                        # ready text (graph tree / dot)
     notes: list = field(default_factory=list)      # messages for stderr
+    warnings: list = field(default_factory=list)   # PyTorch's warnings, told once each: table footnotes,
+                                                   # JSON "warnings", stderr lines for plain output
     ok: bool = True                                # False: exit 1 (check mismatch)
 
     def items(self):
@@ -41,7 +43,7 @@ class Inputs:
     seed: int | None = None
     plugins: list = field(default_factory=list)
     freeze: list = field(default_factory=list)
-    retain: list = field(default_factory=list)
+    retain: list = field(default_factory=list)     # --retain-grad names
 
 
 class _Run:
@@ -95,13 +97,32 @@ class _Run:
         return self._run(self.program, inputs, self.functions or None,
                          dtype=self.spec.dtype, device=self.spec.device)
 
-    def wrt(self, names, default_all=True):
+    def wrt(self, names, default_all=True, intermediates=False, option="--wrt"):
+        """The names asked for, checked: inputs, and with ``intermediates`` assigned names too."""
         names = list(names) or (list(self.inputs) if default_all else [])
+        assigned = [n for n in self.evaluation.tensors if n not in self.inputs] if intermediates else []
         for name in names:
-            if name not in self.inputs:
-                raise GradcliError("option", f"--wrt {name}: not an input of the program "
-                                   f"(inputs: {', '.join(self.inputs) or 'none'})")
+            if name not in self.inputs and name not in assigned:
+                known = f"inputs: {', '.join(self.inputs) or 'none'}"
+                if intermediates:
+                    known += f"; intermediates: {', '.join(assigned) or 'none'}"
+                elif name in self.evaluation.tensors:
+                    known += f"; {name} is an intermediate, which {option} takes only in grad, jacobian, hessian and diff"
+                raise GradcliError("option", f"{option} {name}: not {'a named tensor' if intermediates else 'an input'} "
+                                   f"of the program ({known})")
         return names
+
+    def named(self, name):
+        """The tensor called ``name``: an input, else the value last assigned to it."""
+        return self.inputs[name] if name in self.inputs else self.evaluation.tensors[name]
+
+    def why_no_grad(self, name=None) -> str:
+        from .language.nograd import why_no_grad
+        return "; ".join(why_no_grad(self.evaluation, name)) or None
+
+    def why_unused(self, name) -> str:
+        from .language.nograd import why_unused
+        return "; ".join(why_unused(self.evaluation, name)) or None
 
     def function(self, names):
         """f(*tensors) -> output, with ``names`` replaced: for jacobian, hessian and check."""
@@ -160,10 +181,24 @@ def _numel(tensor):
     return n
 
 
-def _requires(run, command):
+def _requires(run):
+    """PyTorch's error for differentiating an output that does not require grad, and why not."""
     if not getattr(run.output, "requires_grad", False):
-        raise GradcliError("autograd", "element 0 of tensors does not require grad and does not have "
-                           f"a grad_fn: the output depends on no input that requires grad ({command})")
+        raise GradcliError("autograd", "element 0 of tensors does not require grad and does not have a grad_fn",
+                           hint=run.why_no_grad())
+
+
+def _no_gradient(run, name, tensor) -> str:
+    """The note for a gradient that is None: what is true of ``name``."""
+    if not tensor.requires_grad:
+        if name in run.inputs and _floating(tensor):
+            return f"note: {name} is frozen (requires_grad=False): no gradient"
+        why = run.why_no_grad(name)
+        return f"note: {name} does not require grad" + (f": {why}" if why else "") + "; no gradient"
+    why = run.why_unused(name) or f"{name} is not in the graph of the output"
+    if why.startswith("the output does not use"):
+        return f"note: {why}: its gradient is null"
+    return f"note: no gradient reaches {name}: {why}; its gradient is null"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,11 +215,11 @@ def evaluate(spec: Inputs) -> Result:
 def grad(spec: Inputs, wrt=(), grad_output=None) -> Result:
     """``grad``: d output / d input for each ``--wrt`` input (None when unused)."""
     run = _Run(spec)
-    names = run.wrt(wrt)
+    names = run.wrt(wrt, intermediates=True)
     result = run.result("grad")
     seed = _grad_output(run, grad_output)
-    _requires(run, "grad")
-    tensors = [run.inputs[n] for n in names]
+    _requires(run)
+    tensors = [run.named(n) for n in names]
     needing = [t for t in tensors if t.requires_grad]
     try:
         found = iter(run.G.autograd.grad([run.output], needing, grad_outputs=None if seed is None else [seed],
@@ -196,70 +231,155 @@ def grad(spec: Inputs, wrt=(), grad_output=None) -> Result:
         g = next(found) if tensor.requires_grad else None
         grads[name] = array(g)
         if g is None:
-            result.notes.append(f"note: the output does not depend on '{name}'"
-                                + (" (frozen)" if not tensor.requires_grad else "") + ": its gradient is null")
+            result.notes.append(_no_gradient(run, name, tensor))
     result.extra["grads"] = grads
     result.plain = list(grads.items())
     return result
 
 
-def backward(spec: Inputs, grad_output=None, times: int = 1, zero_grad: bool = False) -> Result:
-    """``backward``: ``output.backward(gradient)`` K times; every named tensor with its grad."""
+FOOTNOTES = "¹²³⁴⁵⁶⁷⁸⁹"
+CREATE_GRAPH_WARNING = ("PyTorch warns that backward() with create_graph=True creates a reference cycle between "
+                        "each leaf and its .grad (a possible memory leak): autograd.grad, here 'gradcli grad', "
+                        "avoids it")
+
+
+def backward(spec: Inputs, grad_output=None, times: int = 1, zero_grad: bool = False, retain_graph: bool = False,
+             create_graph: bool = False, inputs=()) -> Result:
+    """``backward``: ``output.backward(gradient, retain_graph, create_graph, inputs)`` K times;
+    every named tensor with its grad, as PyTorch shows it (None, with its warning, for a
+    non-leaf whose grad is not retained)."""
+    import warnings
     run = _Run(spec)
     tensors = run.evaluation.tensors
-    output_name = run.evaluation.output_name
     for name in spec.retain:
         if name not in tensors:
-            raise GradcliError("option", f"--retain {name}: not a named tensor of the program")
-        if tensors[name].requires_grad:
-            tensors[name].retain_grad()
+            raise GradcliError("option", f"--retain-grad {name}: not a named tensor of the program "
+                               f"(named: {', '.join(tensors) or 'none'})")
+        if not tensors[name].requires_grad:
+            raise GradcliError("autograd", "can't retain_grad on Tensor that has requires_grad=False",
+                               hint=f"--retain-grad {name}: " + (run.why_no_grad(name) or f"{name} does not require grad"))
+        tensors[name].retain_grad()
+    chosen = None
+    if inputs:
+        run.wrt(inputs, default_all=False, intermediates=True, option="--inputs")
+        chosen = [run.named(n) for n in inputs]
+        for tensor in chosen:
+            if not tensor.is_leaf:
+                tensor.retain_grad()            # as PyTorch does for a non-leaf in inputs=
     seed = _grad_output(run, grad_output)
-    _requires(run, "backward")
+    _requires(run)
     if times < 1:
         raise GradcliError("option", "--times must be at least 1")
     named = list(tensors.items())
-    if output_name is None:
+    if all(t is not run.output for _, t in named):
         named.append(("output", run.output))
-    try:
-        for k in range(times):
-            if zero_grad and k:
-                for _, t in named:
-                    if t.grad is not None:
-                        t.grad = None
-            run.output.backward(seed, retain_graph=times > 1)
-    except RuntimeError as exc:
-        raise _autograd(exc) from None
+    kept = [t for _, t in named if t.is_leaf or t.retains_grad]
+    for k in range(times):
+        if zero_grad and k:
+            for t in kept:
+                t.grad = None
+        try:
+            run.output.backward(seed, retain_graph=retain_graph or None, create_graph=create_graph, inputs=chosen)
+        except RuntimeError as exc:
+            hint = None
+            if k and not (retain_graph or create_graph) and "second time" in str(exc):
+                hint = (f"--times {times} runs backward {times} times through one graph: add --retain-graph "
+                        "to keep it after each pass")
+            raise GradcliError("autograd", str(exc), hint=hint) from None
     result = run.result("backward")
-    rows, records = [], []
+    rows, records, unread = [], [], []
     for name, t in named:
-        g = t.grad if (t.is_leaf or getattr(t, "retains_grad", False)) else None
+        with warnings.catch_warnings(record=True) as caught:   # PyTorch's warning becomes a footnote
+            warnings.simplefilter("always")
+            g = t.grad
+        if caught:
+            unread.append(name)
         fn = t.grad_fn.name() if t.grad_fn is not None else None
-        records.append({"name": name, "shape": list(t.shape), "value": array(t), "requires_grad": bool(t.requires_grad),
-                        "is_leaf": bool(t.is_leaf), "grad_fn": fn, "grad": array(g)})
+        record = {"name": name, "shape": list(t.shape), "value": array(t), "requires_grad": bool(t.requires_grad),
+                  "is_leaf": bool(t.is_leaf), "grad_fn": fn, "grad": array(g)}
+        cell = array(g) if g is not None else "None" + (" " + FOOTNOTES[0] if caught else "")
+        if create_graph:
+            record["grad_grad_fn"] = _grad_fn(g)
+            if record["grad_grad_fn"]:
+                cell = (cell, f"grad_fn=<{record['grad_grad_fn']}>")       # as PyTorch prints the grad
+        records.append(record)
         rows.append((name, str(tuple(t.shape)), array(t), str(bool(t.requires_grad)), str(bool(t.is_leaf)),
-                     fn or "-", array(g)))
+                     fn or "None", cell))
+    if unread:
+        listed = _listing(unread)
+        verb = "is not a leaf" if len(unread) == 1 else "are not leaves"
+        result.warnings.append(f"{listed} {verb}: PyTorch warns that the .grad of a non-leaf tensor is not "
+                               f"populated during backward() and reads None; add --retain-grad "
+                               f"{','.join(unread)} to keep it (retain_grad())")
+    if create_graph:
+        result.warnings.append(CREATE_GRAPH_WARNING)
     result.extra["tensors"] = records
+    result.extra["warnings"] = list(result.warnings)
     result.rows = (("name", "shape", "value", "requires_grad", "is_leaf", "grad_fn", "grad"), rows)
     result.plain = [(r["name"], r["grad"]) for r in records]
     return result
 
 
+def _grad_fn(tensor):
+    fn = getattr(tensor, "grad_fn", None)
+    return fn.name() if fn is not None else None
+
+
+def _listing(names) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def jacobian(spec: Inputs, wrt=()) -> Result:
-    """``jacobian``: d output / d input, shape output.shape + input.shape, per input."""
+    """``jacobian``: d output / d input, shape output.shape + input.shape, per input; an
+    intermediate name is differentiated through the graph (``autograd.grad(output, h)``)."""
     run = _Run(spec)
-    names = run.wrt(wrt)
-    _guard_size("Jacobian", _numel(run.output) * sum(_numel(run.inputs[n]) for n in names), names)
-    from .autograd import functional
-    try:
-        blocks = functional.jacobian(run.function(names), tuple(run.inputs[n] for n in names))
-    except RuntimeError as exc:
-        raise _autograd(exc) from None
-    if not isinstance(blocks, (tuple, list)):
-        blocks = (blocks,)
+    names = run.wrt(wrt, intermediates=True)
+    _guard_size("Jacobian", _numel(run.output) * sum(_numel(run.named(n)) for n in names), names)
     result = run.result("jacobian")
+    if all(n in run.inputs for n in names):
+        from .autograd import functional
+        try:
+            blocks = functional.jacobian(run.function(names), tuple(run.inputs[n] for n in names))
+        except RuntimeError as exc:
+            raise _autograd(exc) from None
+        if not isinstance(blocks, (tuple, list)):
+            blocks = (blocks,)
+    else:
+        blocks = _graph_jacobian(run, run.output, names, result)
     result.extra["jacobian"] = {n: array(b) for n, b in zip(names, blocks)}
     result.plain = list(result.extra["jacobian"].items())
     return result
+
+
+def _graph_jacobian(run, out, names, result=None, create_graph=False):
+    """The Jacobian of ``out`` w.r.t. the named tensors through the program's own graph: one
+    batched backward pass seeded with the identity (zeros, with a note, where none flows)."""
+    G = run.G
+    tensors = [run.named(n) for n in names]
+    live = [t for t in tensors if t.requires_grad] if out.requires_grad else []
+    found = iter(())
+    if live:
+        n = _numel(out)
+        eye = G.eye(n, dtype=str(out.dtype).removeprefix("torch."))
+        seeds = eye.reshape(n, *out.shape) if out.shape else eye.reshape(n)
+        try:
+            found = iter(G.autograd.grad([out], live, grad_outputs=[seeds], retain_graph=True,
+                                         create_graph=create_graph, allow_unused=True, is_grads_batched=True))
+        except RuntimeError as exc:
+            raise _autograd(exc) from None
+    blocks = []
+    for name, t in zip(names, tensors):
+        g = next(found) if live and t.requires_grad else None
+        if g is None:
+            if result is not None:
+                result.notes.append(_no_gradient(run, name, t) if out.requires_grad else
+                                    f"note: the output does not require grad ({run.why_no_grad() or 'no graph'}): "
+                                    f"zeros for {name}")
+            g = G.zeros(*out.shape, *t.shape, dtype=str(t.dtype).removeprefix("torch."))
+        else:
+            g = g.reshape(*out.shape, *t.shape)
+        blocks.append(g)
+    return blocks
 
 
 MAX_NUMBERS = 50_000_000     # 400 MB of float64: beyond that a result is surely a mistake
@@ -272,21 +392,40 @@ def _guard_size(what, count, names):
 
 
 def hessian(spec: Inputs, wrt=()) -> Result:
-    """``hessian``: every block d²output / da db of a scalar output."""
+    """``hessian``: every block d²output / da db of a scalar output; with an intermediate name,
+    through the graph (the Jacobian of ``autograd.grad(output, a, create_graph=True)``)."""
     run = _Run(spec)
-    names = run.wrt(wrt)
+    names = run.wrt(wrt, intermediates=True)
     if _numel(run.output) != 1:
         raise GradcliError("autograd", f"hessian needs a scalar output; the output has shape {tuple(run.output.shape)}")
-    _guard_size("Hessian", sum(_numel(run.inputs[n]) for n in names) ** 2, names)
-    from .autograd import functional
-    try:
-        blocks = functional.hessian(run.function(names), tuple(run.inputs[n] for n in names))
-    except RuntimeError as exc:
-        raise _autograd(exc) from None
-    if not isinstance(blocks, (tuple, list)):
-        blocks = ((blocks,),)
-    table = {a: {b: array(blocks[i][j]) for j, b in enumerate(names)} for i, a in enumerate(names)}
+    _guard_size("Hessian", sum(_numel(run.named(n)) for n in names) ** 2, names)
     result = run.result("hessian")
+    if all(n in run.inputs for n in names):
+        from .autograd import functional
+        try:
+            blocks = functional.hessian(run.function(names), tuple(run.inputs[n] for n in names))
+        except RuntimeError as exc:
+            raise _autograd(exc) from None
+        if not isinstance(blocks, (tuple, list)):
+            blocks = ((blocks,),)
+    else:
+        _requires(run)
+        G = run.G
+        blocks = []
+        for a in names:
+            t = run.named(a)
+            g = None
+            if t.requires_grad:
+                try:
+                    (g,) = G.autograd.grad([run.output], [t], create_graph=True, allow_unused=True)
+                except RuntimeError as exc:
+                    raise _autograd(exc) from None
+            if g is None:
+                result.notes.append(_no_gradient(run, a, t))
+                blocks.append([G.zeros(*t.shape, *run.named(b).shape) for b in names])
+            else:
+                blocks.append(_graph_jacobian(run, g, names))
+    table = {a: {b: array(blocks[i][j]) for j, b in enumerate(names)} for i, a in enumerate(names)}
     result.extra["hessian"] = table
     result.plain = [(f"{a},{b}", v) for a, row in table.items() for b, v in row.items()]
     return result
@@ -303,11 +442,11 @@ def diff(spec: Inputs, wrt=(), order: int | None = None) -> Result:
         names = names * order
     if not names:
         raise GradcliError("option", "diff needs --wrt NAME[,NAME...] or --order N")
-    run.wrt(names, default_all=False)
+    run.wrt(names, default_all=False, intermediates=True)
     G = run.G
     current = run.output
     for name in names:
-        x = run.inputs[name]
+        x = run.named(name)
         if _numel(current) != 1:
             current = current.sum()
         g = None
@@ -350,8 +489,19 @@ def graph(spec: Inputs, fmt: str = "tree") -> Result:
     if fmt == "dot":
         result.text = _dot(nodes)
     elif fmt != "json":
-        result.text = _tree(nodes)
+        result.text = _tree(nodes) if nodes else f"(no graph: {_no_graph(run)})"
     return result
+
+
+def _no_graph(run) -> str:
+    """Why the output has no grad_fn: a leaf that requires grad, or a tensor that does not."""
+    out = run.output
+    if out.requires_grad:
+        name = run.evaluation.output_name or next((n for n, t in run.inputs.items() if t is out), "the output")
+        return (f"the output is the leaf {name} (requires_grad=True, grad_fn=None): "
+                f"backward accumulates into {name}.grad")
+    why = run.why_no_grad()
+    return "the output does not require grad" + (f": {why}" if why else "")
 
 
 def _label(node):
@@ -359,8 +509,6 @@ def _label(node):
 
 
 def _tree(nodes) -> str:
-    if not nodes:
-        return "(no graph: the output does not require grad)"
     lines, seen = [], set()
     stack = [(0, "", "", True)]
     by_id = {n["id"]: n for n in nodes}

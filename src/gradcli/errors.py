@@ -29,12 +29,14 @@ class GradcliError(Exception):
 
     ``line`` and ``column`` are 1-based; ``span`` is a ``(start, end)`` pair of character
     offsets into the program text; ``source`` is the text the position refers to, so that the
-    renderer can show the line with a caret.
+    renderer can show the line with a caret.  ``hint`` is one line on what to do (or why), shown
+    after the message: PyTorch's own messages stay word for word in ``message``.
     """
 
     def __init__(self, kind: str, message: str, line: int | None = None, column: int | None = None,
-                 span: tuple[int, int] | None = None, source: str | None = None):
+                 span: tuple[int, int] | None = None, source: str | None = None, hint: str | None = None):
         super().__init__(message)
+        self.hint = hint
         self.kind = kind
         self.message = message
         self.line = line
@@ -47,7 +49,10 @@ class GradcliError(Exception):
         return KINDS.get(self.kind, 2)
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "message": self.message, "line": self.line, "column": self.column}
+        data = {"kind": self.kind, "message": self.message, "line": self.line, "column": self.column}
+        if self.hint:
+            data["hint"] = self.hint
+        return data
 
     def __str__(self) -> str:
         return self.message
@@ -66,7 +71,8 @@ class GradcliError(Exception):
         """``line L, column C: message`` and the excerpt below it: the text for people."""
         where = f"line {self.line}, column {self.column}: " if self.line is not None else ""
         shown = self.excerpt()
-        return f"{where}{self.message}" + (f"\n{shown}" if shown else "")
+        return (f"{where}{self.message}" + (f"\n{shown}" if shown else "")
+                + (f"\nhint: {self.hint}" if self.hint else ""))
 
     def locate(self, source: str, span: tuple[int, int]) -> "GradcliError":
         """Give the error a position in ``source`` (unless it has one) and return it."""

@@ -69,6 +69,15 @@ def summarise(value, precision: int = 6) -> str:
                            max_line_width=80)
 
 
+def _cell(cell, precision):
+    """A table cell: text as it is, a value summarised, ``(value, text)`` as the value above the text."""
+    if isinstance(cell, str):
+        return cell
+    if isinstance(cell, tuple):
+        return f"{summarise(cell[0], precision)}\n{cell[1]}"
+    return summarise(cell, precision)
+
+
 def to_table(result, precision: int = 6, color: bool = True):
     """A rich renderable (import of rich happens here only)."""
     from rich.console import Group
@@ -82,8 +91,10 @@ def to_table(result, precision: int = 6, color: bool = True):
         columns, rows = result.rows
         table = Table(*columns, show_lines=False)
         for row in rows:
-            table.add_row(*[summarise(cell, precision) if not isinstance(cell, str) else cell for cell in row])
+            table.add_row(*[_cell(cell, precision) for cell in row])
         parts.append(table)
+        for mark, warning in zip("¹²³⁴⁵⁶⁷⁸⁹", getattr(result, "warnings", ())):
+            parts.append(Text(f"{mark} {warning}"))
     else:
         table = Table("name", "value")
         for name, value in result.items():

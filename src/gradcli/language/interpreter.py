@@ -9,6 +9,11 @@ Number literals stay Python numbers as they would in PyTorch code, so ``1 - x`` 
 engine as ``sub(1, x)`` (RsubBackward1) and ``x ^ 2`` as ``pow(x, 2)`` (PowBackward0); operators
 whose operands are all numbers are folded here, as Python would.  Evaluation walks the tree with
 an explicit stack: a program as deep as the user cares to write never meets the recursion limit.
+
+Grad modes are PyTorch's context managers written as functions of the expression they govern:
+``no_grad(e)``, ``enable_grad(e)`` and ``set_grad_enabled(mode, e)`` enter the mode before ``e``
+is evaluated and leave it after, so they nest as ``with`` blocks do.  ``detach(x)`` and
+``x.requires_grad_(False)`` are the Tensor methods of those names.
 """
 from __future__ import annotations
 
@@ -25,6 +30,16 @@ from .parser import paused_gc
 LIST_FUNCTIONS = frozenset({"stack", "cat"})
 #: functions that build tensors from sizes; they get the program's dtype and device
 CONSTRUCTORS = frozenset({"zeros", "ones", "rand", "randn", "eye", "arange", "linspace"})
+#: grad modes: functions whose last argument is the expression evaluated in that mode
+GRAD_MODES = frozenset({"no_grad", "enable_grad", "set_grad_enabled"})
+#: the language's own functions (not ops: they record no node), with their one-line docs
+LANGUAGE_DOCS = {
+    "detach": "detach(x) = x.detach(): the same values cut from the graph (requires_grad=False, no grad_fn)",
+    "no_grad": "no_grad(expr): evaluates expr with gradient recording off (torch.no_grad())",
+    "enable_grad": "enable_grad(expr): evaluates expr with gradient recording on, also inside no_grad",
+    "set_grad_enabled": "set_grad_enabled(mode, expr): evaluates expr with recording on (True) or off (False)",
+    "requires_grad_": "x.requires_grad_(False): x stops requiring grad, in place (an input: as --freeze x)",
+}
 _NUMBERS = (int, float)
 _FOLD = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
          "pow": operator.pow, "neg": operator.neg, "pos": operator.pos, "lt": operator.lt,
@@ -39,6 +54,8 @@ class Evaluation:
     output: object                     # the last statement's Tensor
     output_name: str | None            # the last statement's assigned name, or None
     program: A.Program | None = field(default=None, repr=False)
+    inputs: dict = field(default_factory=dict, repr=False)      # name -> the input tensor
+    machine: object = field(default=None, repr=False)          # what evaluated it (for nograd.py)
 
 
 def run(program: A.Program, values: dict, functions: dict | None = None, *,
@@ -56,6 +73,7 @@ def run(program: A.Program, values: dict, functions: dict | None = None, *,
     if missing:
         raise _missing(program, missing)
     table = dict(ops.FUNCTIONS)
+    table.update(_LANGUAGE)
     if functions:
         table.update(functions)
     env = {}
@@ -67,6 +85,7 @@ def run(program: A.Program, values: dict, functions: dict | None = None, *,
         dtype = dtype or (first.dtype if first is not None else "float64")
         device = device or (str(getattr(first, "device", "cpu")) if first is not None else "cpu")
     machine = _Machine(G, table, set(functions or ()), ops.CONSTANTS, env, program.source, dtype, device)
+    inputs = dict(env)
     tensors = dict(env)
     output = None
     try:
@@ -79,7 +98,20 @@ def run(program: A.Program, values: dict, functions: dict | None = None, *,
     except RecursionError:
         raise GradcliError("value", "the program is nested too deeply to evaluate").locate(
             program.source, (0, 0)) from None
-    return Evaluation(tensors, output, program.output_name, program)
+    return Evaluation(tensors, output, program.output_name, program, inputs, machine)
+
+
+def _detach(x):
+    return x.detach()
+
+
+def _requires_grad_(x, requires_grad=True):
+    if not isinstance(requires_grad, bool):
+        raise TypeError(f"requires_grad_ takes True or False, not {type(requires_grad).__name__}")
+    return x.requires_grad_(requires_grad)
+
+
+_LANGUAGE = {"detach": _detach, "requires_grad_": _requires_grad_}
 
 
 def _missing(program, names) -> GradcliError:
@@ -107,9 +139,17 @@ class _Machine:
         self.G, self.table, self.plugins, self.constants = G, table, plugins, constants
         self.env, self.source, self.dtype, self.device = env, source, dtype, device
         self._accepts: dict = {}
+        self.modes: list = []          # the grad-mode context managers entered and not yet left
 
     # -- the walk -----------------------------------------------------------------------------
     def evaluate(self, root):
+        try:
+            return self._evaluate(root)
+        finally:
+            while self.modes:          # an error inside no_grad(...) must not leave grad off
+                self.modes.pop().__exit__(None, None, None)
+
+    def _evaluate(self, root):
         results: list = []
         work: list = [(root, False)]
         while work:
@@ -136,6 +176,9 @@ class _Machine:
                 results.append(self.G.tensor(_literal(node), dtype=self._literal_dtype(node), device=self.device))
             elif kind is A.Call and not node.kwargs and node.func not in LIST_FUNCTIONS:
                 if node.func not in self.table:
+                    if node.func in GRAD_MODES:
+                        self.enter(node, work)
+                        continue
                     raise self.unknown(node)
                 work.append((node, True))
                 args = node.args
@@ -143,6 +186,9 @@ class _Machine:
                     work.append((args[i], False))
             else:
                 if kind is A.Call and node.func not in self.table:
+                    if node.func in GRAD_MODES:
+                        self.enter(node, work)
+                        continue
                     raise self.unknown(node)
                 work.append((node, True))
                 work.extend([(child, False) for child in reversed(_parts(node))])
@@ -178,7 +224,31 @@ class _Machine:
             return self.call(node, "stack", [[self.tensor(v, node) for v in values]], {"dim": 0})
         if kind is _List:
             return [self.tensor(v, node) for v in values]
+        if kind is _Leave:
+            self.modes.pop().__exit__(None, None, None)
+            return values[0]
         raise TypeError(f"cannot evaluate {node!r}")          # pragma: no cover - parser makes none
+
+    def enter(self, node, work):
+        """Enter the grad mode of ``no_grad(e)`` / ``enable_grad(e)`` / ``set_grad_enabled(m, e)``
+        and queue ``e``, then a ``_Leave`` that leaves the mode once ``e`` has its value."""
+        func, args = node.func, node.args
+        if func == "set_grad_enabled":
+            mode = _number_of(args[0]) if len(args) == 2 and not node.kwargs else None
+            if not isinstance(mode, bool):
+                raise GradcliError("type", "set_grad_enabled(mode, expr) takes True or False, then the "
+                                   "expression to evaluate in that mode").locate(self.source, node.span)
+            context = self.G.set_grad_enabled(mode)
+        else:
+            if len(args) != 1 or node.kwargs:
+                how = "without" if func == "no_grad" else "with"
+                raise GradcliError("type", f"{func}(expr) takes one argument: the expression to evaluate "
+                                   f"{how} gradient recording").locate(self.source, node.span)
+            context = self.G.no_grad() if func == "no_grad" else self.G.enable_grad()
+        context.__enter__()
+        self.modes.append(context)
+        work.append((_Leave(node, args[-1]), True))
+        work.append((args[-1], False))
 
     # -- calls --------------------------------------------------------------------------------
     def call(self, node, func, args, kwargs):
@@ -251,7 +321,7 @@ class _Machine:
 
     def unknown(self, node) -> GradcliError:
         import difflib  # noqa: PLC0415 - only for the error message; slow to import
-        close = difflib.get_close_matches(node.func, list(self.table), n=1)
+        close = difflib.get_close_matches(node.func, [*self.table, *GRAD_MODES], n=1)
         hint = f": did you mean '{close[0]}'?" if close else ""
         if node.func in self.env:
             hint = f": '{node.func}' is a tensor, not a function" + (f" (did you mean '{close[0]}'?)" if close else "")
@@ -303,6 +373,14 @@ class _List:
 
     def __init__(self, array):
         self.elements, self.span = array.elements, array.span
+
+
+class _Leave:
+    """Queued after the expression of a grad mode: leaves the mode and passes the value on."""
+    __slots__ = ("call", "elements", "span")
+
+    def __init__(self, call, body):
+        self.elements, self.span, self.call = (body,), call.span, call
 
 
 def _parts(node) -> list:
