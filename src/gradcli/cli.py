@@ -63,7 +63,7 @@ def _execute(command, fmt, json_flag, precision, program, assignments, set_, val
         if fmt == "plain":                  # tables show them as footnotes, JSON as "warnings"
             for warning in result.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
-        render.render(result, fmt, precision=precision, color=_color())
+        render.render(result, fmt, precision=precision, color=_color(), origin=program)
         sys.stdout.flush()
         code = 0 if result.ok else 1
     except KeyboardInterrupt:
