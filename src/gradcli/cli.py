@@ -52,7 +52,8 @@ def _execute(command, fmt, json_flag, precision, program, assignments, set_, val
             raise GradcliError("option", f"--device {device}: expected cpu or cuda")
         spec = commands.Inputs(program=_program_text(program), values=list(assignments or ()) + list(set_ or ()),
                                values_file=values, dtype=dtype, device=device, seed=seed,
-                               plugins=list(plugin or ()), freeze=_split(freeze), retain=_split(retain))
+                               plugins=list(plugin or ()), freeze=_split(freeze), retain=_split(retain),
+                               progress=_progress_bar(fmt))
         if command is commands.graph:
             kwargs["fmt"] = fmt
         result = command(spec, **kwargs)
@@ -74,6 +75,29 @@ def _execute(command, fmt, json_flag, precision, program, assignments, set_, val
     except Exception as exc:                                    # noqa: BLE001 - the one place
         code = _report(exc, fmt)
     return code
+
+
+def _progress_bar(fmt):
+    """A factory of rich progress bars on stderr, or None: only when both stdout and stderr are a
+    terminal and the output is not JSON (a bar never mixes with piped or JSON output)."""
+    if fmt == "json" or not (sys.stderr.isatty() and sys.stdout.isatty()) or os.environ.get("TERM") == "dumb":
+        return None
+
+    def factory(total, description):
+        import contextlib
+
+        @contextlib.contextmanager
+        def bar():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            console = Console(stderr=True)
+            console.print(description, highlight=False, markup=False)
+            with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                          TimeRemainingColumn(), console=console, transient=True) as progress:
+                task = progress.add_task(description.split(":")[0], total=total)
+                yield lambda k=1: progress.advance(task, k)
+        return bar()
+    return factory
 
 
 def _report(exc, fmt) -> int:
@@ -245,12 +269,15 @@ def _build_app():
                                     'gradcli check "sum(tanh(x)^2)" "x=[0.5, -1]" --order 2'))
     def check_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
                       wrt: Wrt = None, order: Annotated[int, typer.Option("--order", help="1 or 2")] = 1,
+                      eps: Annotated[Optional[float], typer.Option("--eps", help="finite-difference step (1e-6)")] = None,
+                      atol: Annotated[Optional[float], typer.Option("--atol", help="absolute tolerance (1e-5)")] = None,
+                      rtol: Annotated[Optional[float], typer.Option("--rtol", help="relative tolerance (1e-3)")] = None,
                       freeze: Freeze = None,
                       fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
                       seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
         from . import commands
         raise typer.Exit(_execute(commands.check, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, wrt=_split(wrt), order=order))
+                 plugin, freeze, wrt=_split(wrt), order=order, eps=eps, atol=atol, rtol=rtol))
 
 
     return app
@@ -271,7 +298,8 @@ OPTIONS = {"--set": ("set_", list), "--values": ("values", str), "--wrt": ("wrt"
            "--format": ("fmt", str), "--json": ("json_", bool), "--dtype": ("dtype", str),
            "--device": ("device", str), "--seed": ("seed", int), "--plugin": ("plugin", list),
            "--precision": ("precision", int), "--order": ("order", int), "--times": ("times", int),
-           "--zero-grad": ("zero_grad", bool)}
+           "--zero-grad": ("zero_grad", bool), "--eps": ("eps", float), "--atol": ("atol", float),
+           "--rtol": ("rtol", float)}
 COMMON = {"--set", "--values", "--freeze", "--format", "--json", "--dtype", "--device", "--seed", "--plugin",
           "--precision"}
 #: command -> (commands function name, its own options)
@@ -280,7 +308,7 @@ COMMANDS = {"eval": ("evaluate", set()), "grad": ("grad", {"--wrt", "--grad-outp
                                       "--inputs", "--times", "--zero-grad"}),
             "jacobian": ("jacobian", {"--wrt"}), "hessian": ("hessian", {"--wrt"}),
             "diff": ("diff", {"--wrt", "--order"}), "graph": ("graph", set()),
-            "check": ("check", {"--wrt", "--order"})}
+            "check": ("check", {"--wrt", "--order", "--eps", "--atol", "--rtol"})}
 
 
 def _fast(argv):
@@ -309,9 +337,9 @@ def _fast(argv):
             value = next(items, None)
             if value is None:
                 return None
-        if kind is int:
+        if kind in (int, float):
             try:
-                value = int(value)
+                value = kind(value)
             except ValueError:
                 return None
         if kind is list:
@@ -334,6 +362,8 @@ def _fast(argv):
         extra["inputs"] = _split(found["inputs"])
     if name in ("diff", "check"):
         extra["order"] = found.get("order", None if name == "diff" else 1)
+    if name == "check":
+        extra.update({key: found.get(key) for key in ("eps", "atol", "rtol")})
     fmt = found.get("fmt", "auto")
     if name == "graph" and fmt not in ("auto", "tree", "dot", "json", "plain", "table"):
         return None

@@ -5,6 +5,7 @@ module (and ``gradcli --help``) stays cheap.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from .errors import GradcliError
@@ -27,6 +28,7 @@ class Result:
     warnings: list = field(default_factory=list)   # PyTorch's warnings, told once each: table footnotes,
                                                    # JSON "warnings", stderr lines for plain output
     ok: bool = True                                # False: exit 1 (check mismatch)
+    header: list = field(default_factory=list)     # lines shown between a table's title and the table
 
     def items(self):
         return list(self.plain)
@@ -44,6 +46,7 @@ class Inputs:
     plugins: list = field(default_factory=list)
     freeze: list = field(default_factory=list)
     retain: list = field(default_factory=list)     # --retain-grad names
+    progress: object = None     # (total, description) -> context manager giving tick(k): the CLI's bar
 
 
 class _Run:
@@ -539,20 +542,102 @@ def _dot(nodes) -> str:
     return "\n".join(out)
 
 
-def check(spec: Inputs, wrt=(), order: int = 1) -> Result:
-    """``check``: analytic vs finite-difference derivatives; ``ok`` False means exit 1."""
+def check(spec: Inputs, wrt=(), order: int = 1, eps: float | None = None, atol: float | None = None,
+          rtol: float | None = None) -> Result:
+    """``check``: analytic vs finite-difference derivatives (``check.py``); ``ok`` False means exit 1."""
+    from . import check as C
+    eps = C.EPS if eps is None else eps
+    atol = C.ATOL if atol is None else atol
+    rtol = C.RTOL if rtol is None else rtol
+    C.validate(order, eps, atol, rtol)
     run = _Run(spec)
     names = [n for n in run.wrt(wrt) if run.inputs[n].requires_grad]
-    from .autograd.gradcheck import compare
-    try:
-        found = compare(run.function(names), tuple(run.inputs[n] for n in names), order=order)
-    except RuntimeError as exc:
-        raise _autograd(exc) from None
+    total = C.evaluations(run, names, order)
+    with _progress(spec, total, f"check: {total:,} evaluations of the program") as tick:
+        try:
+            found = C.compare(run, names, order=order, eps=eps, atol=atol, rtol=rtol, progress=tick)
+        except RuntimeError as exc:
+            raise _autograd(exc) from None
     result = run.result("check")
-    for key in ("ok", "max_abs_error", "max_rel_error"):
-        result.extra[key] = found[key]
+    inputs = {name: {"max_abs_error": e["max_abs_error"], "max_rel_error": e["max_rel_error"],
+                     "worst": [{k: w[k] for k in ("index", "analytic", "numerical", "abs_error", "rel_error")}
+                               | ({"output_index": w["output_index"]} if "output_index" in w else {})
+                               for w in e["worst"]],
+                     "elements": e["elements"], "checked": e["checked"], "failed": e["failed"]}
+              for name, e in found["inputs"].items()}
+    result.extra.update({key: found[key] for key in ("ok", "max_abs_error", "max_rel_error", "atol", "rtol", "eps",
+                                                     "order")})
+    result.extra["numerical_dtype"] = "float64"
+    result.extra["inputs"] = inputs
     result.ok = bool(found["ok"])
-    result.plain = [(k, result.extra[k]) for k in ("ok", "max_abs_error", "max_rel_error")]
-    if not result.ok:
-        result.notes.append("check: analytic and finite-difference derivatives differ beyond tolerance")
+    result.plain = [(k, result.extra[k]) for k in ("ok", "max_abs_error", "max_rel_error", "atol", "rtol", "eps")]
+    for name, e in found["inputs"].items():
+        result.plain += [(f"{name}.max_abs_error", e["max_abs_error"]), (f"{name}.max_rel_error", e["max_rel_error"])]
+    result.header = _check_header(spec, found, names)
+    result.rows = (("element", "analytic", "numerical", "abs error", "rel error", "ok"),
+                   [(w["label"], w["analytic"], w["numerical"], w["abs_error"], w["rel_error"],
+                     "yes" if w["ok"] else "NO")
+                    for e in found["inputs"].values() for w in e["worst"]])
+    if not names:
+        result.notes.append("note: check has nothing to compare: no input requires grad")
+    for name, e in found["inputs"].items():
+        if not e["ok"]:
+            result.notes.append(_check_failure(name, e, found))
     return result
+
+
+def _check_header(spec, found, names) -> list:
+    """The lines above the check table: tolerances, how the numbers were taken, verdict per input."""
+    what = "second derivatives" if found["order"] == 2 else "first derivatives"
+    lines = [f"{what}; pass when |analytic - numerical| <= atol + rtol*|numerical|",
+             f"atol {found['atol']!r}, rtol {found['rtol']!r}; numerical: central differences, eps {found['eps']!r}, "
+             "in float64"]
+    if spec.dtype != "float64":
+        lines.append(f"the program runs in {spec.dtype}; its numerical derivatives are taken in float64")
+    for name, e in found["inputs"].items():
+        how = (f"all {e['elements']:,} elements" if e["checked"] == "all" else
+               f"{e['elements']:,} elements: a random direction over all, {e['checked_elements']} one by one")
+        verdict = "ok" if e["ok"] else (f"FAILED ({e['nonfinite']} non-finite)" if e["nonfinite"] else "FAILED")
+        weighted = ", output rows weighted by a fixed random vector" if e["weighted"] else ""
+        lines.append(f"{name}: {verdict}; {how}{weighted}")
+    return lines
+
+
+def _check_failure(name, entry, found) -> str:
+    from .render import number
+    worst = next((w for w in entry["worst"] if not w["ok"]), None)
+    if worst is None:
+        d = entry.get("direction") or {}
+        return (f"check: {name}: along a random direction over its elements the analytic derivative is "
+                f"{number(d.get('analytic'))} but the numerical one {number(d.get('numerical'))}")
+    a, n = worst["analytic"], worst["numerical"]
+    if not (math.isfinite(a) and math.isfinite(n)):
+        side = "analytic" if not math.isfinite(a) else "numerical"
+        side = "both" if not (math.isfinite(a) or math.isfinite(n)) else side
+        why = f"non-finite ({side})"
+    else:
+        why = (f"differs by {number(worst['abs_error'])} > atol + rtol*|numerical| = "
+               f"{number(found['atol'] + found['rtol'] * abs(n))}")
+    more = entry["failed"] - 1
+    return (f"check: {worst['label']}: analytic {number(a)}, numerical {number(n)}: {why}"
+            + (f" (and {more} more element{'s' if more > 1 else ''})" if more > 0 else ""))
+
+
+class _NoProgress:
+    def __enter__(self):
+        return lambda k=1: None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _progress(spec, total, description):
+    """``spec.progress(total, description)`` (a context manager giving ``tick(k)``) when the work is
+    long; the CLI sets it only for a terminal."""
+    factory = getattr(spec, "progress", None)
+    if factory is None or total <= PROGRESS_MIN:
+        return _NoProgress()
+    return factory(total, description)
+
+
+PROGRESS_MIN = 50     # evaluations of the program before a progress bar is worth showing
