@@ -46,6 +46,8 @@ def _execute(command, fmt, json_flag, precision, program, assignments, set_, val
         from .errors import GradcliError
         if fmt not in ("auto", "table", "plain", "json", "dot", "tree"):
             raise GradcliError("option", f"--format {fmt}: expected auto, table, plain or json")
+        if precision < 1:
+            raise GradcliError("option", f"--precision {precision}: give the number of significant digits (1 or more)")
         if dtype not in ("float64", "float32"):
             raise GradcliError("option", f"--dtype {dtype}: expected float64 or float32")
         if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
@@ -158,7 +160,7 @@ def _build_app():
     Device = Annotated[str, typer.Option("--device", help="cpu|cuda (cuda needs gradcli[cuda])")]
     Seed = Annotated[Optional[int], typer.Option("--seed", help="seed for rand/randn")]
     Plugin = Annotated[Optional[List[str]], typer.Option("--plugin", help="a Python file of Function subclasses")]
-    Precision = Annotated[int, typer.Option("--precision", help="digits shown in tables")]
+    Precision = Annotated[int, typer.Option("--precision", help="significant digits in tables")]
     Order = Annotated[Optional[int], typer.Option("--order", help="derivative order")]
 
 
