@@ -147,13 +147,13 @@ def test_small_gradient_table_on_a_terminal():
 def test_nonfinite_cells_do_not_vanish():
     code, shown = on_terminal("grad", "sum(sqrt(x))", "x=[0,1]")
     assert "│ x    │ (2,)  │ [inf 0.5] │" in shown
-    code, shown = on_terminal("backward", "h = log(x); y = sum(h)", "x=[-1, 1]", "--retain", "h")
+    code, shown = on_terminal("backward", "h = log(x); y = sum(h)", "x=[-1, 1]", "--retain-grad", "h")
     assert code == 0 and shown == (
         "backward: h = log(x); y = sum(h)\n"
         "┏━━━━━━┳━━━━━━━┳━━━━━━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━━┓\n"
         "┃ name ┃ shape ┃ requires_grad ┃ is_leaf ┃ grad_fn      ┃\n"
         "┡━━━━━━╇━━━━━━━╇━━━━━━━━━━━━━━━╇━━━━━━━━━╇━━━━━━━━━━━━━━┩\n"
-        "│ x    │ (2,)  │ True          │ True    │ -            │\n"
+        "│ x    │ (2,)  │ True          │ True    │ None         │\n"
         "│ h    │ (2,)  │ True          │ False   │ LogBackward0 │\n"
         "│ y    │ ()    │ True          │ False   │ SumBackward0 │\n"
         "└──────┴───────┴───────────────┴─────────┴──────────────┘\n"
@@ -162,15 +162,18 @@ def test_nonfinite_cells_do_not_vanish():
         "┡━━━━━━╇━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━┩\n"
         "│ x    │ (2,)  │ [-1.  1.] │ [-1.  1.] │\n"
         "│ h    │ (2,)  │ [nan  0.] │ [1. 1.]   │\n"
-        "│ y    │ ()    │ nan       │ -         │\n"
-        "└──────┴───────┴───────────┴───────────┘\n")
-    code, wide = on_terminal("backward", "h = log(x); y = sum(h)", "x=[-1, 1]", "--retain", "h", columns=100)
+        "│ y    │ ()    │ nan       │ None ¹    │\n"
+        "└──────┴───────┴───────────┴───────────┘\n"
+        "¹ y is not a leaf: PyTorch warns that the .grad of a non-leaf tensor is not \n"
+        "populated during backward() and reads None; add --retain-grad y to keep it \n"
+        "(retain_grad())\n")
+    code, wide = on_terminal("backward", "h = log(x); y = sum(h)", "x=[-1, 1]", "--retain-grad", "h", columns=100)
     assert "│ h    │ (2,)  │ [nan  0.] │ True          │ False   │ LogBackward0 │ [1. 1.]   │" in wide
 
 
 def test_backward_table_fits_80_columns_without_cutting_names():
     code, shown = on_terminal("backward", "h = relu(W @ x + b); y = dot(h, h)", "W=[[1, -2, 3], [0.5, 1, -1], "
-                              "[2, 2, 2]]", "x=[1, 2, 3]", "b=[0.1, 0.2, 0.3]", "--retain", "h")
+                              "[2, 2, 2]]", "x=[1, 2, 3]", "b=[0.1, 0.2, 0.3]", "--retain-grad", "h")
     assert code == 0
     lines = shown.splitlines()
     assert max(len(line) for line in lines) <= 80
