@@ -412,3 +412,43 @@ def test_seed_program_runs_as_a_subprocess(tmp_path):
     assert done.stdout.count("tensor(") == 3
     assert done.stdout.rstrip().endswith("tensor([[1., 1.],\n        [1., 1.]])")     # b.grad
     assert done.stderr == ""
+
+
+# ----------------------------------------------------------------------------------------------
+# zeros for a gradient that never arrived keep the tensor's dtype
+
+def test_float32_leaf_through_a_two_output_function_gets_a_float32_grad():
+    class Two(G.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2.0, x * 3.0
+
+        @staticmethod
+        def backward(ctx, ga, gb):
+            return ga * 2.0 + gb * 3.0
+
+    x = G.tensor([1.0, 2.0], dtype="float32", requires_grad=True)
+    a, b = Two.apply(x)
+    a.sum().backward()                 # b gets no gradient: zeros like b stand in for it
+    assert x.grad.dtype == np.float32
+    assert x.grad.tolist() == [2.0, 2.0]
+
+
+def test_each_output_of_a_two_output_function_gets_its_own_gradient():
+    class Two(G.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2.0, x * 3.0
+
+        @staticmethod
+        def backward(ctx, ga, gb):
+            return ga * 2.0 + gb * 3.0
+
+    for pick, want in ((0, 2.0), (1, 3.0)):
+        x = G.tensor([1.0, 2.0], requires_grad=True)
+        Two.apply(x)[pick].sum().backward()
+        assert x.grad.tolist() == [want, want]
+    x = G.tensor([1.0, 2.0], requires_grad=True)
+    a, b = Two.apply(x)
+    (a.sum() + b.sum()).backward()
+    assert x.grad.tolist() == [5.0, 5.0]

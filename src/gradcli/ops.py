@@ -32,14 +32,15 @@ are thin fronts that turn PyTorch-style arguments into inputs and parameters.
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 import operator
 
 import numpy as np
 
 from . import backend
-from .autograd import grad_mode
-from .autograd.function import OpNode, multi_output as _multi_output
+from .autograd import engine, grad_mode
+from .autograd.graph import FREED, NO_EDGE, Node, next_seq, split_edges
 from .tensor import Tensor
 
 OPS: dict = {}          # name -> Op
@@ -128,6 +129,77 @@ def _parameters(fn) -> tuple:
     return code.co_varnames[:code.co_argcount]
 
 
+class OpNode(Node):
+    """The backward of one call of a table op: its rule, with the inputs and output it saved."""
+
+    # the saved inputs: one or two in slots ``a``, ``b`` (no tuple per node: fewer objects for the
+    # garbage collector while a graph is built), more as a tuple in ``a``; ``n`` counts them
+    # (0: nothing saved, or released).  An op that saves nothing keeps its input ``shapes``.
+    __slots__ = ("op", "params", "a", "b", "n", "out", "shapes")
+
+    def __init__(self, op, params, inputs, out, edges):
+        self.op, self.params, self.out = op, params, out
+        if inputs is None:
+            self.n, self.a, self.b = 0, None, None
+        else:
+            n = self.n = len(inputs)
+            if n == 2:
+                self.a, self.b = inputs
+            elif n == 1:
+                self.a, self.b = inputs[0], None
+            else:
+                self.a, self.b = inputs, None
+        if edges is None:
+            self.next = self.nrs = None
+        else:
+            self.next, self.nrs = split_edges(edges)
+        self.seq = next_seq()
+        self.span = self.pre_hooks = self.retained = self.shapes = None
+
+    @property
+    def inputs(self):
+        """The saved inputs (a tuple), or None when nothing is saved (any more)."""
+        n = self.n
+        if n == 2:
+            return (self.a, self.b)
+        if n == 1:
+            return (self.a,)
+        return self.a if n else None
+
+    def name(self) -> str:
+        node = self.op.node
+        return node if node.__class__ is str else node(self.params)
+
+    def nexts(self) -> tuple:
+        """Where each input's gradient goes; worked out from the saved inputs on first use (one
+        tuple fewer per node while the graph is built: fewer objects for the garbage collector)."""
+        nexts = self.next
+        if nexts is None:
+            nexts, self.nrs = split_edges([a._edge() if a.__class__ is Tensor else NO_EDGE for a in self.inputs])
+            self.next = nexts
+        return nexts
+
+    def apply(self, g, mask):
+        inputs = self.inputs
+        if inputs is None:
+            if self.op.saves:
+                raise RuntimeError(FREED)
+            inputs = (None,) * len(self.shapes)
+        return self.op.backward(self, g, inputs, mask)
+
+    def input_shapes(self):
+        inputs = self.inputs
+        if inputs is None:
+            return self.shapes
+        return tuple([a.data.shape if a.__class__ is Tensor else () for a in inputs])
+
+    def release(self):
+        if self.n:
+            self.nexts()                 # next_functions outlive the saved tensors
+            self.a = self.b = self.out = None
+            self.n = 0
+
+
 def apply(op, inputs, params=_EMPTY):
     """Run ``op`` forward on ``inputs`` (Tensors or Python numbers); record a node when needed.
 
@@ -145,16 +217,11 @@ def apply(op, inputs, params=_EMPTY):
         if op.saves:                    # where gradients go is worked out from the inputs later
             node = OpNode(op, params, inputs, out if op.keeps_out else None, None)
         else:
-            node = OpNode(op, params, None, None, tuple([
-                (a.grad_fn or (a._accumulator() if a._requires_grad else None)) if a.__class__ is Tensor else None
-                for a in inputs]), tuple([a._output_nr if a.__class__ is Tensor else 0 for a in inputs])
-                if _multi_output[0] else None)
+            node = OpNode(op, params, None, None,
+                          [a._edge() if a.__class__ is Tensor else NO_EDGE for a in inputs])
             node.shapes = tuple([getattr(a, "shape", ()) for a in arrays])
         return Tensor(out, True, node)
     return Tensor(out)
-
-
-_NO_EDGE = (None, 0)
 
 
 def _xp(arrays):
@@ -247,16 +314,19 @@ def expand(x, shape, src_ndim=None):
     return apply(OPS["expand"], (x,), {"shape": shape, "src_ndim": src_ndim})
 
 
-def sum_to(x, shape, src_ndim=None, node=None):
-    """``x`` summed down to ``shape`` over its trailing ``src_ndim`` dimensions (engine's un-broadcast)."""
+def sum_to(x, shape, src_ndim=None):
+    """``x`` summed down to ``shape`` over its trailing ``src_ndim`` dimensions."""
     shape = tuple(shape)
-    if node is not None:          # called by the engine with ``nbatch``: count from the right
-        src_ndim = x.ndim - src_ndim
-    elif src_ndim is None:
+    if src_ndim is None:
         src_ndim = x.ndim
     if src_ndim < len(shape):
         return expand(x, shape, src_ndim)
     return apply(OPS["sum_to"], (x,), {"shape": shape, "src_ndim": src_ndim})
+
+
+def _unbroadcast(g, shape, nbatch):
+    """The engine's un-broadcast: ``g`` (with ``nbatch`` leading batch dimensions) summed to ``shape``."""
+    return sum_to(g, shape, g.ndim - nbatch)
 
 
 def view(x, shape, src_ndim=None, node=None):
@@ -355,6 +425,7 @@ def _unary(name):
 _SUB = _binary(np.subtract, operator.sub)
 _MUL = _binary(np.multiply, operator.mul)
 ADD = _binary(np.add, operator.add)
+engine.register(add=functools.partial(ADD, np), unbroadcast=_unbroadcast)
 defop("add", _binary(np.add, operator.add), (lambda g: g, lambda g: g), ("g", "g"), "a + b")
 defop("sub", _binary(np.subtract, operator.sub), (lambda g: g, lambda g: -g), ("g", "-g"), "a - b")
 defop("rsub", lambda xp, x, other: _SUB(xp, other, x), (lambda g: -g,), "-g", "a number minus x",
@@ -1286,12 +1357,6 @@ def randn_like(input, dtype=None, device=None, requires_grad=False):
     return randn(*input.shape, dtype=dtype or input.dtype, device=device or input.device, requires_grad=requires_grad)
 
 
-def zeros_for(t, batch=()):
-    """Zeros shaped like ``t`` (with leading ``batch`` dimensions)."""
-    xp = backend.xp_of(t.data)
-    return Tensor(xp.zeros(tuple(batch) + tuple(t.shape), dtype=t.dtype))
-
-
 def asarray_like(value, like):
     xp = backend.xp_of(like.data)
     return xp.asarray(value, dtype=like.dtype)
@@ -1415,7 +1480,6 @@ Tensor.__gt__ = lambda self, other: apply(OPS["gt"], (self, other))
 Tensor.__ge__ = lambda self, other: apply(OPS["ge"], (self, other))
 Tensor.__eq__ = lambda self, other: apply(OPS["eq"], (self, other))
 Tensor.__ne__ = lambda self, other: apply(OPS["ne"], (self, other))
-Tensor.__hash__ = lambda self: id(self)
 Tensor.__getitem__ = _getitem
 Tensor.clone = lambda self: apply(OPS["clone"], (self,))
 Tensor.T = property(_T)

@@ -3,7 +3,9 @@
 ``data`` is a numpy (or cupy) array — or a numpy scalar for 0-d results, which numpy computes
 much faster.  The engine never writes into an array: every result is a new array, so arrays
 can be shared freely (``.grad`` of a leaf may be the very array backward produced).
-Operators and op methods (``x.sum()``, ``x.tanh()``) are attached by ``gradcli.ops``.
+Operators and op methods (``x.sum()``, ``x.tanh()``) are attached by ``gradcli.ops``, and
+``backward`` runs the engine that ``gradcli.autograd`` registers (``register_backward``): both
+sit above this module, which imports only the graph types below it.
 """
 from __future__ import annotations
 
@@ -13,8 +15,7 @@ import weakref
 import numpy as np
 
 from . import backend
-from .autograd import grad_mode
-from .autograd.function import AccumulateGrad
+from .autograd.graph import NO_EDGE, AccumulateGrad, Handle
 
 NONLEAF_GRAD = ("The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
                 "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
@@ -99,11 +100,10 @@ class Tensor:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if self.grad_fn is not None:
             return self.grad_fn.register_prehook(hook)
-        from .autograd.function import _Handle
         if self._hooks is None:
             self._hooks = []
         self._hooks.append(hook)
-        return _Handle(self._hooks, hook)
+        return Handle(self._hooks, hook)
 
     def _accumulator(self):
         acc = self._acc() if self._acc is not None else None
@@ -113,17 +113,19 @@ class Tensor:
         return acc
 
     def _edge(self):
-        """Where this tensor's gradient goes: ``(node, output_nr)``."""
-        if self.grad_fn is not None:
-            return (self.grad_fn, self._output_nr)
+        """Where this tensor's gradient goes: ``(node, output_nr)`` — its grad_fn, its leaf's
+        ``AccumulateGrad``, or ``(None, 0)`` when it needs none.  The one place this is decided."""
+        grad_fn = self.grad_fn
+        if grad_fn is not None:
+            return (grad_fn, self._output_nr)
         if self._requires_grad:
             return (self._accumulator(), 0)
-        return (None, 0)
+        return NO_EDGE
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's ``Tensor.backward``)."""
-        from .autograd import backward
-        backward([self], None if gradient is None else [gradient], retain_graph, create_graph, inputs=inputs)
+        _engine["backward"]([self], None if gradient is None else [gradient], retain_graph, create_graph,
+                            inputs=inputs)
 
     def detach(self) -> "Tensor":
         return Tensor(self.data)
@@ -230,6 +232,31 @@ class Tensor:
             extras.append("requires_grad=True")
         body = format_array(backend.to_numpy(self.data), indent=7)
         return "tensor(" + ", ".join([body, *extras]) + ")"
+
+
+#: what ``backward`` runs: ``gradcli.autograd.backward``, registered from the layer above
+_engine: dict = {}
+
+
+def register_backward(fn):
+    _engine["backward"] = fn
+
+
+def zeros(shape, dtype=None, device="cpu") -> Tensor:
+    """Zeros of ``shape`` with ``dtype`` (default float64) on ``device``: what a gradient that
+    never arrived is.  ``zeros(t.shape, t.dtype, t.device)``: zeros like ``t``."""
+    return _filled(shape, 0, dtype, device)
+
+
+def ones(shape, dtype=None, device="cpu") -> Tensor:
+    """Ones, as ``zeros``: the implicit gradient of a scalar output."""
+    return _filled(shape, 1, dtype, device)
+
+
+def _filled(shape, value, dtype, device):
+    xp = backend.get_xp(device)
+    data = xp.full(tuple(shape), value, dtype=backend.default_dtype if dtype is None else dtype)
+    return Tensor(data[()] if xp is np and not data.ndim else data)    # a numpy scalar: faster
 
 
 def format_array(array, indent=7) -> str:

@@ -1,9 +1,12 @@
 """``gradcli.autograd``: ``backward``, ``grad``, ``Function``, grad modes, ``functional``, ``gradcheck``."""
 from __future__ import annotations
 
+from .. import backend, tensor as _tensor
+from ..tensor import Tensor, ones, zeros
 from . import grad_mode
 from .engine import AnomalyError, execute
-from .function import AccumulateGrad, Function, FunctionCtx, Node
+from .function import Function, FunctionCtx
+from .graph import AccumulateGrad, Node
 from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 
 __all__ = ["backward", "grad", "Function", "FunctionCtx", "Node", "AccumulateGrad", "no_grad",
@@ -16,7 +19,6 @@ UNUSED = ("One of the differentiated Tensors appears to not have been used in th
 
 
 def _tensors(value, what):
-    from ..tensor import Tensor
     if value is None:
         return []
     if isinstance(value, Tensor):
@@ -30,8 +32,6 @@ def _tensors(value, what):
 
 def _seeds(outputs, grad_outputs, batched):
     """One gradient per output: the given one, or ones for a scalar output (PyTorch's rules)."""
-    from ..tensor import Tensor
-    from .. import ops
     if len(grad_outputs) not in (0, len(outputs)):
         raise RuntimeError(f"grad requires one gradient per output: got {len(grad_outputs)} for "
                            f"{len(outputs)} outputs")
@@ -45,9 +45,9 @@ def _seeds(outputs, grad_outputs, batched):
                 raise RuntimeError("is_grads_batched=True needs grad_outputs")
             if out.data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            given = ops.ones_like(out)
+            given = ones(out.shape, out.dtype, out.device)
         elif not isinstance(given, Tensor):
-            given = Tensor(ops.asarray_like(given, out))
+            given = Tensor(backend.xp_of(out.data).asarray(given, dtype=out.dtype))
         else:
             expected = tuple(out.shape)
             got = tuple(given.shape)[1:] if batched else tuple(given.shape)
@@ -81,7 +81,6 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
          allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """The gradients of ``outputs`` with respect to ``inputs``, returned (not accumulated)."""
-    from .. import ops
     outs = _tensors(outputs, "outputs")
     ins = _tensors(inputs, "inputs")
     if allow_unused is None:
@@ -104,9 +103,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 raise RuntimeError(UNUSED)
             if materialize_grads:
                 batch = tuple(seeds[0].shape[:1]) if is_grads_batched else ()
-                g = ops.zeros_for(t, batch)
+                g = zeros(batch + tuple(t.shape), t.dtype, t.device)
         result.append(g)
     return tuple(result)
+
+
+_tensor.register_backward(backward)
 
 
 def set_detect_anomaly(mode: bool):

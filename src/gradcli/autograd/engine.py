@@ -14,21 +14,19 @@ from __future__ import annotations
 
 from heapq import heappop, heappush
 
+from ..backend import xp_of
+from ..tensor import Tensor
 from . import grad_mode
-from .function import FREED, AccumulateGrad, BackwardCFunction, OpNode
+from .graph import AccumulateGrad
+
+#: what the engine needs from the op table, registered by it (``register``): ``add`` sums two
+#: arrays, ``unbroadcast(g, shape, nbatch)`` sums a gradient down to an input's shape as a
+#: graph op (so that it is differentiable under ``create_graph``)
+_table: dict = {}
 
 
-class _Lazy:
-    """Names from modules that import this one, bound on the first backward."""
-    Tensor = ADD = sum_to = None
-
-    def bind(self):
-        from .. import ops
-        from ..tensor import Tensor
-        _Lazy.Tensor, _Lazy.ADD, _Lazy.sum_to = Tensor, staticmethod(ops.ADD), staticmethod(ops.sum_to)
-
-
-_lazy = _Lazy()
+def register(*, add, unbroadcast):
+    _table["add"], _table["unbroadcast"] = add, unbroadcast
 
 
 class AnomalyError(RuntimeError):
@@ -82,29 +80,40 @@ def execute(roots, grads, *, retain_graph=False, create_graph=False, capture=Non
     (``backward(inputs=...)``).  ``nbatch``: leading batch dimensions of every gradient
     (``is_grads_batched``).
     """
-    if _lazy.Tensor is None:
-        _lazy.bind()
-    Tensor = _lazy.Tensor
-    sum_to = _lazy.sum_to
-    accumulate = True
-    targets = needed = None
-    captured = {}
+    walk = _Walk(retain_graph, create_graph, nbatch)
     if capture is not None:
-        edges, accumulate = capture
-        targets = {edge[0] for edge in edges if edge[0] is not None}
-        needed = _needed(_post_order([edge[0] for edge in roots]), targets)
-    buffers: dict = {}
-    heap: list = []
+        edges, walk.accumulate = capture
+        walk.targets = {edge[0] for edge in edges if edge[0] is not None}
+        walk.needed = _needed(_post_order([edge[0] for edge in roots]), walk.targets)
     for (node, nr), g in zip(roots, grads):
         if node is not None:
-            if node not in buffers:
-                heappush(heap, (-node.seq, node))
-            _add(buffers, node, nr, g, True)
-
-    anomaly = grad_mode.state.anomaly
+            walk.send(node, nr, g, True)
     previous = grad_mode.state.enabled
     grad_mode.state.enabled = create_graph
     try:
+        walk.run()
+    finally:
+        grad_mode.state.enabled = previous
+    if capture is None:
+        return None
+    return [walk.captured.get(edge[0]) if edge[0] is not None else None for edge in capture[0]]
+
+
+class _Walk:
+    """One backward pass: the heap of nodes with a gradient, their summed gradients (``buffers``),
+    and what ``autograd.grad`` asked to capture."""
+
+    def __init__(self, retain_graph, create_graph, nbatch):
+        self.retain_graph, self.create_graph, self.nbatch = retain_graph, create_graph, nbatch
+        self.accumulate = True
+        self.targets = self.needed = None
+        self.captured: dict = {}
+        self.buffers: dict = {}
+        self.heap: list = []
+        self.anomaly = grad_mode.state.anomaly
+
+    def run(self):
+        heap, buffers, needed, targets = self.heap, self.buffers, self.needed, self.targets
         while heap:
             node = heappop(heap)[1]
             g = buffers.pop(node)
@@ -113,119 +122,93 @@ def execute(roots, grads, *, retain_graph=False, create_graph=False, capture=Non
             if node.pre_hooks:
                 g = _run_hooks(node.pre_hooks, g)
             if node.retained is not None:
-                _retain(node, g, create_graph)
-            cls = node.__class__
-            if cls is AccumulateGrad:
-                _accumulate(node, g, targets, accumulate, captured, create_graph)
+                _retain(node, g, self.create_graph)
+            if node.__class__ is AccumulateGrad:
+                self.accumulate_leaf(node, g)
                 continue
             if targets is not None and node in targets:
-                captured[node] = g              # and it passes it on if a target lies below
-            nexts = node.next
-            if nexts is None:
-                nexts = node.nexts()
-            if needed is None:
-                mask = [child is not None for child in nexts]
+                self.captured[node] = g         # and it passes it on if a target lies below
+            self.propagate(node, g)
+            g = None                            # let go of this node's arrays before the next one
+
+    def propagate(self, node, g):
+        """Run ``node`` on ``g`` and send what it gives each input on to that input's node."""
+        nexts = node.next
+        if nexts is None:
+            nexts = node.nexts()
+        needed = self.needed
+        if needed is None:
+            mask = [child is not None for child in nexts]
+        else:
+            mask = [child is not None and child in needed for child in nexts]
+        outs = node.apply(g, mask)
+        shapes = node.input_shapes()
+        nrs, nbatch, buffers = node.nrs, self.nbatch, self.buffers
+        for i, child in enumerate(nexts):
+            if not mask[i]:
+                continue
+            gi = outs[i]
+            if gi is None:
+                continue
+            if gi.__class__ is not Tensor and not isinstance(gi, Tensor):
+                raise TypeError(f"function {node.name()} returned a gradient of type "
+                                f"{type(gi).__name__} at index {i}, expected a Tensor or None")
+            shape = shapes[i]
+            gshape = gi.data.shape
+            if len(gshape) != len(shape) + nbatch or (gshape[nbatch:] if nbatch else gshape) != shape:
+                gi = _table["unbroadcast"](gi, shape, nbatch)
+            if self.anomaly:
+                _check(node, i, gi)
+            if nrs is None and child.n_outputs == 1 and child not in buffers:
+                heappush(self.heap, (-child.seq, child))       # the usual case, inline
+                buffers[child] = gi
             else:
-                mask = [child is not None and child in needed for child in nexts]
-            if cls is OpNode:
-                inputs = node.inputs
-                if inputs is None:
-                    if node.op.saves:
-                        raise RuntimeError(FREED)
-                    shapes = node.shapes
-                    outs = node.op.backward(node, g, (None,) * len(shapes), mask)
-                else:
-                    shapes = None
-                    outs = node.op.backward(node, g, inputs, mask)
-            else:
-                outs = node.apply(g, mask)
-                shapes = node.in_shapes
-            nrs = node.nrs
-            for i, child in enumerate(nexts):
-                if not mask[i]:
-                    continue
-                gi = outs[i]
-                if gi is None:
-                    continue
-                if gi.__class__ is not Tensor:
-                    if not isinstance(gi, Tensor):
-                        raise TypeError(f"function {node.name()} returned a gradient of type "
-                                        f"{type(gi).__name__} at index {i}, expected a Tensor or None")
-                shape = shapes[i] if shapes is not None else inputs[i].shape
-                gshape = gi.data.shape
-                if len(gshape) != len(shape) + nbatch or (gshape[nbatch:] if nbatch else gshape) != shape:
-                    gi = sum_to(gi, shape, nbatch, node)
-                if anomaly:
-                    _check(node, i, gi)
-                if child not in buffers:
-                    heappush(heap, (-child.seq, child))
-                    if nrs is None:
-                        buffers[child] = gi
-                        continue
-                _add(buffers, child, nrs[i] if nrs else 0, gi, create_graph)
-            if not retain_graph and cls is OpNode:
-                if node.n:
-                    node.a = node.b = node.out = None       # what release() does, inline
-                    node.n = 0
-            elif not retain_graph:
-                node.release()
-            g = outs = gi = inputs = None       # let go of this node's arrays before the next one
-    finally:
-        grad_mode.state.enabled = previous
-    if capture is None:
-        return None
-    return [captured.get(edge[0]) if edge[0] is not None else None for edge in capture[0]]
+                self.send(child, nrs[i] if nrs else 0, gi, self.create_graph)
+        if not self.retain_graph:
+            node.release()
+
+    def send(self, node, nr, g, create_graph):
+        """Sum ``g`` into output ``nr`` of ``node``'s buffer (as a graph op under ``create_graph``)."""
+        buffers = self.buffers
+        if node not in buffers:
+            heappush(self.heap, (-node.seq, node))
+        if node.n_outputs > 1:
+            slot = buffers.get(node)
+            if slot is None:
+                slot = buffers[node] = [None] * node.n_outputs
+            slot[nr] = g if slot[nr] is None else _sum(slot[nr], g, create_graph)
+            return
+        old = buffers.get(node)
+        buffers[node] = g if old is None else _sum(old, g, create_graph)
+
+    def accumulate_leaf(self, node, g):
+        """A leaf's gradient: run its hooks, then capture it or add it to ``.grad``."""
+        variable, targets = node.variable, self.targets
+        if variable._hooks:
+            g = _run_hooks(variable._hooks, g)
+        if targets is not None and node in targets:
+            self.captured[node] = g
+        if not self.accumulate or (targets is not None and node not in targets):
+            return
+        if variable._grad is None:
+            variable._grad = g if self.create_graph else Tensor(g.data)
+        elif self.create_graph:
+            variable._grad = variable._grad + g
+        else:
+            variable._grad.data = _table["add"](variable._grad.data, g.data)
 
 
 def _retain(node, g, create_graph):
-    Tensor = _lazy.Tensor
     tensor = node.retained()
     if tensor is not None:
         kept = g if create_graph else Tensor(g.data)
         tensor._grad = kept if tensor._grad is None else _sum(tensor._grad, kept, create_graph)
 
 
-def _accumulate(node, g, targets, accumulate, captured, create_graph):
-    """A leaf's gradient: run its hooks, then capture it or add it to ``.grad``."""
-    Tensor = _lazy.Tensor
-    variable = node.variable
-    if variable._hooks:
-        g = _run_hooks(variable._hooks, g)
-    if targets is not None and node in targets:
-        captured[node] = g
-    if not accumulate or (targets is not None and node not in targets):
-        return
-    if variable._grad is None:
-        variable._grad = g if create_graph else Tensor(g.data)
-    elif create_graph:
-        variable._grad = variable._grad + g
-    else:
-        variable._grad.data = variable._grad.data + g.data
-
-
-def _add(buffers, node, nr, g, create_graph):
-    """Sum ``g`` into ``node``'s buffer: as a graph op under ``create_graph``, else on the arrays."""
-    if node.__class__ is BackwardCFunction and node.n_outputs > 1:
-        slot = buffers.get(node)
-        if slot is None:
-            slot = buffers[node] = _Multi(node.n_outputs)
-        slot[nr] = g if slot[nr] is None else _sum(slot[nr], g, create_graph)
-        return
-    old = buffers.get(node)
-    buffers[node] = g if old is None else _sum(old, g, create_graph)
-
-
 def _sum(a, b, create_graph):
     if create_graph:
         return a + b
-    return _lazy.Tensor(_lazy.ADD(None, a.data, b.data))
-
-
-class _Multi(list):
-    """Incoming gradients of a node with several outputs."""
-
-    def __init__(self, n):
-        super().__init__([None] * n)
+    return Tensor(_table["add"](a.data, b.data))
 
 
 def _run_hooks(hooks, g):
@@ -238,7 +221,6 @@ def _run_hooks(hooks, g):
 
 def _check(node, index, g):
     xp_data = g.data
-    from ..backend import xp_of
     xp = xp_of(xp_data)
     bad = None
     if bool(xp.isnan(xp_data).any()):

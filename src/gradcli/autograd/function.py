@@ -1,153 +1,16 @@
-"""Graph nodes: ``Node`` (an op's backward), ``AccumulateGrad`` (a leaf's sink), and the custom
-``Function`` with ``ctx``.
+"""The custom ``Function`` with ``ctx``: PyTorch's ``torch.autograd.Function``.
 
-A node knows where its gradient goes (``next_functions``, one ``(node, output_nr)`` pair per
-input, ``(None, 0)`` for an input that needs no gradient) and how to compute it (``apply``).
-Nodes are numbered in creation order (``seq``); an input's node is always older than its user.
+``Cls.apply(...)`` runs ``forward(ctx, ...)`` without recording, then gives its tensor outputs
+one ``ClsBackward`` node (``BackwardCFunction``, which is also the ``ctx``) whose ``backward``
+must return one gradient per input.  It sits above the Tensor (it wraps outputs) and below the
+op table; the graph types it builds on are in ``graph``.
 """
 from __future__ import annotations
 
-import itertools
-
+from ..tensor import Tensor, zeros
 from . import grad_mode
+from .graph import FREED, NO_EDGE, Node, next_seq, split_edges
 
-_seq = itertools.count()
-next_seq = _seq.__next__
-multi_output = [False]      # becomes True once a custom Function returns several tensors
-
-FREED = ("Trying to backward through the graph a second time (or directly access saved tensors after "
-         "they have already been freed). Saved intermediate values of the graph are freed when you call "
-         ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
-         "graph a second time or if you need to access saved tensors after calling backward.")
-
-
-class Node:
-    """Base of every graph node.  ``span`` is where in a program's text the forward op was."""
-
-    # ``next``: the node each input's gradient goes to (None: no gradient); ``nrs``: which output
-    # of that node each input was (None when all are 0, the usual case)
-    __slots__ = ("next", "nrs", "seq", "span", "pre_hooks", "retained", "__weakref__")
-
-    @property
-    def next_functions(self) -> tuple:
-        nexts = self.nexts()
-        return tuple(zip(nexts, self.nrs or (0,) * len(nexts)))
-
-    def nexts(self) -> tuple:
-        return self.next
-
-    def name(self) -> str:
-        return type(self).__name__
-
-    def __repr__(self):
-        return f"<{self.name()} object at {id(self):#x}>"
-
-    def register_prehook(self, fn):
-        if self.pre_hooks is None:
-            self.pre_hooks = []
-        self.pre_hooks.append(fn)
-        return _Handle(self.pre_hooks, fn)
-
-    def release(self):
-        """Drop what forward saved (called after backward unless ``retain_graph``)."""
-
-
-class _Handle:
-    __slots__ = ("hooks", "fn")
-
-    def __init__(self, hooks, fn):
-        self.hooks, self.fn = hooks, fn
-
-    def remove(self):
-        if self.fn in self.hooks:
-            self.hooks.remove(self.fn)
-
-
-class AccumulateGrad(Node):
-    """The node behind a leaf that requires grad: adds the incoming gradient to ``variable.grad``."""
-
-    __slots__ = ("variable",)
-
-    def __init__(self, variable):
-        self.variable = variable
-        self.next = ()
-        self.seq = -next(_seq)      # a leaf's sink runs after every function node (any order among them)
-        self.nrs = self.span = self.pre_hooks = self.retained = None
-
-
-class OpNode(Node):
-    """The backward of one op-table primitive: the rule with the inputs and output it saved."""
-
-    # the saved inputs: one or two in slots ``a``, ``b`` (no tuple per node: fewer objects for the
-    # garbage collector while a graph is built), more as a tuple in ``a``; ``n`` counts them
-    # (0: nothing saved, or released)
-    __slots__ = ("op", "params", "a", "b", "n", "out", "shapes")
-
-    def __init__(self, op, params, inputs, out, next, nrs=None):
-        self.op, self.params, self.out = op, params, out
-        if inputs is None:
-            self.n, self.a, self.b = 0, None, None
-        else:
-            n = self.n = len(inputs)
-            if n == 2:
-                self.a, self.b = inputs
-            elif n == 1:
-                self.a, self.b = inputs[0], None
-            else:
-                self.a, self.b = inputs, None
-        self.next, self.nrs = next, nrs
-        self.seq = next_seq()
-        self.span = self.pre_hooks = self.retained = self.shapes = None
-
-    @property
-    def inputs(self):
-        """The saved inputs (a tuple), or None when nothing is saved (any more)."""
-        n = self.n
-        if n == 2:
-            return (self.a, self.b)
-        if n == 1:
-            return (self.a,)
-        return self.a if n else None
-
-    def name(self) -> str:
-        node = self.op.node
-        return node if node.__class__ is str else node(self.params)
-
-    def nexts(self) -> tuple:
-        """Where each input's gradient goes; worked out from the saved inputs on first use (one
-        tuple fewer per node while the graph is built: fewer objects for the garbage collector)."""
-        nexts = self.next
-        if nexts is None:
-            Tensor = _tensor_class()
-            inputs = self.inputs
-            nexts = self.next = tuple([(a.grad_fn or (a._accumulator() if a._requires_grad else None))
-                                       if a.__class__ is Tensor else None for a in inputs])
-            if multi_output[0]:
-                nrs = tuple([a._output_nr if a.__class__ is Tensor else 0 for a in inputs])
-                self.nrs = nrs if any(nrs) else None
-        return nexts
-
-    def input_shapes(self):
-        if self.inputs is None:
-            return self.shapes
-        return tuple(getattr(x, "shape", ()) for x in self.inputs)
-
-    def release(self):
-        if self.n:
-            self.nexts()                 # next_functions outlive the saved tensors
-            self.a = self.b = self.out = None
-            self.n = 0
-
-
-def _tensor_class():
-    from ..tensor import Tensor
-    global _tensor_class
-    _tensor_class = lambda: Tensor  # noqa: E731 - imported once, then a constant
-    return Tensor
-
-
-# ----------------------------------------------------------------------------------------------
-# custom Function
 
 class BackwardCFunction(Node):
     """The node of one call of a custom Function; it is also the ``ctx`` that ``forward`` and
@@ -176,8 +39,7 @@ class BackwardCFunction(Node):
             raise RuntimeError(FREED)
         if self.n_outputs == 1:
             grads = (grads,)
-        from ..tensor import Tensor
-        grads = tuple(g if g is not None else _zeros(shape, Tensor) for g, shape in zip(grads, self.out_shapes))
+        grads = tuple(g if g is not None else zeros(*meta) for g, meta in zip(grads, self.out_meta))
         result = self.cls.backward(self, *grads)
         if not isinstance(result, tuple):
             result = (result,)
@@ -190,22 +52,16 @@ class BackwardCFunction(Node):
                                    f"(expected {expected}, got {len(result)})")
         return result
 
+    def input_shapes(self) -> tuple:
+        return self.in_shapes
+
     def release(self):
         if self.to_save:
             self._freed = True
             self.to_save = ()
 
 
-def _zeros(shape, Tensor):
-    import numpy as np
-    return Tensor(np.zeros(shape))
-
-
-class _FunctionMeta(type):
-    pass
-
-
-class Function(metaclass=_FunctionMeta):
+class Function:
     """A differentiable function defined by its ``forward(ctx, ...)`` and ``backward(ctx, *grads)``.
 
     Call it with ``Cls.apply(...)``.  ``forward`` runs without recording a graph; its tensor
@@ -223,11 +79,10 @@ class Function(metaclass=_FunctionMeta):
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from ..tensor import Tensor
         node = BackwardCFunction.__new__(BackwardCFunction)
         node.to_save, node._freed = (), False
         node.cls = cls
-        node.seq = next(_seq)
+        node.seq = next_seq()
         node.span = node.pre_hooks = node.retained = None
         tensors = [a if isinstance(a, Tensor) else None for a in args]
         node.needs_input_grad = tuple(t is not None and t.requires_grad for t in tensors)
@@ -238,14 +93,12 @@ class Function(metaclass=_FunctionMeta):
         record = grad_mode.state.enabled and any(node.needs_input_grad)
         if not record:
             return outputs
-        edges = [t._edge() if need else (None, 0) for t, need in zip(tensors, node.needs_input_grad)]
-        node.next = tuple(e[0] for e in edges)
-        node.nrs = tuple(e[1] for e in edges) if any(e[1] for e in edges) else None
-        if len(outs) > 1:
-            multi_output[0] = True
+        node.next, node.nrs = split_edges([t._edge() if need else NO_EDGE
+                                           for t, need in zip(tensors, node.needs_input_grad)])
         node.in_shapes = tuple(t.shape if t is not None else () for t in tensors)
         node.n_outputs = len(outs)
-        node.out_shapes = tuple(getattr(o, "shape", ()) for o in outs)
+        node.out_meta = tuple((o.shape, o.dtype, o.device) if isinstance(o, Tensor) else ((), None, "cpu")
+                              for o in outs)      # for zeros where an output gets no gradient
         wrapped = []
         for nr, o in enumerate(outs):
             if isinstance(o, Tensor):
