@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-MODULES = ("w1_startup", "w2_pernode", "w3_dense", "w4_elementwise", "w5_hessian", "w6_cli_hessian", "w7_parse")
+MODULES = ("w1_startup", "w2_pernode", "w3_dense", "w4_elementwise", "w5_hessian", "w6_cli_hessian", "w7_parse", "w8_each")
 
 
 def workloads():

@@ -39,11 +39,19 @@ def run_workloads(cfg: Config, only=None) -> tuple[dict, list]:
     return env, reports
 
 
+def _shown(t) -> str:
+    if t["unit"] == "x":
+        return f"{t['value']:.2f}x"
+    if t["unit"] == "s":
+        return fmt_time(t["value"])
+    return f"{t['value']:,.0f}{t['unit']}"
+
+
 def summary(reports) -> str:
     lines = ["", "=" * 78, "SUMMARY"]
     for rep in reports:
         for t in rep.targets:
-            shown = f"{t['value']:.2f}x" if t["unit"] == "x" else fmt_time(t["value"])
+            shown = _shown(t)
             lines.append(f"  {rep.wid}  {t['label']:<52} {shown:>10}  ({t['text']})  {t['verdict']}")
         for f in rep.failures:
             lines.append(f"  {rep.wid}  FAILURE: {f}")
@@ -70,7 +78,7 @@ def markdown(env: dict, reports) -> str:
     out += ["### Targets", "", "| | measure | value | target | verdict |", "| --- | --- | ---: | --- | --- |"]
     for rep in reports:
         for t in rep.targets:
-            shown = f"{t['value']:.2f}x" if t["unit"] == "x" else fmt_time(t["value"])
+            shown = _shown(t)
             verdict = f"**{t['verdict']}**" if t["ok"] is False else t["verdict"]
             out.append(f"| {rep.wid} | {t['label']} | {shown} | {t['text']} | {verdict} |")
     fails = [(r.wid, f) for r in reports for f in r.failures]

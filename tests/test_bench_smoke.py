@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
+ALL = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"]
 
 
 def smoke(tmp_path, *args):

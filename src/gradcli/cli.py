@@ -38,7 +38,7 @@ def _color() -> bool:
 
 
 def _execute(command, fmt, json_flag, precision, program, assignments, set_, values, dtype, device, seed,
-             plugin, freeze=(), retain=(), **kwargs):
+             plugin, freeze=(), retain=(), each=None, **kwargs):
     """Run one command: build the inputs, call ``commands``, render; map errors to exit codes."""
     fmt = "json" if json_flag else fmt
     try:
@@ -57,7 +57,13 @@ def _execute(command, fmt, json_flag, precision, program, assignments, set_, val
                                plugins=list(plugin or ()), freeze=_split(freeze), retain=_split(retain),
                                progress=_progress_bar(fmt))
         if command is commands.graph:
-            kwargs["fmt"] = fmt
+            kwargs["fmt"] = "json" if each is not None else fmt
+        if each is not None:
+            if program == "-" and each == "-":
+                raise GradcliError("option", "--each - reads the values from stdin, so the program cannot "
+                                   "also come from stdin: give it as text or @FILE")
+            from .each import Stream
+            return Stream(command, spec, kwargs).run(each)
         result = command(spec, **kwargs)
         for note in result.notes:
             print(note, file=sys.stderr)
@@ -162,6 +168,8 @@ def _build_app():
     Plugin = Annotated[Optional[List[str]], typer.Option("--plugin", help="a Python file of Function subclasses")]
     Precision = Annotated[int, typer.Option("--precision", help="significant digits in tables")]
     Order = Annotated[Optional[int], typer.Option("--order", help="derivative order")]
+    Each = Annotated[Optional[str], typer.Option("--each", help="JSON Lines of input values, one run per line "
+                                                                "('-': stdin); JSON Lines out")]
 
 
     def _version(value: bool):
@@ -187,20 +195,20 @@ def _build_app():
     @app.command("eval", help=_doc("Evaluate the program and print its output.", 'gradcli eval "sum([1, 2, 3] * x)" x=2'))
     def eval_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
                      fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                     seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, freeze: Freeze = None):
+                     seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None, freeze: Freeze = None):
         from . import commands
         raise typer.Exit(_execute(commands.evaluate, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze))
+                 plugin, freeze, each=each))
 
 
     @app.command("grad", help=_doc("Gradients of the output with respect to --wrt inputs (default: all).", EXAMPLE))
     def grad_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
                      wrt: Wrt = None, grad_output: GradOutput = None, freeze: Freeze = None,
                      fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                     seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+                     seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None):
         from . import commands
         raise typer.Exit(_execute(commands.grad, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, wrt=_split(wrt), grad_output=grad_output))
+                 plugin, freeze, each=each, wrt=_split(wrt), grad_output=grad_output))
 
 
     @app.command("backward", help=_doc("Run output.backward() and show every named tensor: value, "
@@ -215,10 +223,10 @@ def _build_app():
                          times: Annotated[int, typer.Option("--times", help="run backward K times (accumulates; needs --retain-graph)")] = 1,
                          zero_grad: Annotated[bool, typer.Option("--zero-grad", help="zero grads between runs")] = False,
                          fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                         seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+                         seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None):
         from . import commands
         raise typer.Exit(_execute(commands.backward, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, list(retain or ()) + list(retain_alias or ()), grad_output=grad_output, times=times,
+                 plugin, freeze, list(retain or ()) + list(retain_alias or ()), each=each, grad_output=grad_output, times=times,
                  zero_grad=zero_grad, retain_graph=retain_graph, create_graph=create_graph, inputs=_split(inputs)))
 
 
@@ -227,10 +235,10 @@ def _build_app():
     def jacobian_command(program: Program, assignments: Assignments = None, set_: Set = None,
                          values: ValuesFile = None, wrt: Wrt = None, freeze: Freeze = None,
                          fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                         seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+                         seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None):
         from . import commands
         raise typer.Exit(_execute(commands.jacobian, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, wrt=_split(wrt)))
+                 plugin, freeze, each=each, wrt=_split(wrt)))
 
 
     @app.command("hessian", help=_doc("Hessian of a scalar output: every block d2y/da db.",
@@ -238,10 +246,10 @@ def _build_app():
     def hessian_command(program: Program, assignments: Assignments = None, set_: Set = None,
                         values: ValuesFile = None, wrt: Wrt = None, freeze: Freeze = None,
                         fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                        seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+                        seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None):
         from . import commands
         raise typer.Exit(_execute(commands.hessian, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, wrt=_split(wrt)))
+                 plugin, freeze, each=each, wrt=_split(wrt)))
 
 
     @app.command("diff", help=_doc("Higher-order derivatives: --wrt x,x,y applies d/dx, d/dx, d/dy in order.",
@@ -249,10 +257,10 @@ def _build_app():
     def diff_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
                      wrt: Wrt = None, order: Order = None, freeze: Freeze = None,
                      fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                     seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+                     seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None):
         from . import commands
         raise typer.Exit(_execute(commands.diff, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, wrt=_split(wrt), order=order))
+                 plugin, freeze, each=each, wrt=_split(wrt), order=order))
 
 
     @app.command("graph", help=_doc("The grad_fn graph as a tree, or --format dot / json.",
@@ -261,10 +269,10 @@ def _build_app():
                       freeze: Freeze = None,
                       fmt: Annotated[str, typer.Option("--format", help="tree|dot|json (auto: tree)")] = "auto",
                       json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                      seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+                      seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None):
         from . import commands
         raise typer.Exit(_execute(commands.graph, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze))
+                 plugin, freeze, each=each))
 
 
     @app.command("check", help=_doc("Compare analytic derivatives with finite differences; exit 1 on mismatch.",
@@ -276,10 +284,10 @@ def _build_app():
                       rtol: Annotated[Optional[float], typer.Option("--rtol", help="relative tolerance (1e-3)")] = None,
                       freeze: Freeze = None,
                       fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                      seed: Seed = None, plugin: Plugin = None, precision: Precision = 6):
+                      seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None):
         from . import commands
         raise typer.Exit(_execute(commands.check, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, wrt=_split(wrt), order=order, eps=eps, atol=atol, rtol=rtol))
+                 plugin, freeze, each=each, wrt=_split(wrt), order=order, eps=eps, atol=atol, rtol=rtol))
 
 
     return app
@@ -301,9 +309,9 @@ OPTIONS = {"--set": ("set_", list), "--values": ("values", str), "--wrt": ("wrt"
            "--device": ("device", str), "--seed": ("seed", int), "--plugin": ("plugin", list),
            "--precision": ("precision", int), "--order": ("order", int), "--times": ("times", int),
            "--zero-grad": ("zero_grad", bool), "--eps": ("eps", float), "--atol": ("atol", float),
-           "--rtol": ("rtol", float)}
+           "--rtol": ("rtol", float), "--each": ("each", str)}
 COMMON = {"--set", "--values", "--freeze", "--format", "--json", "--dtype", "--device", "--seed", "--plugin",
-          "--precision"}
+          "--precision", "--each"}
 #: command -> (commands function name, its own options)
 COMMANDS = {"eval": ("evaluate", set()), "grad": ("grad", {"--wrt", "--grad-output"}),
             "backward": ("backward", {"--grad-output", "--retain", "--retain-grad", "--retain-graph", "--create-graph",
@@ -372,7 +380,7 @@ def _fast(argv):
     return _execute(getattr(commands, name), fmt, found.get("json_", False), found.get("precision", 6),
                     positional[0], positional[1:], found["set_"], found.get("values"), found.get("dtype", "float64"),
                     found.get("device", "cpu"), found.get("seed"), found["plugin"], found["freeze"],
-                    found["retain"], **extra)
+                    found["retain"], each=found.get("each"), **extra)
 
 
 def main(argv=None) -> None:

@@ -47,6 +47,10 @@ class Inputs:
     freeze: list = field(default_factory=list)
     retain: list = field(default_factory=list)     # --retain-grad names
     progress: object = None     # (total, description) -> context manager giving tick(k): the CLI's bar
+    # set by --each (gradcli.each), which parses once and gives each line's values as tensors
+    parsed: object = None                          # the program's parsed tree (else parse ``program``)
+    given: dict | None = None                      # name -> Tensor, beside ``values`` / ``values_file``
+    functions: dict | None = None                  # plugin functions already loaded (else ``plugins``)
 
 
 class _Run:
@@ -65,9 +69,11 @@ class _Run:
             get_xp(spec.device)                    # a clear "dependency" error without cupy
         if spec.seed is not None:
             G.manual_seed(spec.seed)
-        self.program = parse(spec.program)
+        self.program = spec.parsed if spec.parsed is not None else parse(spec.program)
         self.functions = {}
-        if spec.plugins:
+        if spec.functions is not None:
+            self.functions = spec.functions
+        elif spec.plugins:
             from .plugins import load_plugins
             self.functions = load_plugins(spec.plugins)
         given = {}
@@ -76,6 +82,8 @@ class _Run:
         for text in spec.values:
             name, value = V.parse_assignment(text)
             given[name] = V.parse_value(value, dtype=spec.dtype, device=spec.device)
+        if spec.given:
+            given.update(spec.given)
         inputs = list(self.program.inputs)
         unknown = [n for n in given if n not in inputs]
         if unknown:
