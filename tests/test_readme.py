@@ -23,10 +23,10 @@ except Exception:  # noqa: BLE001 - the engine may not exist yet
 engine = pytest.mark.skipif(not ENGINE, reason="the engine is not importable yet")
 
 
-def examples():
-    """(command, expected stdout) pairs from the ```console blocks."""
+def examples(path=README):
+    """(command, expected output) pairs from the ```console blocks of ``path`` (the README)."""
     found = []
-    for block in re.findall(r"```console\n(.*?)```", README.read_text(encoding="utf-8"), re.S):
+    for block in re.findall(r"```console\n(.*?)```", path.read_text(encoding="utf-8"), re.S):
         for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
             command, _, output = chunk.partition("\n")
             found.append((command, output))

@@ -317,11 +317,11 @@ def backward(spec: Inputs, grad_output=None, times: int = 1, zero_grad: bool = F
         rows.append((name, str(tuple(t.shape)), array(t), str(bool(t.requires_grad)), str(bool(t.is_leaf)),
                      fn or "None", cell))
     if unread:
-        listed = _listing(unread)
-        verb = "is not a leaf" if len(unread) == 1 else "are not leaves"
-        result.warnings.append(f"{listed} {verb}: PyTorch warns that the .grad of a non-leaf tensor is not "
-                               f"populated during backward() and reads None; add --retain-grad "
-                               f"{','.join(unread)} to keep it (retain_grad())")
+        one = len(unread) == 1
+        result.warnings.append(f"{_listing(unread)} {'is not a leaf' if one else 'are not leaves'}: PyTorch warns "
+                               "that the .grad of a non-leaf tensor is not populated during backward() (it reads "
+                               f"None); add --retain-grad {','.join(unread)} to keep {'it' if one else 'them'} "
+                               f"({unread[0]}.retain_grad())")
     if create_graph:
         result.warnings.append(CREATE_GRAPH_WARNING)
     result.extra["tensors"] = records

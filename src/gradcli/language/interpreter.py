@@ -108,7 +108,10 @@ def _detach(x):
 def _requires_grad_(x, requires_grad=True):
     if not isinstance(requires_grad, bool):
         raise TypeError(f"requires_grad_ takes True or False, not {type(requires_grad).__name__}")
-    return x.requires_grad_(requires_grad)
+    try:
+        return x.requires_grad_(requires_grad)
+    except RuntimeError as exc:          # PyTorch's words: a non-leaf, or an integer tensor
+        raise GradcliError("autograd", str(exc)) from None
 
 
 _LANGUAGE = {"detach": _detach, "requires_grad_": _requires_grad_}
