@@ -165,8 +165,8 @@ def test_nonfinite_cells_do_not_vanish():
         "│ y    │ ()    │ nan       │ None ¹    │\n"
         "└──────┴───────┴───────────┴───────────┘\n"
         "¹ y is not a leaf: PyTorch warns that the .grad of a non-leaf tensor is not \n"
-        "populated during backward() and reads None; add --retain-grad y to keep it \n"
-        "(retain_grad())\n")
+        "populated during backward() (it reads None); add --retain-grad y to keep it \n"
+        "(y.retain_grad())\n")
     code, wide = on_terminal("backward", "h = log(x); y = sum(h)", "x=[-1, 1]", "--retain-grad", "h", columns=100)
     assert "│ h    │ (2,)  │ [nan  0.] │ True          │ False   │ LogBackward0 │ [1. 1.]   │" in wide
 
