@@ -27,6 +27,7 @@ NO_TEXT = {
     "slice_back": "slices along a dimension given by number (the language slices by position)",
     "cat": "each input's part of the gradient starts at an offset the language cannot compute",
     "permute": "needs the inverse permutation (an argsort of dims)",
+    "prod_others": "each element's gradient is a sum of products that leave out two elements (exclusive cumprods)",
 }
 
 

@@ -454,13 +454,21 @@ def _pow_bwd(g, x, exponent):
     return g * (exponent * x ** (exponent - 1))
 
 
+def _rpow_bwd(g, x, out, base):
+    if base == 0:
+        return g * where(x >= 0.0, 0.0, out * -math.inf)
+    return g * (out * (math.log(base) if base > 0 else math.nan))
+
+
 defop("pow", _pow_fwd, (_pow_bwd,),
       "g * exponent * x ^ (exponent - 1)", "x ^ p for a number p", domain=(0.5, 2.0))
 defop("pow_tensor", lambda xp, x, y: x ** y,
-      (lambda g, x, y: g * y * x ** (y - 1), lambda g, x, out: g * out * log(x)),
-      ("g * y * x ^ (y - 1)", "g * out * log(x)"), "a ^ b", domain=((0.5, 2.0), (-2.0, 2.0)), node="PowBackward1")
-defop("rpow", lambda xp, x, base: base ** x, (lambda g, out, base: g * out * math.log(base),),
-      "g * out * log(base)", "a number to the power x", node="PowBackward2")
+      (lambda g, x, y: where(y == 0.0, 0.0, g * (y * x ** (y - 1))),
+       lambda g, x, y, out: g * where((x == 0.0) * (y >= 0.0), 0.0, out * log(x))),
+      ("where(y == 0, 0, g * (y * x ^ (y - 1)))", "g * where((x == 0) * (y >= 0), 0, out * log(x))"), "a ^ b",
+      domain=((0.5, 2.0), (-2.0, 2.0)), node="PowBackward1")
+defop("rpow", lambda xp, x, base: base ** x, (_rpow_bwd,),
+      "g * (out * log(base))", "a number to the power x", node="PowBackward2")
 defop("maximum", lambda xp, x, y: xp.maximum(x, y),
       (lambda g, x, y: g * (x > y) + g * (x == y) * 0.5, lambda g, x, y: g * (y > x) + g * (x == y) * 0.5),
       ("g * (x > y) + g * (x == y) * 0.5", "g * (y > x) + g * (x == y) * 0.5"), "elementwise maximum(a, b)")
@@ -468,9 +476,16 @@ defop("minimum", lambda xp, x, y: xp.minimum(x, y),
       (lambda g, x, y: g * (x < y) + g * (x == y) * 0.5, lambda g, x, y: g * (y < x) + g * (x == y) * 0.5),
       ("g * (x < y) + g * (x == y) * 0.5", "g * (y < x) + g * (x == y) * 0.5"), "elementwise minimum(a, b)")
 defop("atan2", lambda xp, x, y: xp.arctan2(x, y),
-      (lambda g, x, y: g * y / (x * x + y * y), lambda g, x, y: -g * x / (x * x + y * y)),
-      ("g * y / (x * x + y * y)", "-g * x / (x * x + y * y)"), "atan2(y, x): the angle of the point (x, y)",
+      (lambda g, x, y: g * y * _recip0(x * x + y * y), lambda g, x, y: g * -x * _recip0(x * x + y * y)),
+      ("g * y * where(x * x + y * y == 0, 0, 1 / (x * x + y * y))",
+       "g * -x * where(x * x + y * y == 0, 0, 1 / (x * x + y * y))"), "atan2(y, x): the angle of the point (x, y)",
       domain=(0.3, 2.0))
+
+
+
+def _recip0(d):
+    """1 / d, with 0 where d = 0 (PyTorch's masked reciprocal in atan2's derivative)."""
+    return where(d == 0.0, 0.0, reciprocal(d))
 
 # ----------------------------------------------------------------------------------------------
 # elementwise: functions of one tensor
@@ -634,27 +649,81 @@ defop("mean", lambda xp, x, dim, keepdim: xp.mean(x, axis=_axes(x, dim), keepdim
       (lambda g, xshape, dim, keepdim: _unreduce(g, xshape, dim, keepdim) / _count(xshape, dim),),
       "unreduce(g, x, dim=dim, keepdim=keepdim) * numel(out) / numel(x)", "mean(x, dim=None, keepdim=False)", node=_reduce_name("Mean"))
 defop("prod", lambda xp, x, dim, keepdim: xp.prod(x, axis=_axes(x, dim), keepdims=keepdim),
-      (lambda g, x, out, xshape, dim, keepdim: _unreduce(g * out, xshape, dim, keepdim) / x,),
-      "unreduce(g * out, x, dim=dim, keepdim=keepdim) / x", "prod(x, dim=None, keepdim=False)", domain=(0.5, 1.5),
+      (lambda g, x, out, xshape, dim, keepdim: _prod_bwd(g, x, out, xshape, dim, keepdim),),
+      "unreduce(g, x, dim=dim, keepdim=keepdim) * (unreduce(out, x, dim=dim, keepdim=keepdim) / x)",
+      "prod(x, dim=None, keepdim=False)", domain=(0.5, 1.5),
       node=_reduce_name("Prod"))
 
 
+def _prod_bwd(g, x, out, xshape, dim, keepdim):
+    """PyTorch's prod_backward: ``grad * (out / x)``; where the input has a zero, the product of the
+    other elements instead (exclusive products from both ends: no division by zero)."""
+    g = _unreduce(g, xshape, dim, keepdim)
+    if not bool((x.data == 0).any()):       # PyTorch picks the formula by the values too
+        return g * (_unreduce(out, xshape, dim, keepdim) / x)
+    n = len(xshape)
+    reduced = tuple(range(n)) if dim is None else tuple(d + n for d in dim)
+    order = tuple(i for i in range(n) if i not in reduced) + reduced
+    kept = [xshape[i] for i in order[:n - len(reduced)]]
+    moved = permute(x, *order) if order != tuple(range(n)) else x
+    others = apply(OPS["prod_others"], (reshape(moved, kept + [-1]),))
+    others = reshape(others, [xshape[i] for i in order])
+    if order != tuple(range(n)):
+        others = permute(others, *np.argsort(order).tolist())
+    return g * others
+
+
+def _prod_others_fwd(xp, x):
+    ones = xp.ones(x.shape[:-1] + (1,), dtype=x.dtype)
+    left = xp.cumprod(xp.concatenate([ones, x[..., :-1]], axis=-1), axis=-1)
+    right = xp.cumprod(xp.concatenate([ones, xp.flip(x, -1)[..., :-1]], axis=-1), axis=-1)
+    return left * xp.flip(right, -1)
+
+
+def _prod_others_bwd(g, x):
+    eye = np.eye(x.shape[-1], dtype=bool)
+    rows = where(eye, 1.0, unsqueeze(x, -2))        # row i: x with x_i replaced by 1
+    pairs = where(eye, 0.0, apply(OPS["prod_others"], (rows,)))   # [i, k]: product without x_i, x_k
+    return sum(unsqueeze(g, -1) * pairs, dim=-2)
+
+
+defop("prod_others", _prod_others_fwd, (_prod_others_bwd,), None,
+      "the product of the other elements along the last dimension (prod's derivative at zeros)",
+      node="CumprodBackward0")
+
+
 def _spread(g, x, out, xshape, dim, keepdim):
-    """Gradient of max/min: shared evenly among the elements that attain it."""
-    hit = x == _unreduce(out, xshape, dim, keepdim)
+    return _share(g, x, out, xshape, dim, keepdim, False)
+
+
+def _spread_nan(g, x, out, xshape, dim, keepdim):
+    return _share(g, x, out, xshape, dim, keepdim, True)
+
+
+def _share(g, x, out, xshape, dim, keepdim, nan):
+    """Gradient of max/min: shared evenly among the elements that attain it (``nan``: a nan
+    result shares it among the nans, as PyTorch's max() and min())."""
+    out = _unreduce(out, xshape, dim, keepdim)
+    hit = where(out != out, x != x, x == out) if nan else x == out
     count = _unreduce(sum(hit, dim=None if dim is None else tuple(d + len(xshape) for d in dim), keepdim=True),
                       xshape, dim, True)
     count = _to(count, dtype=x.dtype)   # a count of booleans is an integer: keep float32 float32
     return _unreduce(g, xshape, dim, keepdim) * hit / count
 
 
+_HIT = "(x == unreduce(out, x, dim=dim, keepdim=keepdim))"
+_NAN_HIT = ("where(unreduce(out, x, dim=dim, keepdim=keepdim) != unreduce(out, x, dim=dim, keepdim=keepdim), "
+            "x != x, x == unreduce(out, x, dim=dim, keepdim=keepdim))")
+_SPREAD_TEXT, _SPREAD_NAN_TEXT = (f"unreduce(g, x, dim=dim, keepdim=keepdim) * {hit} / sum({hit}, dim=dim, keepdim=True)"
+                                  for hit in (_HIT, _NAN_HIT))
 for _name, _f, _doc, _node in [
         ("amax", "amax", "largest value, amax(x, dim=None, keepdim=False)", lambda p: "AmaxBackward0"),
         ("amin", "amin", "smallest value, amin(x, dim=None, keepdim=False)", lambda p: "AminBackward0"),
         ("max", "amax", "max(x) reduces; max(x, dim=) gives the values", lambda p: f"MaxBackward{1 if p['dim'] is None else 0}"),
         ("min", "amin", "min(x) reduces; min(x, dim=) gives the values", lambda p: f"MinBackward{1 if p['dim'] is None else 0}")]:
     defop(_name, (lambda f: lambda xp, x, dim, keepdim: getattr(xp, f)(x, axis=_axes(x, dim), keepdims=keepdim))(_f),
-          (_spread,), "unreduce(g, x, dim=dim, keepdim=keepdim) * (x == unreduce(out, x, dim=dim, keepdim=keepdim)) / sum(x == unreduce(out, x, dim=dim, keepdim=keepdim), dim=dim, keepdim=True)", _doc, node=_node)
+          (_spread if _f == _name else _spread_nan,), _SPREAD_TEXT if _f == _name else _SPREAD_NAN_TEXT, _doc,
+          node=_node)
 
 
 def _norm_fwd(xp, x, p, dim, keepdim):
@@ -669,16 +738,22 @@ def _norm_fwd(xp, x, p, dim, keepdim):
 
 
 def _norm_bwd(g, x, out, xshape, p, dim, keepdim):
-    if p == 2:
-        return _unreduce(g / out, xshape, dim, keepdim) * x
+    """PyTorch's norm_backward: 0 where the norm is 0."""
     if p == 1:
         return _unreduce(g, xshape, dim, keepdim) * sign(x)
     if p == math.inf:
         return _spread(g, abs(x), out, xshape, dim, keepdim) * sign(x)
-    return _unreduce(g / out ** (p - 1), xshape, dim, keepdim) * x * abs(x) ** (p - 2)
+    g, out = _unreduce(g, xshape, dim, keepdim), _unreduce(out, xshape, dim, keepdim)
+    if p == 2:
+        return g * where(out == 0.0, 0.0, x / out)
+    if p < 1:
+        return sign(x) * where(x == 0.0, 0.0, abs(x) ** (p - 1)) * g * out ** (1 - p)
+    scale = where(out == 0.0, 0.0, g / out ** (p - 1))
+    return (sign(x) * abs(x) ** (p - 1) if p < 2 else x * abs(x) ** (p - 2)) * scale
 
 
-defop("norm", _norm_fwd, (_norm_bwd,), "unreduce(g / out ^ (p - 1), x, dim=dim, keepdim=keepdim) * x * abs(x) ^ (p - 2)",
+defop("norm", _norm_fwd, (_norm_bwd,),
+      "unreduce(where(out == 0, 0, g / out ^ (p - 1)), x, dim=dim, keepdim=keepdim) * x * abs(x) ^ (p - 2)",
       "norm(x, p=2, dim=None, keepdim=False): the vector p-norm", domain=(0.3, 2.0),
       node="LinalgVectorNormBackward0")
 
@@ -703,14 +778,23 @@ def _centered(x, dim):
     return x - mean(x, dim=dim, keepdim=True)
 
 
+def _var_bwd(g, x, xshape, dim, keepdim, correction):
+    """PyTorch's var_backward: ``2 / (n - correction) * grad * (x - mean)``; with no degree of
+    freedom left over the whole input, nan where x is the mean and inf elsewhere."""
+    g = _unreduce(g, xshape, dim, keepdim)
+    dof = _count(xshape, dim) - correction
+    if dof <= 0 and dim is None:
+        return g * where(x == mean(x), math.nan, math.inf)
+    return (2.0 / dof if dof else math.inf) * g * _centered(x, dim)
+
+
 defop("var", _var_fwd,
-      (lambda g, x, xshape, dim, keepdim, correction:
-       _unreduce(g, xshape, dim, keepdim) * _centered(x, dim) * (2.0 / (_count(xshape, dim) - correction)),),
+      (_var_bwd,),
       "unreduce(g, x, dim=dim, keepdim=keepdim) * (x - mean(x, dim=dim, keepdim=True)) * 2 / (numel(x) / numel(out) - correction)", "var(x, dim=None, keepdim=False): unbiased variance")
 defop("std", lambda xp, x, dim, keepdim, correction: xp.sqrt(_var_fwd(xp, x, dim, keepdim, correction)),
       (lambda g, x, out, xshape, dim, keepdim, correction:
-       _unreduce(g / out, xshape, dim, keepdim) * _centered(x, dim) / (_count(xshape, dim) - correction),),
-      "unreduce(g / out, x, dim=dim, keepdim=keepdim) * (x - mean(x, dim=dim, keepdim=True)) / (numel(x) / numel(out) - correction)", "std(x, dim=None, keepdim=False): unbiased standard deviation")
+       _var_bwd(where(out == 0.0, 0.0, g / (out * 2.0)), x, xshape, dim, keepdim, correction),),
+      "unreduce(where(out == 0, 0, g / out), x, dim=dim, keepdim=keepdim) * (x - mean(x, dim=dim, keepdim=True)) / (numel(x) / numel(out) - correction)", "std(x, dim=None, keepdim=False): unbiased standard deviation")
 
 
 def _softmax_fwd(xp, x, dim):
@@ -861,13 +945,16 @@ def _scatter(xp, x, shape, key, own):
     return out
 
 
-def select(input, dim, index):
-    """``input[..., index, ...]`` with ``index`` taken along ``dim``."""
-    dim = _dim(dim, input.ndim)
-    size = input.shape[dim]
+def select(x, dim, index):
+    """``x`` at ``index`` along ``dim`` (that dimension removed): PyTorch's ``torch.select``."""
+    if not x.ndim:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    dim = _dim(dim, x.ndim)
+    size = x.shape[dim]
     if not -size <= index < size:
-        raise IndexError(f"select(): index {index} out of range for tensor of size {input.shape} at dimension {dim}")
-    return apply(OPS["select"], (input,), {"dim": dim, "index": int(index) % size})
+        raise IndexError(f"select(): index {index} out of range for tensor of size {list(x.shape)} at "
+                         f"dimension {dim + x.ndim}")
+    return apply(OPS["select"], (x,), {"dim": dim, "index": int(index) % size})
 
 
 def _select_back(g, shape, dim, index):

@@ -14,6 +14,11 @@ __all__ = ["backward", "grad", "Function", "FunctionCtx", "Node", "AccumulateGra
            "gradgradcheck", "AnomalyError", "is_grad_enabled", "set_detect_anomaly"]
 
 NO_GRAD_FN = "element {i} of tensors does not require grad and does not have a grad_fn"
+CREATE_GRAPH = ("Using backward() with create_graph=True will create a reference cycle between the parameter and "
+                "its gradient which can cause a memory leak. We recommend using autograd.grad when creating the "
+                "graph to avoid this. If you have to use this function, make sure to reset the .grad fields of "
+                "your parameters to None after use to break the cycle and avoid the leak.")
+_warned = []        # PyTorch warns once per process
 UNUSED = ("One of the differentiated Tensors appears to not have been used in the graph. Set "
           "allow_unused=True if this is the desired behavior.")
 
@@ -68,6 +73,10 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     seeds = _seeds(outputs, _tensors(grad_tensors, "grad_tensors"), False)
     if retain_graph is None:
         retain_graph = create_graph
+    if create_graph and not _warned:
+        import warnings
+        _warned.append(True)
+        warnings.warn(CREATE_GRAPH, UserWarning, stacklevel=3)
     capture = None
     if inputs is not None:
         inputs = _tensors(inputs, "inputs")
@@ -83,6 +92,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     """The gradients of ``outputs`` with respect to ``inputs``, returned (not accumulated)."""
     outs = _tensors(outputs, "outputs")
     ins = _tensors(inputs, "inputs")
+    if not ins:
+        raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     if allow_unused is None:
         allow_unused = materialize_grads
     if materialize_grads and not allow_unused:

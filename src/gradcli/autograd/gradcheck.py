@@ -1,171 +1,345 @@
-"""Finite-difference checks: ``gradcheck``, ``gradgradcheck`` (PyTorch's defaults) and ``compare``
-(the numbers behind ``gradcli check``).
+"""Finite-difference checks: ``gradcheck``, ``gradgradcheck`` (PyTorch's defaults, checks and
+messages) and ``compare`` (the numbers behind ``gradcli check``).
 
-The numerical Jacobian uses central differences on a float64 copy of each input; the
-analytical one comes from one backward pass per output element (plain, not batched, so it
-checks the path ``backward`` uses).
+As PyTorch's slow mode: the function runs once with gradients recorded (hooks and custom
+Functions in it work), its differentiable outputs give the analytical Jacobian row by row
+(``autograd.grad`` with one-hot gradients, run twice: a backward that gives different answers
+the second time is reported), and the numerical Jacobian perturbs each input itself, one
+element at a time, by ``±eps`` (central differences, in the output's dtype).
 """
 from __future__ import annotations
 
 import sys
 import types
+import warnings
 
 import numpy as np
 
 from .. import backend
-from .grad_mode import enable_grad, no_grad
+
+NONDET = ("Backward is not reentrant, i.e., running backward with same input and grad_output multiple times "
+          "gives different values, although analytical gradient matches numerical gradient.The tolerance for "
+          "nondeterminism was {tol}.")
+NO_INPUT = ("gradcheck expects at least one input tensor to require gradient, but none of them have "
+            "requires_grad=True.")
 
 
 class GradcheckError(RuntimeError):
-    """The analytical and numerical Jacobians differ."""
+    """The analytical and numerical derivatives differ (or the backward misbehaves)."""
+
+
+def _tensor_class():
+    from ..tensor import Tensor
+    return Tensor
 
 
 def _tuple(value):
-    from ..tensor import Tensor
-    return (value,) if isinstance(value, Tensor) else tuple(value)
+    if isinstance(value, tuple):
+        return value
+    if isinstance(value, list):
+        return tuple(value)
+    return (value,)
 
 
-def _outputs(fn, inputs):
-    with no_grad():
-        outs = _tuple(fn(*inputs))
-    return [backend.to_numpy(o.data).astype(np.float64).ravel() for o in outs]
+def _array(t):
+    return t.data
 
 
-def numerical_jacobian(fn, inputs, eps=1e-6):
-    """``[output][input]`` arrays of shape ``(input.numel, output.numel)`` by central differences."""
-    from ..tensor import Tensor
-    inputs = list(inputs)
-    base = _outputs(fn, inputs)
-    result = [[None] * len(inputs) for _ in base]
-    for j, x in enumerate(inputs):
-        if not (isinstance(x, Tensor) and x.requires_grad):
-            continue
-        flat = backend.to_numpy(x.data).astype(np.float64).ravel()
-        columns = [np.zeros((flat.size, b.size)) for b in base]
-        xp = backend.xp_of(x.data)
-        for k in range(flat.size):
-            values = []
-            for step in (eps, -eps):
-                moved = flat.copy()
-                moved[k] += step
-                inputs[j] = Tensor(xp.asarray(moved.reshape(x.shape), dtype=x.dtype)).requires_grad_(True)
-                values.append(_outputs(fn, inputs))
-            for i in range(len(base)):
-                columns[i][k] = (values[0][i] - values[1][i]) / (2 * eps)
-        inputs[j] = x
-        for i in range(len(base)):
+def _show(array):
+    """A Jacobian as PyTorch prints it in its messages (a tensor)."""
+    return repr(_tensor_class()(np.asarray(array)))
+
+
+# ----------------------------------------------------------------------------------------------
+# the two Jacobians
+
+def _wanted(inputs):
+    Tensor = _tensor_class()
+    return [k for k, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+
+
+def numerical_jacobian(fn, inputs, eps=1e-6, outputs=None):
+    """``[output][input]`` arrays of shape ``(input.numel, output.numel)`` (None for an input that
+    does not require grad), by central differences: each input is perturbed in place."""
+    inputs = tuple(inputs)
+    if outputs is None:
+        outputs = _tuple(fn(*inputs))
+    result = [[None] * len(inputs) for _ in outputs]
+    for j in _wanted(inputs):
+        x = inputs[j]
+        orig = _array(x)
+        flat = backend.to_numpy(orig).ravel()
+        xp = backend.xp_of(orig)
+        columns = [np.zeros((flat.size, int(np.prod(o.shape)))) for o in outputs]
+        try:
+            for k in range(flat.size):
+                index = np.unravel_index(k, x.shape)
+                values = []
+                for step in (-eps, eps):
+                    moved = flat.copy()
+                    moved[k] = flat[k] + step
+                    x.data = xp.asarray(moved.reshape(x.shape))
+                    values.append([_value(o) for o in _tuple(fn(*inputs))])
+                before, after = values
+                for i, (a, b) in enumerate(zip(before, after)):
+                    _same_kind(a, b, eps, tuple(int(v) for v in index))
+                    columns[i][k] = np.asarray((b - a) / (2 * eps), dtype=np.float64).ravel()
+        finally:
+            x.data = orig
+        for i in range(len(outputs)):
             result[i][j] = columns[i]
     return result
 
 
-def analytical_jacobian(fn, inputs, create_graph=False):
-    """``[output][input]`` arrays of shape ``(input.numel, output.numel)``, one backward per output element."""
-    from ..tensor import Tensor
+def _value(out):
+    return np.array(backend.to_numpy(out.data))
+
+
+def _same_kind(a, b, eps, index):
+    if a.shape != b.shape:
+        raise AssertionError(f"Expected `func` to return outputs with the same shape when inputs are perturbed "
+                             f"on index {index} by {eps}, but got: shapes {_size(a.shape)} and {_size(b.shape)}.")
+    if a.dtype != b.dtype:
+        raise AssertionError(f"Expected `func` to return outputs with the same dtype when inputs are perturbed "
+                             f"on index {index} by {eps}, but got: dtypes {_dtype(a.dtype)} and {_dtype(b.dtype)}.")
+
+
+def _size(shape):
+    return f"torch.Size({list(shape)})"
+
+
+def _dtype(dtype):
+    return f"torch.{np.dtype(dtype).name}"
+
+
+def _rows(output, inputs, wanted):
+    """The Jacobian of one output by rows: one backward per output element."""
     from . import grad
-    wanted = [k for k, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
-    with enable_grad():
-        outs = _tuple(fn(*inputs))
-        result = [[None] * len(inputs) for _ in outs]
-        for i, out in enumerate(outs):
-            n = int(out.data.size)
-            for k in wanted:
-                result[i][k] = np.zeros((int(inputs[k].data.size), n))
-            if not out.requires_grad:
+    Tensor = _tensor_class()
+    n = int(np.prod(output.shape))
+    blocks = {k: np.zeros((int(np.prod(inputs[k].shape)), n)) for k in wanted}
+    sizes_ok = types_ok = True
+    xp = backend.xp_of(output.data)
+    for e in range(n):
+        seed = xp.zeros(n, dtype=output.dtype)
+        seed[e] = 1
+        grads = grad([output], [inputs[k] for k in wanted], [Tensor(seed.reshape(output.shape))],
+                     retain_graph=True, allow_unused=True)
+        for k, g in zip(wanted, grads):
+            if g is None:
                 continue
-            xp = backend.xp_of(out.data)
-            for e in range(n):
-                seed = xp.zeros(n, dtype=out.dtype)
-                seed[e] = 1
-                grads = grad([out], [inputs[k] for k in wanted], [Tensor(seed.reshape(out.shape))],
-                             retain_graph=True, allow_unused=True)
-                for k, g in zip(wanted, grads):
-                    if g is not None:
-                        result[i][k][:, e] = backend.to_numpy(g.data).ravel()
-    return result
+            if tuple(g.shape) != tuple(inputs[k].shape):
+                sizes_ok = False
+                continue
+            types_ok = types_ok and g.dtype == inputs[k].dtype
+            blocks[k][:, e] = backend.to_numpy(g.data).ravel()
+    return blocks, sizes_ok, types_ok
 
 
-def _differences(fn, inputs, eps):
-    numerical = numerical_jacobian(fn, inputs, eps)
-    analytical = analytical_jacobian(fn, inputs)
-    pairs = []
-    for i, row in enumerate(numerical):
-        for j, num in enumerate(row):
-            if num is not None:
-                pairs.append((i, j, num, analytical[i][j]))
-    return pairs
+def analytical_jacobian(output, inputs, nondet_tol=0.0, check_grad_dtypes=False):
+    """``{input index: array (input.numel, output.numel)}`` for one output, checked as PyTorch does:
+    gradients of the input's size (and dtype), the same twice over within ``nondet_tol``."""
+    wanted = _wanted(inputs)
+    first, sizes_ok, types_ok = _rows(output, inputs, wanted)
+    second, _, _ = _rows(output, inputs, wanted)
+    reentrant = all(a.size == 0 or np.abs(a - second[k]).max() <= nondet_tol for k, a in first.items())
+    if not types_ok and check_grad_dtypes:
+        raise GradcheckError("Gradient has dtype mismatch")
+    if not sizes_ok:
+        raise GradcheckError("Analytical gradient has incorrect size")
+    if not reentrant:
+        raise GradcheckError(NONDET.format(tol=nondet_tol))
+    return first
 
 
-def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, check_batched_grad=False,
-              **_ignored):
-    """True when analytical gradients match central finite differences within ``atol + rtol * |numerical|``."""
-    inputs = _tuple(inputs)
-    for i, j, num, ana in _differences(func, inputs, eps):
-        if not np.allclose(ana, num, rtol=rtol, atol=atol):
-            if raise_exception:
-                raise GradcheckError(f"Jacobian mismatch for output {i} with respect to input {j},\n"
-                                     f"numerical:{num}\nanalytical:{ana}\n")
-            return False
-    if check_batched_grad and not _batched_agrees(func, inputs, atol, rtol):
+# ----------------------------------------------------------------------------------------------
+# gradcheck and gradgradcheck
+
+def _check_inputs(inputs):
+    Tensor = _tensor_class()
+    found = False
+    for idx, x in enumerate(inputs):
+        if isinstance(x, Tensor) and x.requires_grad:
+            if x.dtype != np.float64:
+                warnings.warn(f"Input #{idx} requires gradient and is not a double precision floating point or "
+                              "complex. This check will likely fail if all the inputs are not of double precision "
+                              "floating point or complex. ", UserWarning, stacklevel=4)
+            found = True
+    if not found:
+        raise ValueError(NO_INPUT)
+
+
+def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, nondet_tol=0.0,
+              check_undefined_grad=True, check_grad_dtypes=False, check_batched_grad=False,
+              check_batched_forward_grad=False, check_forward_ad=False, check_backward_ad=True, fast_mode=False,
+              masked=None):
+    """True when the analytical derivatives of ``func`` at ``inputs`` match central finite differences
+    within ``atol + rtol * |numerical|``; else GradcheckError (or False, with ``raise_exception=False``).
+
+    ``fast_mode`` is accepted and runs the full (slow-mode) check; ``check_forward_ad`` checks
+    Jacobian-vector products (``functional.jvp``, built on reverse mode) against the numbers."""
+    if not (check_forward_ad or check_backward_ad):
+        raise AssertionError("Expected at least one of check_forward_ad or check_backward_ad to be True")
+    if check_batched_grad and not check_backward_ad:
+        raise AssertionError("Setting check_batched_grad=True requires check_backward_ad to be True")
+    try:
+        return _gradcheck(func, _tuple(inputs), eps, atol, rtol, nondet_tol, check_grad_dtypes, check_batched_grad,
+                          check_forward_ad, check_backward_ad)
+    except GradcheckError:
         if raise_exception:
-            raise GradcheckError("batched gradients (is_grads_batched=True) differ from one-by-one gradients")
+            raise
         return False
+
+
+def _gradcheck(func, inputs, eps, atol, rtol, nondet_tol, check_grad_dtypes, check_batched_grad, check_forward_ad,
+               check_backward_ad):
+    _check_inputs(inputs)
+    func_out = _tuple(func(*inputs))
+    outputs = tuple(o for o in func_out if o.requires_grad)
+    if not outputs:
+        for row in numerical_jacobian(func, inputs, eps, func_out):
+            for block in row:
+                if block is not None and np.count_nonzero(block):
+                    raise GradcheckError("Numerical gradient for function expected to be zero")
+        return True
+    numerical = [row for o, row in zip(func_out, numerical_jacobian(func, inputs, eps, func_out))
+                 if o.requires_grad]
+    if check_forward_ad:
+        _check_forward(func, inputs, numerical, rtol, atol)
+    if not check_backward_ad:
+        return True
+    for i, out in enumerate(outputs):
+        analytical = analytical_jacobian(out, inputs, nondet_tol, check_grad_dtypes)
+        for n, (k, ana) in enumerate(analytical.items()):
+            num = numerical[i][k]
+            if not np.allclose(ana, num, rtol=rtol, atol=atol):
+                raise GradcheckError(f"Jacobian mismatch for output {i:d} with respect to input {n:d},\n"
+                                     f"numerical:{_show(num)}\nanalytical:{_show(ana)}\n")
+    if check_batched_grad:
+        for i, out in enumerate(outputs):
+            _check_batched(out, i, inputs, atol, rtol)
+    _check_mul_by_grad_output(outputs, inputs)
     return True
 
 
-def _batched_agrees(func, inputs, atol, rtol):
+def _check_forward(func, inputs, numerical, rtol, atol):
+    """Jacobian-vector products along each input element against the numerical columns."""
     from . import functional
-    jac = functional.jacobian(func, tuple(inputs))
-    ana = analytical_jacobian(func, inputs)
-    outs = jac if isinstance(jac[0], tuple) else (jac,)
-    for i, row in enumerate(outs):
-        for j, block in enumerate(row):
-            if ana[i][j] is None:
-                continue
-            n_in = int(inputs[j].data.size)
-            got = backend.to_numpy(block.data).reshape(-1, n_in).T
-            if not np.allclose(got, ana[i][j], rtol=rtol, atol=atol):
-                return False
-    return True
+    Tensor = _tensor_class()
+    wanted = _wanted(inputs)
+    for n, k in enumerate(wanted):
+        size = int(np.prod(inputs[k].shape))
+        for e in range(size):
+            tangents = []
+            for j in wanted:
+                v = np.zeros(int(np.prod(inputs[j].shape)))
+                if j == k:
+                    v[e] = 1.0
+                tangents.append(Tensor(v.reshape(inputs[j].shape).astype(inputs[j].dtype)))
+
+            def restricted(*xs):
+                args = list(inputs)
+                for j, x in zip(wanted, xs):
+                    args[j] = x
+                return tuple(o for o in _tuple(func(*args)) if o.requires_grad)
+            _, jv = functional.jvp(restricted, tuple(inputs[j] for j in wanted), tuple(tangents))
+            for i, col in enumerate(jv):
+                got = backend.to_numpy(col.data).ravel()
+                num = numerical[i][k][e]
+                if not np.allclose(got, num, rtol=rtol, atol=atol):
+                    raise GradcheckError(f"Jacobian computed with forward mode mismatch for output {i:d} with "
+                                         f"respect to input {n:d},\nnumerical:{_show(num)}\nanalytical:{_show(got)}\n")
+
+
+def _check_batched(output, index, inputs, atol, rtol):
+    """One backward with a batch of one-hot gradients (``is_grads_batched``) against one at a time."""
+    from . import grad
+    Tensor = _tensor_class()
+    wanted = _wanted(inputs)
+    n = int(np.prod(output.shape))
+    if n == 0:
+        return
+    xp = backend.xp_of(output.data)
+    eye = Tensor(xp.reshape(xp.eye(n, dtype=output.dtype), (n,) + tuple(output.shape)))
+    batched = grad([output], [inputs[k] for k in wanted], [eye], retain_graph=True, allow_unused=True,
+                   is_grads_batched=True)
+    expected, _, _ = _rows(output, inputs, wanted)
+    for k, g in zip(wanted, batched):
+        got = np.zeros_like(expected[k]) if g is None else backend.to_numpy(g.data).reshape(n, -1).T
+        if not np.allclose(got, expected[k], rtol=rtol, atol=atol):
+            raise GradcheckError(f"While computing batched gradients, got: {_show(got.T)}\n\nExpected: "
+                                 f"{_show(expected[k].T)} (for output {index} and input {k})")
+
+
+def _check_mul_by_grad_output(outputs, inputs):
+    from . import grad
+    Tensor = _tensor_class()
+    wanted = _wanted(inputs)
+    zeros = [Tensor(backend.xp_of(o.data).zeros(o.shape, dtype=o.dtype)) for o in outputs]
+    for k, g in zip(wanted, grad(list(outputs), [inputs[k] for k in wanted], zeros, allow_unused=True)):
+        if g is None:
+            continue
+        if np.count_nonzero(backend.to_numpy(g.data)):
+            raise GradcheckError("backward not multiplied by grad_output")
+        if g.dtype != inputs[k].dtype:
+            raise GradcheckError("grad is incorrect type")
+        if tuple(g.shape) != tuple(inputs[k].shape):
+            raise GradcheckError("grad is incorrect size")
 
 
 def _gradient_function(func, inputs, grad_outputs):
     """``(inputs, grad_outputs) -> the gradients of func``: what gradgradcheck differentiates."""
-    from ..tensor import Tensor
     from . import grad
-    n = len(inputs)
+    n_out = len(grad_outputs)
+    wanted = set(_wanted(inputs))
 
     def gradients(*args):
-        with enable_grad():     # also when called under no_grad by the numerical Jacobian
-            return _gradients(*args)
-
-    def _gradients(*args):
-        xs, gos = args[:n], args[n:]
-        outs = _tuple(func(*xs))
-        used = [(o, go) for o, go in zip(outs, gos) if o.requires_grad]
-        wanted = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
-        grads = grad([o for o, _ in used], wanted, [go for _, go in used], create_graph=True, allow_unused=True)
+        xs, gos = args[:-n_out], args[-n_out:]
+        outs = tuple(o for o in _tuple(func(*xs)) if o.requires_grad)
+        grads = grad(outs, [x for i, x in enumerate(xs) if i in wanted], gos, create_graph=True, allow_unused=True)
         return tuple(g for g in grads if g is not None)
     return gradients
 
 
 def _random_grad_outputs(func, inputs):
-    from ..tensor import Tensor
-    with enable_grad():
-        outs = _tuple(func(*inputs))
+    """Uniform in [-1, 1), one per differentiable output (seeded: the same every run)."""
+    Tensor = _tensor_class()
     rng = np.random.default_rng(0)
-    return tuple(Tensor(backend.xp_of(o.data).asarray(rng.standard_normal(o.shape), dtype=o.dtype)).requires_grad_(True)
-                 for o in outs)
+    outs = [o for o in _tuple(func(*inputs)) if o.requires_grad]
+    return tuple(Tensor(backend.xp_of(o.data).asarray(rng.uniform(-1.0, 1.0, o.shape),
+                                                     dtype=o.dtype if o.dtype.kind == "f" else np.float64))
+                 .requires_grad_(True) for o in outs)
 
 
-def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True,
-                  **_ignored):
-    """gradcheck of the gradient of ``func`` (second derivatives)."""
+def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, gen_non_contig_grad_outputs=False,
+                  raise_exception=True, nondet_tol=0.0, check_undefined_grad=True, check_grad_dtypes=False,
+                  check_batched_grad=False, check_fwd_over_rev=False, check_rev_over_rev=True, fast_mode=False,
+                  masked=False):
+    """gradcheck of the gradient of ``func``: second derivatives, with respect to the inputs and to the
+    gradients fed to the outputs (random in [-1, 1) when ``grad_outputs`` is None)."""
+    if not (check_fwd_over_rev or check_rev_over_rev):
+        raise AssertionError("Expected at least one of check_fwd_over_rev or check_rev_over_rev to be True")
     inputs = _tuple(inputs)
-    if grad_outputs is None:
-        grad_outputs = _random_grad_outputs(func, inputs)
-    grad_outputs = _tuple(grad_outputs)
+    grad_outputs = _random_grad_outputs(func, inputs) if grad_outputs is None else _tuple(grad_outputs)
     return gradcheck(_gradient_function(func, inputs, grad_outputs), inputs + grad_outputs, eps=eps, atol=atol,
-                     rtol=rtol, raise_exception=raise_exception)
+                     rtol=rtol, raise_exception=raise_exception, nondet_tol=nondet_tol,
+                     check_grad_dtypes=check_grad_dtypes, check_batched_grad=check_batched_grad,
+                     check_forward_ad=check_fwd_over_rev, check_backward_ad=check_rev_over_rev)
+
+
+# ----------------------------------------------------------------------------------------------
+# the numbers behind ``gradcli check``
+
+def _differences(fn, inputs, eps):
+    func_out = _tuple(fn(*inputs))
+    numerical = numerical_jacobian(fn, inputs, eps, func_out)
+    pairs = []
+    for i, out in enumerate(func_out):
+        analytical = analytical_jacobian(out, inputs, nondet_tol=np.inf) if out.requires_grad else {}
+        for j, num in enumerate(numerical[i]):
+            if num is not None:
+                pairs.append((i, j, num, analytical.get(j, np.zeros_like(num))))
+    return pairs
 
 
 def compare(fn, inputs, order=1, eps=1e-6, atol=1e-5, rtol=1e-3) -> dict:
