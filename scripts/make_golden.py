@@ -35,7 +35,20 @@ def main() -> int:
     text = json.dumps(data, separators=(",", ":"), sort_keys=True, allow_nan=False)
     out.write_text(text + "\n")
     print(f"{out}: {len(cases)} cases, {len(scenarios)} scenarios, {len(text)} bytes", file=sys.stderr)
+    compat()
     return 0
+
+
+def compat():
+    """tests/golden/compat.json: torch's observations for tests/test_pytorch_compat.py (issue 10)."""
+    import test_pytorch_compat as C
+    scenarios = {name: C.observe(name, torch) for name in sorted(C.SCENARIOS)}
+    data = {"torch": torch.__version__.split("+")[0], "note": "written by scripts/make_golden.py",
+            "scenarios": scenarios}
+    out = ROOT / "tests" / "golden" / "compat.json"
+    text = json.dumps(data, indent=0, sort_keys=True, allow_nan=False)
+    out.write_text(text + "\n")
+    print(f"{out}: {len(scenarios)} scenarios, {len(text)} bytes", file=sys.stderr)
 
 
 if __name__ == "__main__":

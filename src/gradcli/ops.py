@@ -1575,6 +1575,7 @@ Tensor.expand = lambda self, *size: expand(self, tuple(
     self.shape[i - len(size) + self.ndim] if s == -1 else s for i, s in enumerate(_size(size))))
 Tensor.view = _method(reshape)
 Tensor.pow = _method(pow)
+Tensor.select = _method(select)
 Tensor.where = lambda self, condition, other: where(condition, self, other)
 Tensor.clamp = _method(clamp)
 Tensor.clip = _method(clamp)

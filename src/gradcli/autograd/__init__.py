@@ -81,7 +81,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if inputs is not None:
         inputs = _tensors(inputs, "inputs")
         if not inputs:
-            raise RuntimeError("'inputs' argument to backward() cannot be empty.")
+            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
         capture = ([t._edge() for t in inputs], True)
     execute([t._edge() for t in outputs], seeds, retain_graph=retain_graph, create_graph=create_graph,
             capture=capture)

@@ -159,7 +159,7 @@ def _v(v, reference, reference_is_tuple, fn, create_graph, who):
         _validate_v(v, reference, reference_is_tuple)
         return v
     if len(reference) != 1 or reference[0].data.size != 1:
-        raise RuntimeError(f"The vector v can only be None if {who} is a single Tensor with a single element.")
+        raise RuntimeError(f"The vector v can only be None if {who} a single Tensor with a single element.")
     return None
 
 
@@ -185,7 +185,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     with enable_grad():
         inputs_tuple, inputs = _as_tuple(inputs, "inputs", "jvp")
         inputs = _prepare(inputs, create_graph, need_graph=True)
-        v = _v(v, inputs, inputs_tuple, "jvp", create_graph, "the input to the user-provided function")
+        v = _v(v, inputs, inputs_tuple, "jvp", create_graph, "the input to the user-provided function is")
         outputs_tuple, outputs = _as_tuple(func(*inputs), "outputs of the user-provided function", "jvp")
         _check_requires_grad(outputs, "outputs", strict)
         dummies = tuple(_zeros_like(o, requires_grad=True) for o in outputs)
@@ -301,7 +301,7 @@ def vhp(func, inputs, v=None, create_graph=False, strict=False):
     with enable_grad():
         inputs_tuple, inputs = _as_tuple(inputs, "inputs", "vhp")
         inputs = _prepare(inputs, create_graph, need_graph=True)
-        v = _v(v, inputs, inputs_tuple, "vhp", create_graph, "the input to the user-provided function")
+        v = _v(v, inputs, inputs_tuple, "vhp", create_graph, "the input to the user-provided function is")
         outputs_tuple, outputs = _scalar_function(func, inputs, strict, "vhp")
         jac = _autograd_grad(outputs, inputs, create_graph=True)
         _check_requires_grad(jac, "jacobian", strict)
@@ -317,7 +317,7 @@ def hvp(func, inputs, v=None, create_graph=False, strict=False):
     with enable_grad():
         inputs_tuple, inputs = _as_tuple(inputs, "inputs", "hvp")
         inputs = _prepare(inputs, create_graph, need_graph=True)
-        v = _v(v, inputs, inputs_tuple, "hvp", create_graph, "the input to the user-provided function")
+        v = _v(v, inputs, inputs_tuple, "hvp", create_graph, "the input to the user-provided function is")
         outputs_tuple, outputs = _scalar_function(func, inputs, strict, "hvp")
         jac = _autograd_grad(outputs, inputs, create_graph=True)
         _check_requires_grad(jac, "jacobian", strict)

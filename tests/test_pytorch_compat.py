@@ -1,0 +1,399 @@
+"""PyTorch compatibility beyond the op sweep: values at kinks, gradcheck's and the functional API's
+checks and messages, ``grad``/``backward`` argument errors (issue 10).
+
+Each *scenario* is a function of the module ``T`` (``gradcli`` or ``torch``) that returns what it
+observed (values, flags, error types and messages).  The ideas come from PyTorch's autograd and
+functional test suites; the code is this project's.  Every scenario is compared with torch live
+(skipped without torch) and with ``tests/golden/compat.json`` (written by
+``scripts/make_golden.py``), which runs everywhere.
+"""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gradcli as G
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "compat.json"
+SCENARIOS: dict = {}
+
+
+def scenario(fn):
+    SCENARIOS[fn.__name__.removeprefix("s_")] = fn
+    return fn
+
+
+# ----------------------------------------------------------------------------------------------
+# observing
+
+def enc(value):
+    """JSON-safe observation: tensors as nested lists; nan and ±inf spelled out."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if v != v:
+            return "nan"
+        if v in (math.inf, -math.inf):
+            return "inf" if v > 0 else "-inf"
+        return v
+    if isinstance(value, dict):
+        return {k: enc(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [enc(v) for v in value]
+    if hasattr(value, "detach"):        # a tensor of gradcli or torch
+        return enc(np.asarray(value.detach().numpy(), dtype=float).tolist())
+    raise TypeError(f"cannot observe {type(value).__name__}")
+
+
+def error(fn, first_line=False):
+    """``[type name, message]`` of what ``fn()`` raises (None if it returns)."""
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - the observation is the exception
+        message = str(exc).split("\n")[0] if first_line else str(exc)
+        return [type(exc).__name__, message]
+    return None
+
+
+def t(T, data, requires_grad=False):
+    return T.tensor(data, dtype=T.float64, requires_grad=requires_grad)
+
+
+def grads(T, f, *arrays, second=False):
+    """``f``'s output and the gradient of its sum (and, with ``second``, the gradient of the sum of
+    those gradients: second derivatives through create_graph)."""
+    xs = [t(T, a, True) for a in arrays]
+    out = f(*xs)
+    gs = T.autograd.grad(out.sum(), xs, create_graph=second, allow_unused=True)
+    result = {"out": out, "grads": list(gs)}
+    if second:
+        total = sum(g.sum() for g in gs if g is not None and g.requires_grad)
+        if isinstance(total, int):
+            result["second"] = None
+        else:
+            result["second"] = list(T.autograd.grad(total, xs, allow_unused=True))
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# values at kinks: what PyTorch defines there
+
+NAN, INF = float("nan"), float("inf")
+
+
+@scenario
+def s_prod_with_zeros(T):
+    return {
+        "one zero": grads(T, lambda x: x.prod(), [2.0, 0.0, 3.0], second=True),
+        "two zeros": grads(T, lambda x: x.prod(), [2.0, 0.0, 0.0, 5.0], second=True),
+        "no zero": grads(T, lambda x: x.prod(), [2.0, -1.5, 3.0], second=True),
+        "dim 0": grads(T, lambda x: x.prod(0), [[2.0, 0.0], [0.0, 3.0], [4.0, 0.0]], second=True),
+        "dim 1 keepdim": grads(T, lambda x: x.prod(1, keepdim=True), [[2.0, 0.0, 5.0], [1.0, 3.0, 2.0]],
+                               second=True),
+        "dim -1 of 3-d": grads(T, lambda x: x.prod(-1), [[[0.0, 2.0], [3.0, 4.0]], [[1.0, 0.0], [0.0, 0.0]]]),
+        "0-d zero": grads(T, lambda x: x.prod(), 0.0),
+        "all zeros": grads(T, lambda x: x.prod(), [0.0, 0.0], second=True),
+    }
+
+
+@scenario
+def s_norm_at_zero(T):
+    out = {f"p={p}": grads(T, lambda x, p=p: T.norm(x, p), [0.0, 0.0, 0.0]) for p in (2, 1, 3, 1.5, 0.5, INF)}
+    out["dim"] = grads(T, lambda x: T.norm(x, 2, 1), [[0.0, 0.0], [3.0, 4.0]])
+    out["linalg"] = grads(T, lambda x: T.linalg.vector_norm(x), [0.0, 0.0])
+    out["away from 0"] = grads(T, lambda x: T.norm(x, 3), [1.0, -2.0, 0.5], second=True)
+    return out
+
+
+@scenario
+def s_pow_at_zero(T):
+    return {
+        "x.pow(0)": grads(T, lambda x: x.pow(0), [0.0, 1.0, -2.0], second=True),
+        "x.pow(0.5) at 0": grads(T, lambda x: x.pow(0.5), [0.0]),
+        "x.pow(-1) at 0": grads(T, lambda x: x.pow(-1), [0.0]),
+        "x.pow(3) at 0": grads(T, lambda x: x.pow(3), [0.0], second=True),
+        "zeros ** b": grads(T, lambda b: T.zeros(3, dtype=T.float64) ** b, [-1.0, 0.0, 1.0]),
+        "0 ** b": grads(T, lambda b: 0 ** b, [-1.0, 0.0, 1.0]),
+        "0.0 ** b": grads(T, lambda b: 0.0 ** b, [-1.0, 0.0, 2.0]),
+        "(-2) ** b": grads(T, lambda b: (-2.0) ** b, [2.0, 0.5]),
+        "2 ** b": grads(T, lambda b: 2.0 ** b, [-1.0, 0.0, 1.5], second=True),
+        "x ** x": grads(T, lambda x: x ** x, [0.0, 1.0, 2.0]),
+        "x ** y at 0": grads(T, lambda x, y: x ** y, [0.0, 0.0, 0.0, 0.0], [-1.0, 0.0, 1.0, 0.5]),
+        "negative base": grads(T, lambda x, y: x ** y, [-1.0, -2.0], [2.0, 3.0]),
+    }
+
+
+@scenario
+def s_atan2_at_origin(T):
+    origin = grads(T, lambda y, x: T.atan2(y, x), [0.0, 0.0], [0.0, -0.0])
+    signs = [[math.copysign(1.0, v) for v in g.tolist()] for g in origin["grads"]]
+    return {"origin": origin, "signs of the zeros": signs,
+            "elsewhere": grads(T, lambda y, x: T.atan2(y, x), [1.0, -2.0], [0.5, 0.0], second=True)}
+
+
+@scenario
+def s_max_min_nan(T):
+    return {
+        "max all nan": grads(T, lambda x: x.max(), [NAN, NAN]),
+        "min all nan": grads(T, lambda x: x.min(), [NAN, NAN, NAN]),
+        "max one nan": grads(T, lambda x: x.max(), [NAN, 1.0, 2.0]),
+        "min one nan": grads(T, lambda x: T.min(x), [3.0, NAN]),
+        "amax all nan": grads(T, lambda x: x.amax(), [NAN, NAN]),
+        "max ties": grads(T, lambda x: x.max(), [1.0, 3.0, 3.0]),
+        "maximum ties": grads(T, lambda x, y: T.maximum(x, y), [1.0, 2.0], [1.0, 3.0]),
+    }
+
+
+@scenario
+def s_var_std_small(T):
+    return {
+        "std biased 1": grads(T, lambda x: x.std(unbiased=False), [3.0]),
+        "var biased 1": grads(T, lambda x: x.var(unbiased=False), [3.0]),
+        "std unbiased 1": grads(T, lambda x: x.std(), [3.0]),
+        "var unbiased 1": grads(T, lambda x: x.var(), [3.0]),
+        "std constant": grads(T, lambda x: x.std(), [2.0, 2.0, 2.0]),
+        "std dim constant row": grads(T, lambda x: x.std(1), [[1.0, 1.0], [1.0, 3.0]]),
+        "var correction 0 dim": grads(T, lambda x: x.var(0, unbiased=False), [[1.0, 2.0]]),
+        "var": grads(T, lambda x: x.var(), [1.0, 2.0, 4.0], second=True),
+    }
+
+
+@scenario
+def s_select(T):
+    x = T.arange(12.0, dtype=T.float64).reshape(3, 4)
+    v = T.arange(4.0, dtype=T.float64)
+    return {
+        "dim 0": T.select(x, 0, 1), "dim 1": T.select(x, 1, 1), "dim -1": T.select(x, -1, 2),
+        "negative index": T.select(x, 0, -1), "1-d": T.select(v, 0, 2), "method": x.select(1, -1),
+        "grad": grads(T, lambda a: T.select(a, 0, 1) * T.select(a, 1, 0), [[1.0, 2.0], [3.0, 4.0]], second=True),
+        "index error": error(lambda: T.select(v, 0, 5)),
+        "dim error": error(lambda: T.select(v, 1, 0)),
+        "0-d error": error(lambda: T.select(t(T, 1.0), 0, 0)),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# gradcheck and gradgradcheck
+
+def _custom(T, backward, double=None):
+    """A Function computing 2 * x whose backward is ``backward(ctx, g, x)``."""
+    class Twice(T.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * 2.0
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return backward(ctx, g, x)
+    return Twice
+
+
+@scenario
+def s_gradcheck_checks(T):
+    gc, ggc = T.autograd.gradcheck, T.autograd.gradgradcheck
+    x = t(T, [[1.0, 2.0], [3.0, 4.0]], True)
+    counter = [0]
+
+    def drifting(ctx, g, x):
+        counter[0] += 1
+        return g * (2.0 + counter[0] * 1e-9)
+
+    def hooked(a):
+        y = a * 3.0
+        y.register_hook(lambda g: counter.append(g))
+        return y.sum() + (a * a).sum()
+    return {
+        "passes": gc(lambda a: (a.sin() * a).sum(dim=0), (x,)),
+        "tensor not tuple": gc(lambda a: a.exp(), x),
+        "list output": gc(lambda a: [a * 2.0, a.sum()], (x,)),
+        "no input requires grad": error(lambda: gc(lambda a: a * 2.0, (x.detach(),))),
+        "shape changes": error(lambda: gc(lambda a: a.sum(0) if a[0, 0] > 1 else a, (x,))),
+        "dtype changes": error(lambda: gc(lambda a: a.float() if a[0, 0] > 1 else a, (x,))),
+        "nondeterministic": error(lambda: gc(_custom(T, drifting).apply, (x,)), first_line=True),
+        "nondet_tol": gc(_custom(T, drifting).apply, (x,), nondet_tol=1e-6),
+        "wrong backward": error(lambda: gc(_custom(T, lambda ctx, g, x: g * 0.0 + 2.0).apply, (x,)),
+                                first_line=True),
+        "raise_exception=False": gc(_custom(T, lambda ctx, g, x: g * 3.0).apply, (x,), raise_exception=False),
+        "not multiplied by grad_output": error(lambda: gc(_custom(T, lambda ctx, g, x: g * 0.0 + 2.0).apply,
+                                                          (x,), atol=10.0)),
+        "numerical expected zero": error(lambda: gc(lambda a: (a * 2.0).detach(), (x,))),
+        "zero function": gc(lambda a: (a * 0.0).detach(), (x,)),
+        "hook inside": gc(hooked, (x,)),
+        "input perturbed itself": gc(lambda a: a * x, (x,)),
+        "non-tensor output": error(lambda: gc(lambda a: (a * 2.0, 3), (x,))),
+        "gradgradcheck": ggc(lambda a: (a ** 3).sum(), (x,)),
+        "gradgradcheck with outputs": ggc(lambda a: a.tanh() * a, (x,), (t(T, [[0.5, -1.0], [2.0, 1.0]], True),)),
+        "gradgradcheck wrong": ggc(_custom(T, lambda ctx, g, x: g * 2.0 * (x / x.detach())).apply, (x,),
+                                   raise_exception=False),
+        "gradgradcheck wrong message": error(lambda: ggc(_custom(T, lambda ctx, g, x: g * 2.0 * (x / x.detach())).apply,
+                                                         (x,)), first_line=True),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# the functional API: argument checks and strict modes
+
+@scenario
+def s_functional_checks(T):
+    F = T.autograd.functional
+    x, y = t(T, [1.0, 2.0]), t(T, [0.5, -1.0])
+    s = t(T, 1.5)
+
+    def lin(a):
+        return a * 2.0
+    return {
+        "vjp v missing": error(lambda: F.vjp(lin, x)),
+        "vjp v too many": error(lambda: F.vjp(lin, x, (x, x))),
+        "vjp v wrong size": error(lambda: F.vjp(lin, x, t(T, [1.0, 2.0, 3.0]))),
+        "vjp tuple v length": error(lambda: F.vjp(lambda a: (a, a * 2.0), x, (x,))),
+        "vjp tuple v size": error(lambda: F.vjp(lambda a: (a, a * 2.0), x, (x, t(T, [1.0])))),
+        "jvp v too many": error(lambda: F.jvp(lin, x, (x, x))),
+        "jvp v missing": error(lambda: F.jvp(lin, x)),
+        "jvp v None scalar": F.jvp(lambda a: a * 3.0, s),
+        "jvp strict independent": error(lambda: F.jvp(lambda a, b: a * 2.0, (x, y), (x, y), strict=True)),
+        "jvp strict no grad": error(lambda: F.jvp(lambda a: T.ones(2, dtype=T.float64), x, x, strict=True)),
+        "jvp not strict": F.jvp(lambda a, b: a * 2.0, (x, y), (x, y)),
+        "vjp strict independent": error(lambda: F.vjp(lambda a, b: a * 2.0, (x, y), x, strict=True)),
+        "vjp non-tensor output": error(lambda: F.vjp(lambda a: 3.0, x, x)),
+        "jvp non-tensor output": error(lambda: F.jvp(lambda a: (a, 3), x, x)),
+        "jacobian non-tensor output": error(lambda: F.jacobian(lambda a: [a], x)),
+        "hessian non-tensor output": error(lambda: F.hessian(lambda a: 3.0, x)),
+        "vjp non-tensor input": error(lambda: F.vjp(lin, [x], x)),
+        "jacobian tuple with non-tensor": error(lambda: F.jacobian(lin, (x, 2.0))),
+        "strict and vectorize": error(lambda: F.jacobian(lin, x, strict=True, vectorize=True)),
+        "vectorize": F.jacobian(lambda a: a.exp(), x, vectorize=True),
+        "jacobian create_graph strict": error(lambda: F.jacobian(lin, x, create_graph=True, strict=True)),
+        "vjp create_graph strict": error(lambda: F.vjp(lin, x, x, create_graph=True, strict=True)),
+        "hessian strict linear": error(lambda: F.hessian(lambda a: (a * 2.0).sum(), x, strict=True)),
+        "hessian not scalar": error(lambda: F.hessian(lambda a: a * a, x)),
+        "hessian tuple": error(lambda: F.hessian(lambda a: (a.sum(),), x)),
+        "hvp not scalar": error(lambda: F.hvp(lambda a: a * a, x, x)),
+        "hvp tuple": error(lambda: F.hvp(lambda a: (a.sum(),), x, x)),
+        "hvp v wrong size": error(lambda: F.hvp(lambda a: (a ** 3).sum(), x, s)),
+        "hvp v missing": error(lambda: F.hvp(lambda a: (a ** 3).sum(), x)),
+        "hvp strict linear": error(lambda: F.hvp(lambda a: (a * 2.0).sum(), x, x, strict=True)),
+        "vhp strict linear": error(lambda: F.vhp(lambda a: (a * 2.0).sum(), x, x, strict=True)),
+        "vhp not scalar": error(lambda: F.vhp(lambda a: a * a, x, x)),
+        "hvp": F.hvp(lambda a, b: (a ** 3 * b).sum(), (x, y), (y, x)),
+        "jacobian forward-mode": F.jacobian(lambda a: a.sin(), x, strategy="forward-mode", vectorize=True),
+        "jacobian forward-mode loop": error(lambda: F.jacobian(lambda a: a.sin(), x, strategy="forward-mode")),
+        "jacobian bad strategy": error(lambda: F.jacobian(lin, x, strategy="sideways"), first_line=True),
+    }
+
+
+@scenario
+def s_grad_argument_errors(T):
+    x = t(T, [1.0, 2.0], True)
+    return {
+        "empty inputs list": error(lambda: T.autograd.grad((2 * x).sum(), [])),
+        "empty inputs tuple": error(lambda: T.autograd.grad((2 * x).sum(), ())),
+        "backward inputs empty": error(lambda: (2 * x).sum().backward(inputs=[])),
+        "non-scalar": error(lambda: T.autograd.grad(2 * x, x)),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# tests
+
+def _torch():
+    return pytest.importorskip("torch", reason="torch is not installed: live parity skipped (golden tests still run)")
+
+
+def observe(name, T):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with np.errstate(all="ignore"):
+            return enc(SCENARIOS[name](T))
+
+
+def assert_same(expected, got, path=""):
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and sorted(got) == sorted(expected), f"{path}: {sorted(got)} != {sorted(expected)}"
+        for k in expected:
+            assert_same(expected[k], got[k], f"{path}.{k}")
+    elif isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected), f"{path}: {got!r} != {expected!r}"
+        for i, (e, g) in enumerate(zip(expected, got)):
+            assert_same(e, g, f"{path}[{i}]")
+    elif isinstance(expected, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
+        assert math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12), f"{path}: {got!r} != {expected!r}"
+    else:
+        assert got == expected, f"{path}: {got!r} != {expected!r}"
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_live(name):
+    torch = _torch()
+    assert_same(observe(name, torch), observe(name, G))
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_golden(name):
+    golden = json.loads(GOLDEN.read_text())["scenarios"]
+    assert name in golden, "run scripts/make_golden.py"
+    assert_same(golden[name], observe(name, G))
+
+
+def test_golden_is_complete():
+    golden = json.loads(GOLDEN.read_text())
+    assert sorted(golden["scenarios"]) == sorted(SCENARIOS)
+    assert golden["torch"].startswith("2.")
+
+
+# ----------------------------------------------------------------------------------------------
+# gradcli only: the ops behind the kinks, warnings
+
+def test_prod_others_is_differentiable_twice():
+    from gradcli.autograd.gradcheck import gradcheck, gradgradcheck
+    from gradcli.ops import OPS, apply
+    f = lambda a: apply(OPS["prod_others"], (a,))  # noqa: E731
+    for data in ([[2.0, 0.0, 3.0, 0.5], [1.5, -1.0, 0.0, 0.0]], [0.7, 1.3, -0.4]):
+        x = G.tensor(data, requires_grad=True)
+        assert gradcheck(f, (x,)) and gradgradcheck(f, (x,))
+
+
+def test_prod_second_derivative_at_zeros_matches_finite_differences():
+    from gradcli.autograd.gradcheck import gradgradcheck
+    for data in ([2.0, 0.0, 3.0], [0.0, 0.0, 1.5, 2.0], [[1.0, 0.0], [0.0, 2.0]]):
+        x = G.tensor(data, requires_grad=True)
+        assert gradgradcheck(lambda a: a.prod(), (x,))
+        assert gradgradcheck(lambda a: a.prod(0), (x,))
+
+
+def test_backward_with_create_graph_warns_once():
+    from gradcli import autograd
+    autograd._warned.clear()
+    x = G.tensor([1.0, 2.0], requires_grad=True)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        (x ** 2).sum().backward(create_graph=True)
+        (x ** 2).sum().backward(create_graph=True)
+    assert len(seen) == 1 and seen[0].category is UserWarning
+    assert str(seen[0].message).startswith("Using backward() with create_graph=True will create a reference cycle")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        G.autograd.grad((x ** 2).sum(), x, create_graph=True)       # grad: no warning
+
+
+def test_gradcheck_restores_inputs_and_runs_with_grad():
+    x = G.tensor([0.5, 1.5], requires_grad=True)
+    before = x.data
+    seen = []
+
+    def f(a):
+        seen.append(G.is_grad_enabled())
+        return a.exp()
+    with G.no_grad():
+        pass
+    assert G.autograd.gradcheck(f, (x,))
+    assert x.data is before and all(seen) and x.grad is None
