@@ -125,3 +125,113 @@ def test_values_files(tmp_path):
     with pytest.raises(GradcliError) as info:
         parse_value("@")
     assert info.value.kind == "file"
+
+
+# -- standard input, special files, errors that name the value (through the console script) ------
+
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from terminal import run  # noqa: E402
+
+
+@pytest.mark.parametrize("data", ["[1, 2]", "1 2\n", "1,2\n", '[1, "NaN"]'])
+def test_value_from_standard_input(data):
+    r = run("eval", "x", "x=@-", "--format", "plain", input=data)
+    assert r.returncode == 0, r.stderr
+    expected = '[1.0,"NaN"]' if "NaN" in data else "[1.0,2.0]"
+    assert r.stdout == f"value\t{expected}\n"
+    r = run("eval", "x", "x=@/dev/stdin", "--format", "plain", input=data)
+    assert r.returncode == 0 and r.stdout == f"value\t{expected}\n"
+
+
+def test_npy_and_npz_from_standard_input(tmp_path):
+    np.save(tmp_path / "a.npy", np.array([1.5, 2.5]))
+    r = subprocess_run(tmp_path / "a.npy", "eval", "x", "x=@-")
+    assert r.returncode == 0 and r.stdout == "value\t[1.5,2.5]\n"
+    np.savez(tmp_path / "v.npz", x=np.array(3.0), unused=np.ones(2))
+    r = subprocess_run(tmp_path / "v.npz", "eval", "x * 2", "--values", "-")
+    assert r.returncode == 0 and r.stdout == "value\t6.0\n"
+    assert r.stderr == "note: --values standard input: skipped 'unused', not an input of the program\n"
+
+
+def subprocess_run(path, *args):
+    import subprocess
+    from terminal import ROOT, environment, executable
+    with open(path, "rb") as handle:
+        return subprocess.run([*executable(), *args, "--format", "plain"], stdin=handle, capture_output=True, text=True,
+                              env=environment(), cwd=ROOT, timeout=60)
+
+
+def test_values_file_from_standard_input_skips_unused_keys_with_one_note():
+    r = run("eval", "sum(x)", "--values", "-", "--format", "plain", input='{"x": [1, 2], "z": 3, "w": "1 +"}')
+    assert r.returncode == 0 and r.stdout == "value\t3.0\n"
+    assert r.stderr == "note: --values standard input: skipped 'z' and 'w', not inputs of the program\n"
+
+
+def test_command_line_value_that_is_not_an_input_stays_an_error():
+    r = run("eval", "x", "x=1", "z=2")
+    assert r.returncode == 2 and r.stderr == "error: unknown input 'z': the program's inputs are x\n"
+
+
+@pytest.mark.parametrize("args, stdin_owner", [
+    (["eval", "x+y", "x=@-", "y=@-"], "the value of x and the value of y"),
+    (["eval", "-", "x=@-"], "the program and the value of x"),
+    (["eval", "x", "x=@-", "--values", "-"], "--values and the value of x"),
+])
+def test_standard_input_is_read_once(args, stdin_owner):
+    r = run(*args, input="[1, 2]")
+    assert r.returncode == 2
+    assert r.stderr == (f"error: standard input can be read only once: {stdin_owner} both ask for it "
+                        "(put one of them in a file)\n")
+
+
+def test_directories_and_fifos(tmp_path):
+    r = run("eval", "x", f"x=@{tmp_path}")
+    assert r.returncode == 2
+    assert r.stderr == f"error: in the value of x: cannot read '{tmp_path}': it is a directory; name a file in it\n"
+    r = run("eval", "x", "--values", str(tmp_path))
+    assert r.returncode == 2 and r.stderr == f"error: cannot read '{tmp_path}': it is a directory; name a file in it\n"
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    import threading
+
+    def feed():
+        with open(fifo, "w") as handle:
+            handle.write("[5, 6]")
+    writer = threading.Thread(target=feed)
+    writer.start()
+    r = run("eval", "x", f"x=@{fifo}", "--format", "plain")
+    writer.join(timeout=10)
+    assert r.returncode == 0 and r.stdout == "value\t[5.0,6.0]\n"
+
+
+def test_errors_inside_a_value_name_it(tmp_path):
+    r = run("eval", "x+y", "x=1", "y=[1,2")
+    assert r.returncode == 2 and r.stderr == (
+        "error: line 1, column 7: in the value of y: expected ']' or ',' after '2', found the end of the value\n"
+        "1 | y=[1,2\n"
+        "          ^\n")
+    r = run("eval", "x+y", "x=1", "y=[1,2", "--json")
+    assert json.loads(r.stderr)["error"]["message"].startswith("in the value of y: expected ']'")
+    r = run("eval", "x+y", "x=1", "y=foo(2)")
+    assert r.stderr.startswith("error: line 1, column 3: in the value of y: unknown function 'foo'")
+    (tmp_path / "v.json").write_text('{"x": 1, "y": [1, "a"]}')
+    r = run("eval", "x+y", "--values", str(tmp_path / "v.json"))
+    assert r.returncode == 2 and r.stderr == (
+        f"error: in the value of y in '{tmp_path / 'v.json'}': expected numbers or nested lists of numbers, "
+        'found "a"\n')
+    (tmp_path / "v.json").write_text('{"x": 1, "y": "[1, 2"}')
+    r = run("eval", "x+y", "--values", str(tmp_path / "v.json"))
+    assert r.returncode == 2 and f"in the value of y in '{tmp_path / 'v.json'}': expected ']'" in r.stderr
+    (tmp_path / "bad.json").write_text("[1, 'a']")
+    r = run("eval", "x", f"x=@{tmp_path / 'bad.json'}")
+    assert r.returncode == 2 and r.stderr.startswith(f"error: in the value of x: '{tmp_path / 'bad.json'}' does not hold")
+    r = run("eval", "x", "x=@-", input="[[1, 2], [3]]")
+    assert r.stderr == ("error: in the value of x: standard input: the nested lists are ragged "
+                        "(rows of different lengths)\n")
+    r = run("eval", "x", "x=@-", input="")
+    assert r.stderr == ("error: in the value of x: standard input is empty: give a number, a JSON array or "
+                        "a table of numbers\n")

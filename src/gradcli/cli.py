@@ -55,7 +55,7 @@ def _execute(command, fmt, json_flag, precision, program, assignments, set_, val
         spec = commands.Inputs(program=_program_text(program), values=list(assignments or ()) + list(set_ or ()),
                                values_file=values, dtype=dtype, device=device, seed=seed,
                                plugins=list(plugin or ()), freeze=_split(freeze), retain=_split(retain),
-                               progress=_progress_bar(fmt))
+                               progress=_progress_bar(fmt), stdin_owner="the program" if program == "-" else None)
         if command is commands.graph:
             kwargs["fmt"] = "json" if each is not None else fmt
         if each is not None:

@@ -51,6 +51,7 @@ class Inputs:
     parsed: object = None                          # the program's parsed tree (else parse ``program``)
     given: dict | None = None                      # name -> Tensor, beside ``values`` / ``values_file``
     functions: dict | None = None                  # plugin functions already loaded (else ``plugins``)
+    stdin_owner: str | None = None  # "the program" when PROGRAM was read from standard input
 
 
 class _Run:
@@ -76,19 +77,15 @@ class _Run:
         elif spec.plugins:
             from .plugins import load_plugins
             self.functions = load_plugins(spec.plugins)
-        given = {}
-        if spec.values_file:
-            given.update(V.load_values(spec.values_file, dtype=spec.dtype, device=spec.device))
-        for text in spec.values:
-            name, value = V.parse_assignment(text)
-            given[name] = V.parse_value(value, dtype=spec.dtype, device=spec.device)
-        if spec.given:
-            given.update(spec.given)
         inputs = list(self.program.inputs)
-        unknown = [n for n in given if n not in inputs]
-        if unknown:
-            raise GradcliError("value", f"unknown input '{unknown[0]}': the program's inputs are "
-                               f"{', '.join(inputs) or '(none)'}")
+        given, self.notes = V.gather(spec.values, spec.values_file, inputs, dtype=spec.dtype, device=spec.device,
+                                     stdin=V.Stdin(spec.stdin_owner))
+        if spec.given:
+            unknown = [n for n in spec.given if n not in inputs]
+            if unknown:
+                raise GradcliError("value", f"unknown input '{unknown[0]}': the program's inputs are "
+                                   f"{', '.join(inputs) or '(none)'}")
+            given.update(spec.given)
         for name in spec.freeze:
             if name not in inputs:
                 raise GradcliError("option", f"--freeze {name}: not an input of the program "
@@ -147,7 +144,7 @@ class _Run:
         out = self.output
         grad_fn = out.grad_fn.name() if getattr(out, "grad_fn", None) is not None else None
         return Result(command, self.program.source, value=array(out), shape=tuple(out.shape),
-                      dtype=str(out.dtype).removeprefix("torch."), grad_fn=grad_fn)
+                      dtype=str(out.dtype).removeprefix("torch."), grad_fn=grad_fn, notes=list(self.notes))
 
 
 def array(tensor):
