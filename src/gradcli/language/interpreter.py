@@ -316,6 +316,11 @@ class _Machine:
             kind, message = "shape", f"shape mismatch in {what}{shown}: {detail}"
         elif isinstance(exc, TypeError):
             kind, message = "type", f"bad arguments to {what}: {detail}"
+            if type(node) is A.Call and node.func in self.table:
+                found = _argument_problem(node.func, self.table[node.func], node)
+                if found is not None:
+                    message, signature = found
+                    return GradcliError(kind, message, hint=signature).locate(self.source, node.span)
         elif isinstance(exc, (ArithmeticError, MemoryError, RuntimeError)):
             kind, message = "value", f"{what} failed: {detail}"
         else:
@@ -324,8 +329,14 @@ class _Machine:
 
     def unknown(self, node) -> GradcliError:
         import difflib  # noqa: PLC0415 - only for the error message; slow to import
-        close = difflib.get_close_matches(node.func, [*self.table, *GRAD_MODES], n=1)
+        close = difflib.get_close_matches(node.func, [*self.table, *GRAD_MODES], n=1, cutoff=0.75)
         hint = f": did you mean '{close[0]}'?" if close else ""
+        if not close and node.func not in self.env:
+            if self.plugins:
+                hint = (f": the plugins define {', '.join(sorted(self.plugins))}, not '{node.func}'; "
+                        "pass the file that defines it with --plugin FILE.py")
+            else:
+                hint = f": is '{node.func}' from a plugin? pass --plugin FILE.py"
         if node.func in self.env:
             hint = f": '{node.func}' is a tensor, not a function" + (f" (did you mean '{close[0]}'?)" if close else "")
         return GradcliError("name", f"unknown function '{node.func}'{hint}").locate(
@@ -369,6 +380,45 @@ class _Machine:
 
 # ------------------------------------------------------------------------------------------
 # helpers on nodes and numbers
+
+def _argument_problem(func, fn, node):
+    """``(message, signature)`` when the call's arguments cannot fit ``fn``'s signature: the
+    language's words ("sin takes 1 argument, got 2", "did you mean keepdim?"), never Python's
+    ``<locals>`` text.  None when they fit (the TypeError came from elsewhere)."""
+    import difflib  # noqa: PLC0415 - only for the error message
+    import inspect  # noqa: PLC0415 - only for the error message
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return None
+    kinds = inspect.Parameter
+    positional = [p for p in parameters.values() if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind == kinds.VAR_POSITIONAL for p in parameters.values()):
+        return None
+    named = [p.name for p in parameters.values() if p.kind not in (kinds.VAR_KEYWORD, kinds.VAR_POSITIONAL)]
+    shown = [p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in parameters.values()
+             if p.kind not in (kinds.VAR_KEYWORD, kinds.VAR_POSITIONAL) and p.name not in ("dtype", "device")]
+    signature = f"{func}({', '.join(shown)})"
+    keywords = ["dim" if k == "axis" else k for k, _ in node.kwargs]
+    if not any(p.kind == kinds.VAR_KEYWORD for p in parameters.values()):
+        for keyword in keywords:
+            if keyword not in parameters:
+                close = difflib.get_close_matches(keyword, named, n=1, cutoff=0.6)
+                return (f"{func} has no argument '{keyword}'" + (f": did you mean {close[0]}?" if close else
+                        f" (its arguments: {', '.join(n for n in named if n not in ('dtype', 'device'))})"), signature)
+    count = len(node.args)
+    required = [p for p in positional if p.default is p.empty]
+    if len(required) == len(positional):
+        takes = f"{len(positional)} argument{'s' if len(positional) != 1 else ''}"
+    else:
+        takes = f"{len(required)} to {len(positional)} arguments"
+    if count > len(positional):
+        return f"{func} takes {takes}, got {count}", signature
+    missing = [p.name for p in required[count:] if p.name not in keywords]
+    if missing:
+        return f"{func} takes {takes}, got {count}: {', '.join(missing)} missing", signature
+    return None
+
 
 class _List:
     """``[a, b]`` written as the first argument of ``stack`` / ``cat``: a list, not a tensor."""
