@@ -165,3 +165,12 @@ def test_gradcheck_module_is_untouched_and_agrees():
     from gradcli.autograd import gradcheck
     x = G.tensor([0.5, -1.0], requires_grad=True)
     assert gradcheck(lambda t: (t.tanh() ** 2).sum(), (x,))
+
+
+def test_progress_for_a_jacobian_of_a_million_numbers():
+    code, shown = on_terminal("jacobian", "tanh(x)", "x=randn(1000)")
+    assert code == 0 and shown.startswith("jacobian: 1,000,000 numbers in one batched backward pass\n")
+    code, shown = on_terminal("jacobian", "tanh(x)", "x=randn(10)")
+    assert shown.startswith("jacobian: tanh(x)\n")
+    r = run("jacobian", "tanh(x)", "x=randn(1000)", "--json")
+    assert r.returncode == 0 and r.stderr == ""

@@ -104,6 +104,8 @@ def _progress_bar(fmt):
                           TimeRemainingColumn(), console=console, transient=True) as progress:
                 task = progress.add_task(description.split(":")[0], total=total)
                 yield lambda k=1: progress.advance(task, k)
+                if total is None:
+                    progress.update(task, total=1, completed=1)
         return bar()
     return factory
 

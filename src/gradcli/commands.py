@@ -342,8 +342,17 @@ def jacobian(spec: Inputs, wrt=()) -> Result:
     intermediate name is differentiated through the graph (``autograd.grad(output, h)``)."""
     run = _Run(spec)
     names = run.wrt(wrt, intermediates=True)
-    _guard_size("Jacobian", _numel(run.output) * sum(_numel(run.named(n)) for n in names), names)
+    count = _numel(run.output) * sum(_numel(run.named(n)) for n in names)
+    _guard_size("Jacobian", count, names)
     result = run.result("jacobian")
+    with _progress(spec, None, f"jacobian: {count:,} numbers in one batched backward pass", count):
+        blocks = _jacobian_blocks(run, names, result)
+    result.extra["jacobian"] = {n: array(b) for n, b in zip(names, blocks)}
+    result.plain = list(result.extra["jacobian"].items())
+    return result
+
+
+def _jacobian_blocks(run, names, result):
     if all(n in run.inputs for n in names):
         from .autograd import functional
         try:
@@ -354,9 +363,7 @@ def jacobian(spec: Inputs, wrt=()) -> Result:
             blocks = (blocks,)
     else:
         blocks = _graph_jacobian(run, run.output, names, result)
-    result.extra["jacobian"] = {n: array(b) for n, b in zip(names, blocks)}
-    result.plain = list(result.extra["jacobian"].items())
-    return result
+    return blocks
 
 
 def _graph_jacobian(run, out, names, result=None, create_graph=False):
@@ -406,8 +413,18 @@ def hessian(spec: Inputs, wrt=()) -> Result:
     names = run.wrt(wrt, intermediates=True)
     if _numel(run.output) != 1:
         raise GradcliError("autograd", f"hessian needs a scalar output; the output has shape {tuple(run.output.shape)}")
-    _guard_size("Hessian", sum(_numel(run.named(n)) for n in names) ** 2, names)
+    count = sum(_numel(run.named(n)) for n in names) ** 2
+    _guard_size("Hessian", count, names)
     result = run.result("hessian")
+    with _progress(spec, None, f"hessian: {count:,} numbers in one batched double-backward pass", count):
+        blocks = _hessian_blocks(run, names, result)
+    table = {a: {b: array(blocks[i][j]) for j, b in enumerate(names)} for i, a in enumerate(names)}
+    result.extra["hessian"] = table
+    result.plain = [(f"{a},{b}", v) for a, row in table.items() for b, v in row.items()]
+    return result
+
+
+def _hessian_blocks(run, names, result):
     if all(n in run.inputs for n in names):
         from .autograd import functional
         try:
@@ -433,10 +450,7 @@ def hessian(spec: Inputs, wrt=()) -> Result:
                 blocks.append([G.zeros(*t.shape, *run.named(b).shape) for b in names])
             else:
                 blocks.append(_graph_jacobian(run, g, names))
-    table = {a: {b: array(blocks[i][j]) for j, b in enumerate(names)} for i, a in enumerate(names)}
-    result.extra["hessian"] = table
-    result.plain = [(f"{a},{b}", v) for a, row in table.items() for b, v in row.items()]
-    return result
+    return blocks
 
 
 def diff(spec: Inputs, wrt=(), order: int | None = None) -> Result:
@@ -636,13 +650,16 @@ class _NoProgress:
         return False
 
 
-def _progress(spec, total, description):
+def _progress(spec, total, description, numbers=0):
     """``spec.progress(total, description)`` (a context manager giving ``tick(k)``) when the work is
-    long; the CLI sets it only for a terminal."""
+    long: more than PROGRESS_MIN evaluations, or a result of PROGRESS_NUMBERS numbers or more
+    (``total`` None: one pass whose end is all there is to show).  The CLI sets ``spec.progress``
+    only for a terminal."""
     factory = getattr(spec, "progress", None)
-    if factory is None or total <= PROGRESS_MIN:
+    if factory is None or (total is not None and total <= PROGRESS_MIN) or (total is None and numbers < PROGRESS_NUMBERS):
         return _NoProgress()
     return factory(total, description)
 
 
 PROGRESS_MIN = 50     # evaluations of the program before a progress bar is worth showing
+PROGRESS_NUMBERS = 1_000_000    # numbers in a Jacobian / Hessian before a progress bar is worth showing
