@@ -85,10 +85,10 @@ def test_table_names_the_worst_elements(bad):
         "first derivatives; pass when |analytic - numerical| <= atol + rtol*|numerical|\n"
         "atol 1e-05, rtol 0.001; numerical: central differences, eps 1e-06, in float64\n"
         "x: FAILED; all 8 elements\n"
-        "┏━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━━━┳━━━━━━━━━━━━━┳━━━━━┓\n"
-        "┃ element ┃ analytic ┃ numerical ┃ abs error   ┃ rel error   ┃ ok  ┃\n"
-        "┡━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━━━╇━━━━━━━━━━━━━╇━━━━━┩\n"
-        "│ x[7]    │ 17.0     │ 16.0      │ 1.0         │ 0.0625      │ NO  │\n"
+        "┏━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━┓\n"
+        "┃ element ┃ analytic ┃ numerical ┃ abs error ┃ rel error ┃ ok  ┃\n"
+        "┡━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━┩\n"
+        "│ x[7]    │ 17.0     │ 16.0      │ 1.0       │ 0.0625    │ NO  │\n"
         + shown.split("│ NO  │\n", 1)[1])
 
 
@@ -132,7 +132,10 @@ def test_nonscalar_output_and_second_order():
     assert r.returncode == 0 and data["order"] == 2 and data["max_abs_error"] < 1e-6
     code, shown = on_terminal("check", "sum(tanh(x)^2)", "x=[0.5, -1]", "--order", "2")
     assert shown.splitlines()[1].startswith("second derivatives; pass when")
-    assert "│ d2 / d x[1] d x[1] │ -0.621627 │ -0.621627 │" in shown
+    assert "│ ∂²/∂x[1]∂x[1] │ -0.621627 │ -0.621627 │" in shown
+    code, shown = on_terminal("check", "[x*y, x+y]", "x=2", "y=3")
+    assert shown.splitlines()[3:5] == ["x: ok; 1 element", "y: ok; 1 element"]
+    assert "│ ∂out[0]/∂x │ 3.0      │ 3.0       │" in shown
 
 
 @pytest.mark.parametrize("args, message", [

@@ -173,7 +173,7 @@ class _Problem:
         return np.asarray(to_numpy(g.detach().data), dtype=np.float64).reshape(rows, self.numel(name))
 
     def label(self, name, k, row=None) -> str:
-        """``x[0, 1]``; with a row of a non-scalar output ``d out[2] / d x[0]``."""
+        """``x[0, 1]``; with a row of a non-scalar output ``∂out[2]/∂x[0]``; second order ``∂²/∂y[1]∂x[0]``."""
         element = _element(name, self.base[name].shape, k)
         if row is None:
             return element
@@ -181,8 +181,8 @@ class _Problem:
             if row < size:
                 shape = self.run.output.shape if self.order == 1 else self.base[part].shape
                 if self.order == 1:
-                    return f"d {_element(part, shape, row)} / d {element}"
-                return f"d2 / d {_element(part, shape, row)} d {element}"
+                    return f"∂{_element(part, shape, row)}/∂{element}"
+                return f"∂²/∂{_element(part, shape, row)}∂{element}"
             row -= size
         return element                      # pragma: no cover - rows are within the parts
 

@@ -614,7 +614,7 @@ def _check_header(spec, found, names) -> list:
     if spec.dtype != "float64":
         lines.append(f"the program runs in {spec.dtype}; its numerical derivatives are taken in float64")
     for name, e in found["inputs"].items():
-        how = (f"all {e['elements']:,} elements" if e["checked"] == "all" else
+        how = ((f"all {e['elements']:,} elements" if e["elements"] != 1 else "1 element") if e["checked"] == "all" else
                f"{e['elements']:,} elements: a random direction over all, {e['checked_elements']} one by one")
         verdict = "ok" if e["ok"] else (f"FAILED ({e['nonfinite']} non-finite)" if e["nonfinite"] else "FAILED")
         weighted = ", output rows weighted by a fixed random vector" if e["weighted"] else ""

@@ -221,6 +221,8 @@ def title(result, origin: str | None = None, width: int = 80) -> str:
 
 #: columns whose cells are numbers / arrays (they take the room that is left)
 VALUE_COLUMNS = {"value", "grad", "analytic", "numerical", "abs error", "rel error"}
+#: columns of errors: their size matters, not their digits
+ERROR_COLUMNS = {"abs error": 3, "rel error": 3}
 
 
 def to_table(result, precision: int = 6, color: bool = True, width: int = 80, origin: str | None = None):
@@ -244,8 +246,9 @@ def to_table(result, precision: int = 6, color: bool = True, width: int = 80, or
     parts = [Text(title(result, origin, width), style="bold" if color else "")]
     parts.extend(Text(line) for line in getattr(result, "header", ()) or ())
     groups = [list(range(len(columns)))]
-    natural = sum(max([len(columns[i])] + [len(line) for row in rows
-                                            for line in _cell(row[i], precision, 10_000).split("\n")])
+    natural = sum(max([len(columns[i])] + [len(line) for row in rows for line in
+                                            _cell(row[i], min(precision, ERROR_COLUMNS.get(columns[i], precision)),
+                                                  10_000).split("\n")])
                   for i in numeric)
     if (numeric and len(fixed) > 2 and natural > _room(width, groups[0], numeric, widths) * len(numeric)
             and _room(width, groups[0], numeric, widths) < 20):
@@ -269,7 +272,8 @@ def _table(columns, rows, texts, group, numeric, widths, precision, width):
     from rich.table import Table
     from rich.text import Text
     room = max(12, _room(width, group, numeric, widths))
-    cells = [[t[i] if i not in numeric else _cell(row[i], precision, room) for i in group]
+    digits = {i: min(precision, ERROR_COLUMNS.get(columns[i], precision)) for i in group}
+    cells = [[t[i] if i not in numeric else _cell(row[i], digits[i], room) for i in group]
              for row, t in zip(rows, texts)]
     table = Table(show_lines=any("\n" in c for row in cells for c in row))
     for i in group:
