@@ -177,3 +177,10 @@ def test_progress_for_a_jacobian_of_a_million_numbers():
     assert shown.startswith("jacobian: tanh(x)\n")
     r = run("jacobian", "tanh(x)", "x=randn(1000)", "--json")
     assert r.returncode == 0 and r.stderr == ""
+
+
+def test_random_numbers_in_the_program_are_the_same_in_every_evaluation():
+    r = run("check", "sum(x * randn(3))", "x=[1, 2, 3]", "--json")
+    assert r.returncode == 0 and js(r.stdout)["max_abs_error"] < 1e-6
+    r = run("check", "sum(x * rand(3000))", "x=randn(3000)", "--seed", "1", "--json")
+    assert r.returncode == 0 and js(r.stdout)["inputs"]["x"]["checked"] == "sampled"
