@@ -198,3 +198,20 @@ def test_title_is_the_file_or_the_first_line(tmp_path):
 def test_precision_must_be_positive():
     r = run("eval", "x", "x=1", "--precision", "0", "--format", "table")
     assert r.returncode == 2 and "--precision" in r.stderr
+
+
+@pytest.mark.parametrize("dtype, values", [
+    ("float64", [5e-324, -0.0, 1.7976931348623157e308, 1e-310, 0.1, 2 / 3, "NaN", "Infinity", "-Infinity"]),
+    ("float32", [1e-45, -0.0, 3.4028234663852886e38, 1.1754942e-38, 0.1, 2 / 3, "NaN", "Infinity"]),
+])
+def test_plain_output_reads_back_through_the_console_script(dtype, values):
+    r = run("eval", "x", "x=@-", "--dtype", dtype, "--format", "plain", input=json.dumps(values))
+    assert r.returncode == 0, r.stderr
+    name, text = r.stdout.rstrip("\n").split("\t")
+    kind = np.float32 if dtype == "float32" else np.float64
+    special = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+    shown = [kind(special.get(v, v)) for v in json.loads(text)]
+    wanted = [kind(special.get(v, v)) for v in values]
+    assert all(_same(a, b) for a, b in zip(shown, wanted)) and len(shown) == len(wanted)
+    if dtype == "float32":
+        assert json.loads(text)[4] == 0.1 and json.loads(text)[5] == 0.6666667
