@@ -165,6 +165,18 @@ def subprocess_run(path, *args):
                               env=environment(), cwd=ROOT, timeout=60)
 
 
+def test_standard_input_redirected_from_a_file(tmp_path):
+    (tmp_path / "in.txt").write_text("[1, 2]")
+    for value in ("x=@-", "x=@/dev/stdin"):
+        r = subprocess_run(tmp_path / "in.txt", "eval", "x", value)
+        assert r.returncode == 0 and r.stdout == "value\t[1.0,2.0]\n"
+    (tmp_path / "in.json").write_text('{"x": 3}')
+    r = subprocess_run(tmp_path / "in.json", "eval", "x", "--values", "/dev/stdin")
+    assert r.returncode == 0 and r.stdout == "value\t3.0\n"
+    r = subprocess_run(tmp_path / "in.json", "eval", "x", "--values", "/dev/stdin", "x=@-")
+    assert r.returncode == 2 and "standard input can be read only once: --values and the value of x" in r.stderr
+
+
 def test_values_file_from_standard_input_skips_unused_keys_with_one_note():
     r = run("eval", "sum(x)", "--values", "-", "--format", "plain", input='{"x": [1, 2], "z": 3, "w": "1 +"}')
     assert r.returncode == 0 and r.stdout == "value\t3.0\n"

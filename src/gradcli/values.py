@@ -68,7 +68,7 @@ def gather(assignments, values_file, inputs, dtype="float64", device="cpu", stdi
     """
     stdin = stdin or Stdin()
     wanting = [stdin.owner] if stdin.owner else []
-    if values_file == "-":
+    if values_file in ("-", "/dev/stdin", "/dev/fd/0"):
         wanting.append("--values")
     for text in assignments:
         name, _, value = text.partition("=")
@@ -142,7 +142,7 @@ def load_array(path: str, dtype="float64", device="cpu", stdin=None, who="a valu
     input / a pipe (``-``, ``/dev/stdin``, ``<(command)``), whose content is recognised."""
     import numpy as np
     file = _readable(path)
-    if file is None or not file.is_file():
+    if file is None or not file.is_file() or _is_stdin(file):
         data = _special(path, file, stdin, who)
         where = "standard input" if file is None or _is_stdin(file) else f"'{path}'"
         return _from_array(_sniff_array(data, where), where, dtype, device)
@@ -172,7 +172,7 @@ def load_values(path: str, dtype="float64", device="cpu", stdin=None, keep=None)
     ``keep``, only those names are converted (the others are returned as None)."""
     import numpy as np
     file = _readable(path)
-    special = file is None or not file.is_file()
+    special = file is None or not file.is_file() or _is_stdin(file)
     where = "standard input" if file is None or (special and _is_stdin(file)) else f"'{path}'"
     if special:
         raw = _special(path, file, stdin, "--values")
