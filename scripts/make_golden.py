@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import torch  # noqa: E402
 
-from test_ops_sweep import evaluate  # noqa: E402
+from cases import evaluate  # noqa: E402
 from test_torch_parity import SCENARIOS, TORCH_CASES, _normalize  # noqa: E402
 
 

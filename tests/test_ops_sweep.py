@@ -1,260 +1,26 @@
 """The op table, swept: every differentiable public op at random points of its domain.
 
-Each case is an expression over the inputs ``a, b, c`` and a module ``T`` (``gradcli`` here,
-``torch`` in ``test_torch_parity.py``, which reuses ``CASES``).  For every case we check first
-derivatives (``gradcheck``), second derivatives (``gradgradcheck``), that the vectorized
-Jacobian (``is_grads_batched``) equals one-hot ``autograd.grad`` calls, and that the Hessian of a
-weighted sum equals central differences of the gradient.
+The cases and the checks are in ``cases.py`` (shared with ``test_torch_parity``, ``test_rules``
+and ``scripts/make_golden.py``): first derivatives (``gradcheck``), second derivatives
+(``gradgradcheck``), the vectorized Jacobian (``is_grads_batched``) against one-hot
+``autograd.grad`` calls, the Hessian of a weighted sum against central differences of the
+gradient, and float32 kept float32.
 """
 from __future__ import annotations
-
-import zlib
 
 import numpy as np
 import pytest
 
 import gradcli as G
-from gradcli import ops
-from gradcli.autograd import functional
-from gradcli.autograd.gradcheck import gradcheck, gradgradcheck
+from cases import (CASES, check_float32_stays_float32, check_gradcheck_and_gradgradcheck,
+                   check_hessian_equals_differences_of_the_gradient,
+                   check_vectorized_jacobian_equals_one_hot_grads)
+from gradcli import ops, public
 
-
-class Case:
-    """One sweep case.  ``shapes``: one per tensor input; ``op``: the table op whose domain
-    the inputs are drawn from (and which the case covers); ``torch``: the torch expression where
-    torch's API differs from gradcli's (only the known deviations)."""
-
-    def __init__(self, id, expr, shapes, op, covers=(), torch=None, dom=None, well_conditioned=False,
-                 deviation=None):
-        self.id, self.expr, self.shapes, self.op = id, expr, [tuple(s) for s in shapes], op
-        self.covers = tuple(covers) or (op,)
-        self.torch_expr = None if torch is False else (torch or expr)     # None: gradcli only
-        self.dom = dom
-        self.well_conditioned = well_conditioned
-        self.deviation = deviation          # a known, documented difference from torch's graph
-
-    def __repr__(self):
-        return self.id
-
-    def domains(self):
-        dom = self.dom or ops.OPS[self.op].domain
-        if isinstance(dom[0], (tuple, list)):
-            return [tuple(dom[min(i, len(dom) - 1)]) for i in range(len(self.shapes))]
-        return [tuple(dom)] * len(self.shapes)
-
-    def arrays(self):
-        """Seeded random float64 inputs (the same for every run)."""
-        rng = np.random.default_rng(zlib.crc32(self.id.encode()))
-        for _ in range(100):
-            arrays = [rng.uniform(lo, hi, size=s) for (lo, hi), s in zip(self.domains(), self.shapes)]
-            if not self.well_conditioned or all(np.linalg.cond(x) < 8 for x in arrays if x.ndim == 2):
-                return arrays
-        raise AssertionError("no well-conditioned sample")
-
-    def fn(self, T, expr=None):
-        code = compile(expr or self.expr, self.id, "eval")
-        names = "abc"[:len(self.shapes)]
-
-        def f(*xs):
-            return eval(code, {"T": T}, dict(zip(names, xs)))  # noqa: S307 - test-defined expressions
-        return f
-
-
-def _unary_cases():
-    cases = []
-    for name in [u[0] for u in ops._UNARY]:
-        call = "T.nn.functional.softplus(a)" if name == "softplus" else f"T.{name}(a)"
-        for tag, shape in [("scalar", ()), ("vec", (3,)), ("mat", (2, 3))]:
-            cases.append(Case(f"{name}-{tag}", call, [shape], name))
-        cases.append(Case(f"{name}-method", call.replace("T.nn.functional.softplus(a)", "a.softplus()")
-                          .replace(f"T.{name}(a)", f"a.{name}()"), [(2,)], name)
-                     if name != "softplus" else None)
-    return [c for c in cases if c is not None]
-
-
-_BROADCAST = [("s-s", (), ()), ("s-v", (), (3,)), ("v-s", (3,), ()), ("v-m", (3,), (2, 3)),
-              ("m-v", (2, 3), (3,)), ("col-row", (2, 1), (1, 3)), ("m-m", (2, 3), (2, 3)), ("s-m", (), (2, 3))]
-_BINARY = {"add": "a + b", "sub": "a - b", "mul": "a * b", "div": "a / b", "pow_tensor": "a ** b",
-           "atan2": "T.atan2(a, b)", "maximum": "T.maximum(a, b)", "minimum": "T.minimum(a, b)"}
-_COVER = {"pow_tensor": ("pow",)}
-
-
-def _binary_cases():
-    cases = []
-    for name, expr in _BINARY.items():
-        for tag, sa, sb in _BROADCAST:
-            cases.append(Case(f"{name}-{tag}", expr, [sa, sb], name, covers=_COVER.get(name, (name,))))
-    cases += [
-        Case("add-fn-alpha", "T.add(a, b, alpha=2.0)", [(3,), (3,)], "add_alpha", covers=("add",)),
-        Case("sub-fn-alpha", "T.sub(a, b, alpha=0.5)", [(2, 3), (3,)], "add_alpha", covers=("sub",)),
-        Case("add-fn-alpha-number", "T.add(a, 2.0, alpha=3.0)", [(3,)], "add_alpha", covers=("add",)),
-        Case("sub-fn", "T.sub(a, b)", [(2, 3), (3,)], "sub"),
-        Case("mul-fn", "T.mul(a, b)", [(3,), (2, 3)], "mul"),
-        Case("div-fn", "T.div(a, b)", [(2, 3), (2, 1)], "div"),
-        Case("pow-fn-tensor", "T.pow(a, b)", [(3,), (3,)], "pow_tensor", covers=("pow",)),
-        Case("neg", "-a", [(2, 3)], "neg"),
-        Case("neg-fn", "T.neg(a)", [(3,)], "neg"),
-        Case("pos", "+a * 1.5", [(3,)], "mul", covers=("pos",)),
-        # Python numbers on either side
-        Case("num-add", "a + 2.5", [(3,)], "add"), Case("num-radd", "2.5 + a", [(3,)], "add"),
-        Case("num-sub", "a - 2.5", [(3,)], "sub"), Case("num-rsub", "2.5 - a", [(2, 3)], "rsub"),
-        Case("num-mul", "a * 2.5", [(3,)], "mul"), Case("num-rmul", "2.5 * a", [()], "mul"),
-        Case("num-div", "a / 2.5", [(3,)], "div"), Case("num-rdiv", "2.5 / a", [(3,)], "reciprocal"),
-        Case("num-rpow", "2.0 ** a", [(3,)], "rpow"), Case("num-pow-fn-base", "T.pow(2.0, a)", [(2, 3)], "rpow",
-                                                            covers=("pow",)),
-    ]
-    for p in (0, 2, -1, 0.5, 3, 2.5):
-        cases.append(Case(f"pow-scalar-{p}", f"a ** {p}", [(2, 3)], "pow"))
-    cases.append(Case("pow-fn-scalar", "T.pow(a, 3)", [(3,)], "pow"))
-    cases.append(Case("pow-scalar-0d", "a ** 2", [()], "pow"))
-    cases.append(Case("square", "T.square(a)", [(2, 3)], "pow", covers=("square",)))
-    return cases
-
-
-def _reduction_cases():
-    cases = []
-    variants = [("all-scalar", "", [()]), ("all-vec", "", [(3,)]), ("all", "", [(2, 3)]),
-                ("d0", ", dim=0", [(2, 3)]), ("d-1", ", dim=-1", [(2, 3)]), ("d1-keep", ", dim=1, keepdim=True", [(2, 3)]),
-                ("d0-vec", ", dim=0", [(3,)]), ("d01", ", dim=(0, 1)", [(2, 3)]), ("d02-3d", ", dim=(0, 2)", [(2, 2, 2)])]
-    for name in ("sum", "mean", "prod", "amax", "amin", "var", "std", "logsumexp"):
-        for tag, args, shapes in variants:
-            if name in ("amax", "amin") and tag == "all-scalar":
-                continue
-            if name in ("var", "std") and shapes == [()]:
-                continue
-            if name == "logsumexp" and not args:
-                args = ", dim=-1" if shapes != [()] else ", dim=0"
-            # torch.prod takes one dim only: a tuple of dims is a gradcli extension
-            extension = name == "prod" and "(0," in args
-            cases.append(Case(f"{name}-{tag}", f"T.{name}(a{args})", shapes, name, torch=False if extension else None))
-    cases += [
-        Case("sum-method", "a.sum(dim=1)", [(2, 3)], "sum"),
-        Case("mean-method-keep", "a.mean(0, True)", [(2, 3)], "mean"),
-        Case("var-biased", "T.var(a, dim=1, unbiased=False)", [(2, 3)], "var"),
-        Case("std-correction0", "T.std(a, correction=0)", [(2, 3)], "std"),
-        Case("max-all", "T.max(a)", [(2, 3)], "max"), Case("min-all", "T.min(a)", [(2, 3)], "min"),
-        Case("max-all-vec", "a.max()", [(4,)], "max"), Case("min-all-vec", "a.min()", [(4,)], "min"),
-        # known deviation: max(x, dim=) gives the values only; torch gives (values, indices)
-        Case("max-d0", "T.max(a, dim=0)", [(2, 3)], "max", torch="T.max(a, dim=0).values"),
-        Case("max-d1-keep", "T.max(a, dim=1, keepdim=True)", [(2, 3)], "max",
-             torch="T.max(a, dim=1, keepdim=True).values"),
-        Case("min-d-1", "T.min(a, dim=-1)", [(2, 3)], "min", torch="T.min(a, dim=-1).values"),
-        Case("min-d0-keep", "T.min(a, dim=0, keepdim=True)", [(2, 3)], "min",
-             torch="T.min(a, dim=0, keepdim=True).values"),
-    ]
-    for p in (1, 2, 3):
-        cases.append(Case(f"norm-p{p}", f"T.norm(a, p={p})", [(2, 3)], "norm"))
-        cases.append(Case(f"norm-p{p}-vec", f"T.norm(a, p={p})", [(3,)], "norm"))
-        cases.append(Case(f"norm-p{p}-d1", f"T.norm(a, p={p}, dim=1)", [(2, 3)], "norm"))
-    cases.append(Case("norm-default-keep", "T.norm(a, dim=0, keepdim=True)", [(2, 3)], "norm"))
-    cases.append(Case("norm-mixed-sign", "T.norm(a)", [(2, 3)], "norm", dom=(-2.0, 2.0)))
-    for name in ("softmax", "log_softmax"):
-        for tag, dim, shape in [("vec", 0, (3,)), ("d0", 0, (2, 3)), ("d1", 1, (2, 3)), ("d-1", -1, (2, 3)),
-                                ("3d-d1", 1, (2, 2, 2))]:
-            cases.append(Case(f"{name}-{tag}", f"T.{name}(a, dim={dim})", [shape], name))
-    return cases
-
-
-_MATMUL = [("1d-1d", (3,), (3,), None), ("2d-1d", (2, 3), (3,), None), ("1d-2d", (3,), (3, 2), "single SqueezeBackward4 node"),
-           ("2d-2d", (2, 3), (3, 2), None), ("3d-3d", (2, 2, 3), (2, 3, 2), "UnsafeViewBackward0"),
-           ("3d-2d", (2, 2, 3), (3, 2), "UnsafeViewBackward0"), ("2d-3d", (2, 3), (2, 3, 2), "UnsafeViewBackward0"),
-           ("1d-3d", (3,), (2, 3, 2), "UnsafeViewBackward0"), ("3d-1d", (2, 2, 3), (3,), "UnsafeViewBackward0")]
-
-
-def _linalg_cases():
-    cases = []
-    for tag, sa, sb, dev in _MATMUL:
-        cases.append(Case(f"matmul-{tag}", "a @ b", [sa, sb], "matmul", deviation=dev))
-    cases.append(Case("matmul-1d-2d-fn", "T.matmul(a, b)", [(3,), (3, 2)], "matmul",
-                      deviation="single SqueezeBackward4 node"))
-    cases += [
-        Case("mv", "T.mv(a, b)", [(2, 3), (3,)], "matmul"), Case("mm", "T.mm(a, b)", [(2, 3), (3, 2)], "matmul"),
-        Case("dot", "T.dot(a, b)", [(3,), (3,)], "matmul", covers=("dot",)),
-        Case("outer", "T.outer(a, b)", [(2,), (3,)], "mul", covers=("outer",)),
-        Case("transpose", "T.transpose(a, 0, 1)", [(2, 3)], "transpose"),
-        Case("transpose-3d", "T.transpose(a, 0, 2)", [(2, 3, 2)], "transpose"),
-        Case("dotT", "a.T", [(2, 3)], "permute", covers=("transpose",)),
-        Case("t", "a.t()", [(2, 3)], "permute", covers=("transpose",)),
-        Case("mT", "a.mT", [(2, 2, 3)], "transpose"),
-        Case("permute", "a.permute(2, 0, 1)", [(2, 3, 2)], "permute"),
-        Case("trace", "T.trace(a)", [(3, 3)], "trace"), Case("trace-rect", "T.trace(a)", [(2, 3)], "trace"),
-        Case("det-2", "T.det(a)", [(2, 2)], "det", well_conditioned=True),
-        Case("det-3", "T.det(a)", [(3, 3)], "det", well_conditioned=True),
-        Case("inv-2", "T.linalg.inv(a)", [(2, 2)], "inv", well_conditioned=True),
-        Case("inv-3", "a.inverse()", [(3, 3)], "inv", well_conditioned=True),
-        Case("diag-vec", "T.diag(a)", [(3,)], "diag_scatter", covers=("diag",)),
-        Case("diag-mat", "T.diag(a)", [(3, 3)], "diagonal", covers=("diag",)),
-        Case("diag-rect", "T.diag(a)", [(2, 3)], "diagonal", covers=("diag",)),
-    ]
-    return cases
-
-
-def _shape_cases():
-    return [
-        Case("reshape", "T.reshape(a, (3, 2))", [(2, 3)], "view", covers=("reshape",)),
-        Case("reshape-args", "a.reshape(3, 2)", [(2, 3)], "view", covers=("reshape",)),
-        Case("reshape-minus1", "T.reshape(a, (-1,))", [(2, 3)], "view", covers=("reshape",)),
-        Case("view", "a.view(6)", [(2, 3)], "view", covers=("reshape",)),
-        Case("flatten", "T.flatten(a)", [(2, 3)], "view", covers=("flatten",)),
-        Case("flatten-3d", "T.flatten(a, 1)", [(2, 2, 2)], "view", covers=("flatten",)),
-        Case("squeeze", "T.squeeze(a)", [(2, 1, 3)], "view", covers=("squeeze",)),
-        Case("squeeze-dim", "T.squeeze(a, 1)", [(2, 1, 3)], "view", covers=("squeeze",)),
-        Case("unsqueeze0", "T.unsqueeze(a, 0)", [(2, 3)], "view", covers=("unsqueeze",)),
-        Case("unsqueeze-1", "a.unsqueeze(-1)", [(2, 3)], "view", covers=("unsqueeze",)),
-        Case("stack", "T.stack([a, b])", [(3,), (3,)], "stack"),
-        Case("stack-d1", "T.stack([a, b, c], dim=1)", [(2, 3), (2, 3), (2, 3)], "stack"),
-        Case("stack-scalars", "T.stack([a, b])", [(), ()], "stack"),
-        Case("cat", "T.cat([a, b])", [(2,), (3,)], "cat"),
-        Case("cat-d1", "T.cat([a, b], dim=1)", [(2, 1), (2, 3)], "cat"),
-        Case("cat-d-1-3", "T.cat([a, b, c], dim=-1)", [(2, 2), (2, 1), (2, 3)], "cat"),
-        Case("index-0", "a[0]", [(3, 2)], "select"), Case("index-neg1", "a[-1]", [(3, 2)], "select"),
-        Case("index-scalar", "a[1]", [(3,)], "select"),
-        Case("slice", "a[1:3]", [(4, 2)], "slice"), Case("slice-step", "a[::2]", [(5,)], "slice"),
-        Case("index-col", "a[:, 1]", [(2, 3)], "select"),
-        Case("index-slice-int", "a[1:, 0]", [(3, 2)], "select", covers=("select", "slice")),
-        Case("index-ellipsis", "a[..., 0]", [(2, 3)], "select"),
-        Case("index-none", "a[None, 1]", [(2, 3)], "select"),
-        Case("where", "T.where(a > b, a, b)", [(2, 3), (2, 3)], "where"),
-        Case("where-broadcast", "T.where(a > 0.0, a, b)", [(2, 3), (3,)], "where"),
-        Case("where-scalar", "T.where(a > 0.0, a, 0.0)", [(2, 3)], "where"),
-        Case("clamp", "T.clamp(a, min=-0.5, max=0.5)", [(2, 3)], "clamp"),
-        Case("clamp-min", "T.clamp(a, min=-0.5)", [(2, 3)], "clamp"),
-        Case("clamp-max", "a.clamp(max=0.5)", [(2, 3)], "clamp"),
-        Case("expand", "a.expand(2, 3)", [(3,)], "expand"),
-        Case("expand-as", "a.expand_as(b) * b", [(2, 1), (2, 3)], "expand", covers=("expand", "expand_as")),
-        Case("reshape-as", "a.reshape_as(b) * b", [(2, 3), (3, 2)], "view", covers=("reshape_as",)),
-        Case("select-fn", "a.select(1, 0)", [(2, 3)], "select", covers=("select",)),
-        Case("unreduce", "T.unreduce(a, b, dim=0) * b", [(3,), (2, 3)], "expand", covers=("unreduce",), torch=False),
-        Case("unreduce-all", "T.unreduce(a, b) * b", [(), (2, 3)], "expand", covers=("unreduce",), torch=False),
-        Case("unreduce-keep", "T.unreduce(a, b, dim=1, keepdim=True) * b", [(2, 1), (2, 3)], "expand",
-             covers=("unreduce",), torch=False),
-        Case("clone", "a.clone()", [(3,)], "clone"),
-        Case("chain", "T.sum(T.tanh(a @ b + c) ** 2)", [(2, 3), (3,), (2,)], "tanh", dom=(-1.0, 1.0)),
-    ]
-
-
-CASES = _unary_cases() + _binary_cases() + _reduction_cases() + _linalg_cases() + _shape_cases()
-BY_ID = {c.id: c for c in CASES}
-assert len(BY_ID) == len(CASES), "case ids must be unique"
-
-CONSTRUCTORS = {"zeros", "ones", "eye", "arange", "linspace", "rand", "randn"}
+CONSTRUCTORS = public.CONSTRUCTORS
 COMPARISONS = {"lt", "le", "gt", "ge", "eq", "ne"}
 NO_GRADIENT = {"numel", "ones_like"}
 DIFFERENTIABLE = sorted(set(ops.FUNCTIONS) - CONSTRUCTORS - COMPARISONS - NO_GRADIENT)
-
-
-def inputs_for(case, dtype="float64"):
-    return [G.tensor(x, dtype=dtype, requires_grad=True) for x in case.arrays()]
-
-
-def weights_for(case, shape, salt="v"):
-    """A fixed cotangent for a case's output (a weighted sum tells more than a plain sum)."""
-    rng = np.random.default_rng(zlib.crc32((case.id + salt).encode()))
-    return rng.uniform(0.5, 1.5, size=shape)
-
-
-def _np(t):
-    return np.asarray(t.detach().numpy(), dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -319,126 +85,19 @@ def test_comparison_operators_match_functions():
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
 def test_gradcheck_and_gradgradcheck(case):
-    xs = inputs_for(case)
-    f = case.fn(G)
-    assert gradcheck(f, xs, eps=1e-6, atol=1e-5, rtol=1e-3)
-    assert gradgradcheck(f, xs, eps=1e-6, atol=1e-5, rtol=1e-3)
+    check_gradcheck_and_gradgradcheck(case)
 
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
 def test_vectorized_jacobian_equals_one_hot_grads(case):
-    xs = inputs_for(case)
-    f = case.fn(G)
-    jac = functional.jacobian(f, tuple(xs), vectorize=True)
-    y = f(*xs)
-    n = int(np.prod(y.shape))
-    loops = [np.zeros((n,) + tuple(x.shape)) for x in xs]
-    for e in range(n):
-        seed = np.zeros(n)
-        seed[e] = 1.0
-        grads = G.autograd.grad(y, xs, G.tensor(seed.reshape(y.shape)), retain_graph=True, allow_unused=True)
-        for k, g in enumerate(grads):
-            if g is not None:
-                assert tuple(g.shape) == tuple(xs[k].shape)
-                loops[k][e] = _np(g)
-    assert len(jac) == len(xs)
-    for k, block in enumerate(jac):
-        assert tuple(block.shape) == tuple(y.shape) + tuple(xs[k].shape)
-        np.testing.assert_allclose(_np(block).reshape(loops[k].shape), loops[k], rtol=1e-12, atol=1e-12)
+    check_vectorized_jacobian_equals_one_hot_grads(case)
 
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
 def test_hessian_equals_differences_of_the_gradient(case):
-    arrays = case.arrays()
-    f = case.fn(G)
-    with G.no_grad():
-        shape = tuple(f(*[G.tensor(a) for a in arrays]).shape)
-    v = G.tensor(weights_for(case, shape))
-
-    def scalar(*xs):
-        return (f(*xs) * v).sum()
-
-    def gradient(values):
-        xs = [G.tensor(a, requires_grad=True) for a in values]
-        grads = G.autograd.grad(scalar(*xs), xs, allow_unused=True)
-        return [np.zeros(x.shape) if g is None else _np(g) for g, x in zip(grads, xs)]
-
-    hess = functional.hessian(scalar, tuple(G.tensor(a) for a in arrays))
-    eps = 1e-5
-    for j, aj in enumerate(arrays):
-        for k in range(aj.size):
-            plus = [a.copy() for a in arrays]
-            minus = [a.copy() for a in arrays]
-            plus[j].reshape(-1)[k] += eps
-            minus[j].reshape(-1)[k] -= eps
-            gp, gm = gradient(plus), gradient(minus)
-            for i, ai in enumerate(arrays):
-                column = (gp[i] - gm[i]) / (2 * eps)
-                block = _np(hess[i][j]).reshape(ai.shape + (aj.size,))
-                np.testing.assert_allclose(block[..., k], column, rtol=1e-4, atol=1e-6,
-                                           err_msg=f"d2/d{'abc'[i]} d{'abc'[j]}[{k}]")
-
-
-# ----------------------------------------------------------------------------------------------
-# one case evaluated with a module T (gradcli or torch): used by test_torch_parity and
-# scripts/make_golden.py
-
-def graph_tree(fn, depth=0):
-    """``[name, [children...]]`` of a grad_fn graph (None for an input with no gradient)."""
-    if fn is None:
-        return None
-    name = fn.name().replace("torch::autograd::", "")
-    if depth >= 8:
-        return [name, "..."]
-    return [name, [graph_tree(child, depth + 1) for child, _ in fn.next_functions]]
-
-
-def _plain(T, t):
-    if t is None:
-        return None
-    if getattr(t, "_is_zerotensor", None) is not None and t._is_zerotensor():
-        return np.zeros(tuple(t.shape)).tolist()       # torch's symbolic zeros
-    return np.asarray(t.detach().numpy(), dtype=np.float64).tolist()
-
-
-def evaluate(T, case, arrays=None, expr=None):
-    """Output, first gradients of ``sum(out * v)``, second derivatives ``d/dx sum_i sum(grad_i * u_i)``
-    and the grad_fn graph of ``case`` at ``arrays`` (default: the case's seeded inputs)."""
-    arrays = case.arrays() if arrays is None else [np.asarray(a, dtype=np.float64) for a in arrays]
-    xs = [T.tensor(a, requires_grad=True) for a in arrays]
-    y = case.fn(T, expr)(*xs)
-    v = weights_for(case, tuple(y.shape))
-    grads = T.autograd.grad((y * T.tensor(v)).sum(), xs, create_graph=True, allow_unused=True)
-    weighted = [(g * T.tensor(weights_for(case, tuple(g.shape), f"u{i}"))).sum()
-                for i, g in enumerate(grads) if g is not None and g.requires_grad]
-    second = None
-    if weighted:
-        total = weighted[0]
-        for w in weighted[1:]:
-            total = total + w
-        second = T.autograd.grad(total, xs, allow_unused=True)
-    return {"inputs": [a.tolist() for a in arrays], "output": _plain(T, y), "shape": list(y.shape),
-            "grads": [_plain(T, g) for g in grads],
-            "second": None if second is None else [_plain(T, g) for g in second],
-            "grad_fn": y.grad_fn.name() if y.grad_fn is not None else None, "graph": graph_tree(y.grad_fn)}
+    check_hessian_equals_differences_of_the_gradient(case)
 
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
 def test_float32_stays_float32(case):
-    """Outputs, gradients and second derivatives keep float32 (no silent float64 in a rule)."""
-    xs = inputs_for(case, dtype="float32")
-    y = case.fn(G)(*xs)
-    assert y.dtype == np.float32
-    v = G.tensor(weights_for(case, tuple(y.shape)), dtype="float32")
-    grads = G.autograd.grad((y * v).sum(), xs, create_graph=True, allow_unused=True)
-    assert all(g.dtype == np.float32 for g in grads if g is not None)
-    used = [(g * g).sum() for g in grads if g is not None and g.requires_grad]
-    if used:
-        total = used[0]
-        for u in used[1:]:
-            total = total + u
-        second = G.autograd.grad(total, xs, allow_unused=True)
-        assert all(g.dtype == np.float32 for g in second if g is not None)
-    with G.no_grad():
-        reference = case.fn(G)(*[G.tensor(x.detach().numpy().astype(np.float64)) for x in xs])
-    np.testing.assert_allclose(_np(y), _np(reference), rtol=2e-4, atol=2e-5)
+    check_float32_stays_float32(case)

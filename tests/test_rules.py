@@ -1,6 +1,6 @@
 """Every op's ``rules_text`` is a program of gradcli's language that computes its derivative.
 
-The sweep cases of ``test_ops_sweep`` are run forward and, with ``create_graph``, backward twice
+The sweep cases (``cases.py``) are run forward and, with ``create_graph``, backward twice
 (which reaches the ops that appear only inside derivatives); every call of a table op is
 recorded (its input arrays and parameters).  For each recorded call the rule text of each input
 is bound to the parameters (``gradcli.rules.bind``), run by the language's interpreter with
@@ -10,15 +10,14 @@ gradient the engine computes for the same call.  So a rule text cannot drift fro
 from __future__ import annotations
 
 import math
-import zlib
 
 import numpy as np
 import pytest
 
 import gradcli as G
 from gradcli import ops, rules
-from gradcli.language import parse, run
-from test_ops_sweep import CASES, inputs_for
+from gradcli.language import parse
+from cases import CASES, check_rule_text, inputs_for
 
 #: ops whose derivative cannot be written in the language: their ``rules_text`` is None
 NO_TEXT = {
@@ -89,49 +88,6 @@ def _record():
 _CALLS = _record()
 
 
-def _unbroadcast(a, shape):
-    a = np.broadcast_to(a, np.broadcast_shapes(np.shape(a), shape))
-    a = a.sum(axis=tuple(range(a.ndim - len(shape)))) if a.ndim > len(shape) else a
-    keep = tuple(i for i, s in enumerate(shape) if s == 1 and a.shape[i] != 1)
-    return a.sum(axis=keep, keepdims=True) if keep else a
-
-
-def _is_tensor_input(a):
-    return type(a) not in (int, float, bool)
-
-
-def _check_call(op, arrays, params):
-    inputs = [G.tensor(a, requires_grad=np.asarray(a).dtype.kind == "f") if _is_tensor_input(a) else a
-              for a in arrays]
-    wanted = [i for i, a in enumerate(inputs) if isinstance(a, G.Tensor) and a.requires_grad]
-    out = ops.apply(op, inputs, params)
-    if not wanted or not out.requires_grad:
-        return 0
-    rng = np.random.default_rng(zlib.crc32(op.name.encode()))
-    g = G.tensor(rng.uniform(0.5, 1.5, np.shape(out.data)), dtype=out.dtype)
-    code = G.autograd.grad(out, [inputs[i] for i in wanted], g, allow_unused=True)
-    names = dict(zip(("x", "y", "z"), inputs))
-    checked = 0
-    for i, expected in zip(wanted, code):
-        text = op.rules_text[0 if op.single else i]
-        assert text is not None, (op.name, i)
-        bound = rules.bind(text, params)
-        program = parse(bound)
-        values = {"g": g, "out": out.detach(), "i": i, **{k: (v.detach() if isinstance(v, G.Tensor) else v)
-                                                          for k, v in names.items()}}
-        values.update({k: v for k, v in params.items() if k in program.inputs and k not in values})
-        missing = [n for n in program.inputs if n not in values]
-        assert not missing, f"{op.name}: rule {text!r} reads unknown names {missing}"
-        got = run(program, {n: values[n] for n in program.inputs}, dtype=str(out.dtype)).output
-        got = np.asarray(got.detach().numpy() if isinstance(got, G.Tensor) else got, dtype=np.float64)
-        want = np.zeros(inputs[i].shape) if expected is None else np.asarray(expected.numpy(), dtype=np.float64)
-        tol = 1e-4 if np.float32 in (out.dtype, inputs[i].dtype) else 1e-9
-        np.testing.assert_allclose(_unbroadcast(got, inputs[i].shape), want, rtol=tol, atol=tol,
-                                   err_msg=f"{op.name} input {i}: {bound}")
-        checked += 1
-    return checked
-
-
 @pytest.mark.parametrize("name", sorted(n for n, op in ops.OPS.items() if not op.nondiff))
 def test_rule_text_computes_the_derivative(name):
     op = ops.OPS[name]
@@ -143,7 +99,7 @@ def test_rule_text_computes_the_derivative(name):
     checked = 0
     for arrays, params in calls:
         if _unsupported(op, params, arrays) is None:
-            checked += _check_call(op, arrays, params)
+            checked += check_rule_text(op, arrays, params)
     assert checked, f"no call of {name} was checked (the sweep made {len(calls)})"
 
 

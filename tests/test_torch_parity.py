@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import gradcli as G
-from test_ops_sweep import BY_ID, CASES, evaluate
+from cases import BY_ID, CASES, evaluate
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "ops.json"
 TORCH_CASES = [c for c in CASES if c.torch_expr is not None]

@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterator, Union
 
+from ..public import BINARY, UNARY  # noqa: F401 - read by the printer below (and by the interpreter)
+
 #: names that are constants, not inputs (gradcli.ops.CONSTANTS holds their values)
 CONSTANT_NAMES = frozenset({"pi", "e"})
 #: boolean literals, for keyword flags such as ``keepdim=True``
@@ -198,11 +200,8 @@ def free_names(statements) -> tuple[tuple, tuple]:
 # ------------------------------------------------------------------------------------------
 # printing
 
-#: infix operators: op name -> (symbol, precedence); all but pow are left-associative
-BINARY = {"lt": ("<", 1), "le": ("<=", 1), "gt": (">", 1), "ge": (">=", 1), "eq": ("==", 1),
-          "ne": ("!=", 1), "add": ("+", 2), "sub": ("-", 2), "mul": ("*", 3), "div": ("/", 3),
-          "matmul": ("@", 3), "pow": ("^", 5)}
-UNARY = {"neg": "-", "pos": "+"}
+# the operator tables come from the registry of public names (gradcli.public): BINARY maps an
+# infix op name to (symbol, precedence), all but pow left-associative; UNARY a prefix op to its symbol
 _UNARY_LEVEL, _ATOM_LEVEL = 4, 6
 
 

@@ -18,18 +18,17 @@ is evaluated and leave it after, so they nest as ``with`` blocks do.  ``detach(x
 from __future__ import annotations
 
 import math
-import operator
 import re
 from dataclasses import dataclass, field
 
+from .. import public
 from ..errors import GradcliError
 from . import ast as A
 from .parser import paused_gc
 
-#: functions whose first argument is a list of tensors: stack([x, y]) stacks x and y
-LIST_FUNCTIONS = frozenset({"stack", "cat"})
-#: functions that build tensors from sizes; they get the program's dtype and device
-CONSTRUCTORS = frozenset({"zeros", "ones", "rand", "randn", "eye", "arange", "linspace"})
+#: functions whose first argument is a list of tensors (stack([x, y]) stacks x and y), and those
+#: that build tensors from sizes (they get the program's dtype and device): from the registry
+LIST_FUNCTIONS, CONSTRUCTORS = public.LIST_FUNCTIONS, public.CONSTRUCTORS
 #: grad modes: functions whose last argument is the expression evaluated in that mode
 GRAD_MODES = frozenset({"no_grad", "enable_grad", "set_grad_enabled"})
 #: the language's own functions (not ops: they record no node), with their one-line docs
@@ -41,10 +40,7 @@ LANGUAGE_DOCS = {
     "requires_grad_": "x.requires_grad_(False): x stops requiring grad, in place (an input: as --freeze x)",
 }
 _NUMBERS = (int, float)
-_FOLD = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
-         "pow": operator.pow, "neg": operator.neg, "pos": operator.pos, "lt": operator.lt,
-         "le": operator.le, "gt": operator.gt, "ge": operator.ge, "eq": operator.eq,
-         "ne": operator.ne}
+_FOLD = public.FOLD        # operator op name -> the Python operator that folds it on numbers
 
 
 @dataclass
