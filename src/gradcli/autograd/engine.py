@@ -71,16 +71,19 @@ def _needed(post, targets):
     return needed
 
 
-def execute(roots, grads, *, retain_graph=False, create_graph=False, capture=None, nbatch=0):
+def execute(roots, grads, *, retain_graph=False, create_graph=False, capture=None, nbatch=0, trace=None):
     """Run backward from ``roots`` (``(node, output_nr)`` edges) seeded with ``grads``.
 
     ``capture``: None to accumulate into leaves' ``.grad``; else ``(edges, accumulate)``: the
     incoming gradient of each edge's node is returned (in that order), and with ``accumulate``
     False nothing is accumulated (``autograd.grad``); True accumulates only into those leaves
     (``backward(inputs=...)``).  ``nbatch``: leading batch dimensions of every gradient
-    (``is_grads_batched``).
+    (``is_grads_batched``).  ``trace``: an object told of each step (``explain``):
+    ``trace.node(node, g, sent)`` after a node ran, ``sent`` = [(input index, gradient as the
+    rule gave it, as sent after un-broadcasting)], and ``trace.leaf(node, g)`` for each leaf.
     """
     walk = _Walk(retain_graph, create_graph, nbatch)
+    walk.trace = trace
     if capture is not None:
         edges, walk.accumulate = capture
         walk.targets = {edge[0] for edge in edges if edge[0] is not None}
@@ -103,6 +106,8 @@ class _Walk:
     """One backward pass: the heap of nodes with a gradient, their summed gradients (``buffers``),
     and what ``autograd.grad`` asked to capture."""
 
+    trace = None        # see ``execute``; None (the usual case) costs one test per node
+
     def __init__(self, retain_graph, create_graph, nbatch):
         self.retain_graph, self.create_graph, self.nbatch = retain_graph, create_graph, nbatch
         self.accumulate = True
@@ -124,6 +129,8 @@ class _Walk:
             if node.retained is not None:
                 _retain(node, g, self.create_graph)
             if node.__class__ is AccumulateGrad:
+                if self.trace is not None:
+                    self.trace.leaf(node, g)
                 self.accumulate_leaf(node, g)
                 continue
             if targets is not None and node in targets:
@@ -144,6 +151,7 @@ class _Walk:
         outs = node.apply(g, mask)
         shapes = node.input_shapes()
         nrs, nbatch, buffers = node.nrs, self.nbatch, self.buffers
+        sent = [] if self.trace is not None else None
         for i, child in enumerate(nexts):
             if not mask[i]:
                 continue
@@ -155,8 +163,11 @@ class _Walk:
                                 f"{type(gi).__name__} at index {i}, expected a Tensor or None")
             shape = shapes[i]
             gshape = gi.data.shape
+            raw = gi
             if len(gshape) != len(shape) + nbatch or (gshape[nbatch:] if nbatch else gshape) != shape:
                 gi = _table["unbroadcast"](gi, shape, nbatch)
+            if sent is not None:
+                sent.append((i, raw, gi))
             if self.anomaly:
                 _check(node, i, gi)
             if nrs is None and child.n_outputs == 1 and child not in buffers:
@@ -164,6 +175,8 @@ class _Walk:
                 buffers[child] = gi
             else:
                 self.send(child, nrs[i] if nrs else 0, gi, self.create_graph)
+        if sent is not None:
+            self.trace.node(node, g, sent)
         if not self.retain_graph:
             node.release()
 

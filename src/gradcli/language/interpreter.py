@@ -55,12 +55,14 @@ class Evaluation:
 
 
 def run(program: A.Program, values: dict, functions: dict | None = None, *,
-        dtype=None, device=None) -> Evaluation:
+        dtype=None, device=None, record: list | None = None) -> Evaluation:
     """Evaluate ``program`` with ``values`` for its inputs; ``functions`` extends the op table.
 
     ``dtype`` / ``device`` apply to literals and constructors; by default those of the inputs
     (else float64 on the CPU).  Raises ``GradcliError``: "value" for a missing input, "name" for
     an unknown function, "shape" / "type" for what the engine refused, with the call's span.
+    ``record``: a list that receives ``(AST node, value)`` for every call, operator, index and
+    ``.T`` evaluated (``--formula`` finds the text each tensor came from).
     """
     import gradcli as G
     from gradcli import ops
@@ -81,6 +83,7 @@ def run(program: A.Program, values: dict, functions: dict | None = None, *,
         dtype = dtype or (first.dtype if first is not None else "float64")
         device = device or (str(getattr(first, "device", "cpu")) if first is not None else "cpu")
     machine = _Machine(G, table, set(functions or ()), ops.CONSTANTS, env, program.source, dtype, device)
+    machine.record = record
     inputs = dict(env)
     tensors = dict(env)
     output = None
@@ -139,6 +142,7 @@ class _Machine:
         self.env, self.source, self.dtype, self.device = env, source, dtype, device
         self._accepts: dict = {}
         self.modes: list = []          # the grad-mode context managers entered and not yet left
+        self.record = None             # see ``run``
 
     # -- the walk -----------------------------------------------------------------------------
     def evaluate(self, root):
@@ -280,6 +284,8 @@ class _Machine:
                 grad_fn.span = node.span
             except AttributeError:
                 pass
+        if self.record is not None:
+            self.record.append((node, out))
         return out
 
     def guard(self, node, what, operands, thunk):
@@ -296,6 +302,8 @@ class _Machine:
                 grad_fn.span = node.span
             except AttributeError:
                 pass
+        if self.record is not None:
+            self.record.append((node, out))
         return out
 
     def refused(self, node, what, operands, exc, plugin) -> GradcliError:
