@@ -40,17 +40,31 @@ _NAME_SIZE = 40           # a gradient text longer than this is named
 _LITERAL_LIMIT = 10_000   # constants with more elements than this have no formula
 
 
+#: the table's matmul rule is the matrix case; a vector operand is a row or a column of it, and
+#: these are that rule with the row / column written out (keyed by min(ndim, 2) of x and y)
+_VECTOR_MATMUL = {
+    (1, 1): ("g * y", "g * x"),
+    (1, 2): ("squeeze(y @ unsqueeze(g, -1), -1)", "unsqueeze(x, -1) * unsqueeze(g, -2)"),
+    (2, 1): ("unsqueeze(g, -1) * y", "squeeze(unsqueeze(g, -2) @ x, -2)"),
+}
+
+
 class Unsupported(Exception):
     """Some step has no formula (an op without a rule text, a plugin Function, ...)."""
 
 
 class _Fill:
-    """A value that is ``value`` everywhere, with a known shape (zeros, ones, a seed of ones):
-    kept apart from text so that ``1 * g`` and ``0 * g`` simplify whatever the shapes."""
+    """``value`` (a number, or a text of a smaller shape) broadcast to ``shape``: zeros, ones, a
+    seed of ones, ``y`` spread over ``x``'s shape.  Kept apart from text so that ``1 * g``,
+    ``0 * g`` and ``ones(3) * y + 1`` simplify whatever the shapes; written out only when needed."""
     __slots__ = ("value", "shape")
 
     def __init__(self, value, shape):
         self.value, self.shape = value, tuple(shape)
+
+    @property
+    def number(self) -> bool:
+        return isinstance(self.value, (int, float))
 
 
 def _Zero(shape):
@@ -58,7 +72,7 @@ def _Zero(shape):
 
 
 def is_zero(e) -> bool:
-    return isinstance(e, _Fill) and e.value == 0
+    return isinstance(e, _Fill) and e.number and e.value == 0
 
 
 def _is_const(e, value=None) -> bool:
@@ -97,6 +111,14 @@ class Builder:
     def __init__(self):
         self.shapes: dict = {}
         self._alive: list = []           # ids in ``shapes`` must not be reused
+        self.masks: set = set()          # ids of texts that are boolean masks (1 * mask is not mask)
+
+    def boolean(self, e) -> bool:
+        if type(e) is A.Call and e.func in _COMPARISONS:
+            return True
+        if type(e) is A.Const and isinstance(e.value, bool):
+            return True
+        return id(e) in self.masks
 
     def note(self, e, shape):
         if shape is not None and not isinstance(e, _Fill):
@@ -120,10 +142,41 @@ class Builder:
         except ValueError:
             return None
 
+    def fill(self, value, shape):
+        """``value`` (a number or a text) broadcast to ``shape``; the text itself when it has that shape."""
+        if isinstance(value, _Fill):
+            value = value.value
+        if type(value) is A.Const and not isinstance(value.value, bool):
+            value = value.value
+        if not isinstance(value, (int, float)) and self.shape(value) == tuple(shape):
+            return value
+        return _Fill(value, shape)
+
+    def value(self, e):
+        """A fill's value as text (a number or the smaller text)."""
+        return A.Const(_number(e.value)) if e.number else e.value
+
+    def _spreads(self, small, shape):
+        """Whether ``small``'s shape broadcasts to ``shape`` (and is not already ``shape``)."""
+        s = self.shape(small)
+        if s is None or shape is None or s == shape:
+            return False
+        try:
+            return tuple(np.broadcast_shapes(s, shape)) == tuple(shape)
+        except ValueError:
+            return False
+
     def materialize(self, e):
-        """A fill as text: ``2`` for a scalar, else ``zeros(3)``, ``ones(2, 3)``, ``2 * ones(3)``."""
+        """A fill as text: ``2`` for a scalar, else ``zeros(3)``, ``ones(2, 3)``, ``2 * ones(3)``,
+        ``y * ones(2, 3)``."""
         if not isinstance(e, _Fill):
             return e
+        if not e.number:
+            if self.shape(e.value) == e.shape:
+                return e.value
+            sizes = tuple(A.Const(int(s)) for s in e.shape)
+            ones = self.note(A.Call("ones", sizes), e.shape)
+            return self.note(A.Call("mul", (e.value, ones)), e.shape)
         if not e.shape:
             return A.Const(_number(e.value))
         sizes = tuple(A.Const(int(s)) for s in e.shape)
@@ -138,14 +191,25 @@ class Builder:
         for k, a in enumerate(args):
             if isinstance(a, _Fill):
                 others = [self.shape(b) for j, b in enumerate(out) if j != k]
-                ok = shape is not None and all(o is not None for o in others)
+                own = () if a.number else self.shape(a.value)
+                ok = shape is not None and own is not None and all(o is not None for o in others)
                 if ok:
                     try:
-                        ok = tuple(np.broadcast_shapes((), *others)) == shape
+                        ok = tuple(np.broadcast_shapes(own, *others)) == shape
                     except ValueError:
                         ok = False
-                out[k] = A.Const(_number(a.value)) if ok else self.materialize(a)
+                out[k] = self.value(a) if ok else self.materialize(a)
         return out
+
+    def _spread(self, op, a, b, shape):
+        """``op`` of a fill and a text that broadcasts to the fill's shape: a fill of the result."""
+        if isinstance(a, _Fill) and isinstance(b, _Fill) and a.shape == b.shape == shape:
+            return self.fill(op(self.value(a), self.value(b)), shape)
+        if isinstance(a, _Fill) and not isinstance(b, _Fill) and a.shape == shape and self._spreads(b, shape):
+            return self.fill(op(self.value(a), b), shape)
+        if isinstance(b, _Fill) and not isinstance(a, _Fill) and b.shape == shape and self._spreads(a, shape):
+            return self.fill(op(a, self.value(b)), shape)
+        return None
 
     def call(self, func, args, kwargs=()):
         """``func(*args, **kwargs)`` simplified."""
@@ -162,6 +226,12 @@ class Builder:
             target = self.shape(args[1])
             if uniform is not None and target is not None:
                 return _Fill(uniform, target)
+            named = dict(kwargs)
+            keep = named.get("keepdim")
+            if target is not None and func != "reshape_as" and not isinstance(args[0], _Fill) and (
+                    func == "expand_as" or "dim" not in named or self.shape(args[0]) == ()
+                    or type(keep) is A.Const and keep.value is True) and self._spreads(args[0], target):
+                return _Fill(args[0], target)
         if func == "ones_like" and len(args) == 1 and not kwargs and self.shape(args[0]) is not None:
             return _Fill(1, self.shape(args[0]))
         if func in _ELEMENTWISE:
@@ -180,6 +250,8 @@ class Builder:
             return self.shape(args[1])
         if func == "sum" and args:
             return self._reduced(self.shape(args[0]), dict(kwargs))
+        if func == "numel":
+            return ()
         return None
 
     def _reduced(self, shape, kwargs):
@@ -201,7 +273,7 @@ class Builder:
 
     # -- the operators ----------------------------------------------------------------------------
     def _both_fill(self, op, a, b, shape):
-        if isinstance(a, _Fill) and isinstance(b, _Fill) and shape is not None:
+        if isinstance(a, _Fill) and isinstance(b, _Fill) and a.number and b.number and shape is not None:
             try:
                 return _Fill(op(a.value, b.value), shape)
             except (ZeroDivisionError, OverflowError):
@@ -213,9 +285,12 @@ class Builder:
         both = self._both_fill(lambda p, q: p + q, a, b, shape)
         if both is not None:
             return both
-        if (is_zero(a) or _is_const(a, 0)) and shape is not None and shape == self.shape(b):
+        spread = self._spread(self._add, a, b, shape) if not (is_zero(a) or is_zero(b)) else None
+        if spread is not None:
+            return spread
+        if (is_zero(a) or _is_const(a, 0)) and shape is not None and shape == self.shape(b) and not self.boolean(b):
             return b
-        if (is_zero(b) or _is_const(b, 0)) and shape is not None and shape == self.shape(a):
+        if (is_zero(b) or _is_const(b, 0)) and shape is not None and shape == self.shape(a) and not self.boolean(a):
             return a
         a, b = self._lower([a, b], shape)
         if _is_const(a) and _is_const(b):
@@ -233,9 +308,12 @@ class Builder:
         both = self._both_fill(lambda p, q: p - q, a, b, shape)
         if both is not None:
             return both
-        if (is_zero(b) or _is_const(b, 0)) and shape is not None and shape == self.shape(a):
+        spread = self._spread(self._sub, a, b, shape) if not (is_zero(a) or is_zero(b)) else None
+        if spread is not None:
+            return spread
+        if (is_zero(b) or _is_const(b, 0)) and shape is not None and shape == self.shape(a) and not self.boolean(a):
             return a
-        if (is_zero(a) or _is_const(a, 0)) and shape is not None and shape == self.shape(b):
+        if (is_zero(a) or _is_const(a, 0)) and shape is not None and shape == self.shape(b) and not self.boolean(b):
             return self._neg(b)
         a, b = self._lower([a, b], shape)
         if _is_const(a) and _is_const(b):
@@ -253,11 +331,16 @@ class Builder:
             return both
         if (is_zero(a) or is_zero(b) or _is_const(a, 0) or _is_const(b, 0)) and shape is not None:
             return _Zero(shape)
+        spread = self._spread(self._mul, a, b, shape)
+        if spread is not None:
+            return spread
         for one, other in ((a, b), (b, a)):
-            if (_is_const(one, 1) or isinstance(one, _Fill) and one.value == 1) \
+            if self.boolean(other):
+                continue
+            if (_is_const(one, 1) or isinstance(one, _Fill) and one.number and one.value == 1) \
                     and shape is not None and shape == self.shape(other):
                 return other
-            if (_is_const(one, -1) or isinstance(one, _Fill) and one.value == -1) \
+            if (_is_const(one, -1) or isinstance(one, _Fill) and one.number and one.value == -1) \
                     and shape is not None and shape == self.shape(other):
                 return self._neg(other)
         a, b = self._lower([a, b], shape)
@@ -286,8 +369,11 @@ class Builder:
         both = self._both_fill(lambda p, q: p / q, a, b, shape)
         if both is not None:
             return both
-        if (_is_const(b, 1) or isinstance(b, _Fill) and b.value == 1) and shape is not None \
-                and shape == self.shape(a):
+        spread = self._spread(self._div, a, b, shape)
+        if spread is not None:
+            return spread
+        if (_is_const(b, 1) or isinstance(b, _Fill) and b.number and b.value == 1) and shape is not None \
+                and shape == self.shape(a) and not self.boolean(a):
             return a
         a, b = self._lower([a, b], shape)
         if _is_const(a) and _is_const(b) and b.value != 0:
@@ -303,7 +389,7 @@ class Builder:
         both = self._both_fill(lambda p, q: float(p) ** q, a, b, shape)
         if both is not None and not isinstance(both.value, complex) and math.isfinite(both.value):
             return both
-        if (_is_const(b, 1) or isinstance(b, _Fill) and b.value == 1) and shape is not None \
+        if (_is_const(b, 1) or isinstance(b, _Fill) and b.number and b.value == 1) and shape is not None \
                 and shape == self.shape(a):
             return a
         if (_is_const(b, 0) or is_zero(b)) and shape is not None:
@@ -317,7 +403,7 @@ class Builder:
 
     def _neg(self, a):
         if isinstance(a, _Fill):
-            return _Fill(-a.value, a.shape)
+            return _Fill(-a.value, a.shape) if a.number else self.fill(self._neg(a.value), a.shape)
         if _is_const(a):
             return A.Const(-a.value) if a.value != 0 else A.Const(0)
         inner = _neg_of(a)
@@ -327,9 +413,9 @@ class Builder:
 
 
 def _uniform(e):
-    """The number ``e`` is everywhere when it is a number or a fill, else None."""
+    """The number ``e`` is everywhere when it is a number or a fill of a number, else None."""
     if isinstance(e, _Fill):
-        return e.value
+        return e.value if e.number else None
     if _is_const(e):
         return e.value
     return None
@@ -405,7 +491,11 @@ class FormulaBuilder:
             self.forward[key] = ast
             self.forward_key[id(ast)] = key
             self._alive.append(ast)
-        return self.b.note(_Ref(key), shape)
+        ref = self.b.note(_Ref(key), shape)
+        if _is_mask(ast):
+            self.b.masks.add(id(ref))
+            self.b._alive.append(ref)
+        return ref
 
     def tensor_text(self, value):
         """The text of a forward value: a program name, the text that made it, or a literal."""
@@ -487,6 +577,10 @@ class FormulaBuilder:
         if texts is None:
             raise Unsupported(f"{node.name()} (not an op of the table) has no rule text")
         text = texts[0] if op.name == "stack" else (texts[i] if i < len(texts) else None)
+        if op.name == "matmul" and min(node.params["ndims"]) < 2:
+            text = _VECTOR_MATMUL[tuple(min(n, 2) for n in node.params["ndims"])][i]
+        elif op.name == "permute" and tuple(node.params["dims"]) == (-1, -2):
+            text = "transpose(g, -2, -1)"
         if text is None:
             raise Unsupported(f"{node.name()} has no rule in the language")
         from . import rules
@@ -502,12 +596,13 @@ class FormulaBuilder:
             self._rules[key] = tree
         return tree
 
-    def apply(self, node, i, g, raw_shape, shape):
+    def apply(self, node, i, g, g_value, raw_shape, shape):
         """The term input ``i`` of ``node`` receives: its rule with the texts put in, summed down
-        to the input's shape where the engine un-broadcasts."""
-        if isinstance(g, _Fill) and g.value == 0:
+        to the input's shape (the rule is the gradient before un-broadcasting)."""
+        if is_zero(g):
             return _Zero(shape)
         tree = self.rule(node, i)
+        raw_shape = self._rule_shape(node, tree, g_value) or raw_shape
         values = {"g": g}
 
         def resolve(name):
@@ -529,6 +624,36 @@ class FormulaBuilder:
             return values[name]
         term = self.substitute(tree, resolve)
         return self.unbroadcast(term, tuple(raw_shape), tuple(shape))
+
+    def _rule_shape(self, node, tree, g_value):
+        """The shape of the rule's value at this node (the rule run on the node's numbers)."""
+        from .language import run
+        import gradcli as G
+        names = {n.id for n in A.walk(tree) if type(n) is A.Name} - set(A.CONSTANT_NAMES)
+        values = {}
+        shapes = node.input_shapes()
+        inputs = node.inputs if hasattr(node, "inputs") else None
+        for name in names:
+            if name == "g":
+                values[name] = G.tensor(np.asarray(g_value.data))
+            elif name == "out":
+                out = getattr(node, "out", None)
+                values[name] = G.tensor(np.asarray(out) if out is not None else np.full(g_value.shape, 0.5))
+            elif name in _INPUTS:
+                k = _INPUTS[name]
+                value = inputs[k] if inputs is not None else None
+                values[name] = G.tensor(np.asarray(value.data) if hasattr(value, "data") else
+                                        np.full(tuple(shapes[k]), 0.5) if value is None else value)
+            elif name in node.params:
+                values[name] = G.tensor(np.asarray(node.params[name]))
+            else:
+                return None
+        try:
+            with np.errstate(all="ignore"):
+                out = run(A.Program((tree,), "", tuple(values), ()), values).output
+        except Exception:           # noqa: BLE001 - the engine's own shape is used instead
+            return None
+        return tuple(getattr(out, "shape", ()))
 
     def substitute(self, tree, resolve):
         """Rebuild ``tree`` through the simplifier with names resolved (rules are short: recursion)."""
@@ -559,7 +684,16 @@ class FormulaBuilder:
         if raw == shape:
             return term
         if isinstance(term, _Fill):
-            return _Fill(term.value * (int(np.prod(raw)) // max(1, int(np.prod(shape)))), shape)
+            factor = int(np.prod(raw)) // max(1, int(np.prod(shape)))
+            if term.number:
+                return _Fill(term.value * factor, shape)
+            own = self.b.shape(term.value)
+            lead = len(raw) - len(shape)
+            padded = (1,) * (len(raw) - len(own)) + tuple(own)
+            summed = [k for k in range(len(raw)) if k < lead or (shape[k - lead] == 1 and raw[k] != 1)]
+            if all(padded[k] == 1 for k in summed) and len(own) <= len(raw):
+                return self.b.fill(self.b._mul(A.Const(factor), self.b.value(term)), shape)
+            term = self.b.materialize(term)
         lead = len(raw) - len(shape)
         if lead < 0:
             raise Unsupported("a gradient with fewer dimensions than its input")
@@ -598,7 +732,7 @@ class FormulaBuilder:
             total = self.name_gradient(node, total, [i for i, _, _ in sent])
             for i, raw, gi in sent:
                 child = node.nexts()[i]
-                term = self.apply(node, i, total, raw.shape, gi.shape)
+                term = self.apply(node, i, total, g, raw.shape, gi.shape)
                 self.incoming.setdefault(child, []).append(term)
         except Unsupported as exc:
             for i, _raw, _gi in sent:
@@ -608,7 +742,11 @@ class FormulaBuilder:
         pass
 
     def name_gradient(self, node, total, inputs):
-        if isinstance(total, _Fill) or type(total) in (A.Name, A.Const):
+        if isinstance(total, _Fill):
+            if total.number:
+                return total
+            return self.b.fill(self.name_gradient(node, total.value, inputs), total.shape)
+        if type(total) in (A.Name, A.Const):
             return total
         count = 0
         for i in inputs:
