@@ -29,6 +29,8 @@ class Result:
                                                    # JSON "warnings", stderr lines for plain output
     ok: bool = True                                # False: exit 1 (check mismatch)
     header: list = field(default_factory=list)     # lines shown between a table's title and the table
+    view: object = None                            # (fmt, color) -> text or rich renderable: a command's
+                                                   # own plain / table view (explain's steps)
 
     def items(self):
         return list(self.plain)
@@ -220,8 +222,9 @@ def evaluate(spec: Inputs) -> Result:
     return result
 
 
-def grad(spec: Inputs, wrt=(), grad_output=None) -> Result:
-    """``grad``: d output / d input for each ``--wrt`` input (None when unused)."""
+def grad(spec: Inputs, wrt=(), grad_output=None, formula: bool = False) -> Result:
+    """``grad``: d output / d input for each ``--wrt`` input (None when unused); with ``formula``
+    each also as an expression of the language (``gradcli.formula``)."""
     run = _Run(spec)
     names = run.wrt(wrt, intermediates=True)
     result = run.result("grad")
@@ -242,7 +245,16 @@ def grad(spec: Inputs, wrt=(), grad_output=None) -> Result:
             result.notes.append(_no_gradient(run, name, tensor))
     result.extra["grads"] = grads
     result.plain = list(grads.items())
+    if formula:
+        from .formula import for_grad
+        _formulas(result, *for_grad(run, names, seed))
     return result
+
+
+def _formulas(result, formulas, notes):
+    result.extra["formulas"] = formulas
+    result.plain += [(f"{name} formula", text) for name, text in formulas.items()]
+    result.notes += notes
 
 
 FOOTNOTES = "¹²³⁴⁵⁶⁷⁸⁹"
@@ -453,7 +465,7 @@ def _hessian_blocks(run, names, result):
     return blocks
 
 
-def diff(spec: Inputs, wrt=(), order: int | None = None) -> Result:
+def diff(spec: Inputs, wrt=(), order: int | None = None, formula: bool = False) -> Result:
     """``diff``: d^n output / d wrt[0] ... d wrt[n-1], summing non-scalar intermediates."""
     run = _Run(spec)
     names = list(wrt)
@@ -482,6 +494,9 @@ def diff(spec: Inputs, wrt=(), order: int | None = None) -> Result:
     result.extra["wrt"] = names
     result.extra["derivative"] = array(current)
     result.plain = [("derivative", array(current))]
+    if formula:
+        from .formula import for_diff
+        _formulas(result, *for_diff(run, names))
     return result
 
 

@@ -1000,3 +1000,16 @@ def _summed(text, inputs, functions, dtype, device):
         return text
     head, _, last = text.rpartition("; ")
     return (head + "; " if head else "") + f"sum({last})"
+
+
+def for_grad(run, names, seed=None) -> tuple[dict, list]:
+    """``grad --formula``: (formulas, notes) for a command's run (``commands._Run``)."""
+    return gradient_formulas(run.program, dict(run.inputs), list(names), run.functions or None,
+                             run.spec.dtype, run.spec.device, seed=seed)
+
+
+def for_diff(run, names) -> tuple[dict, list]:
+    """``diff --formula``: ({"x,x,y": text}, notes)."""
+    text, notes = derivative_formula(run.program, dict(run.inputs), list(names), run.functions or None,
+                                     run.spec.dtype, run.spec.device)
+    return {",".join(names): text}, notes

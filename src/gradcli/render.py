@@ -294,6 +294,13 @@ def render(result, fmt: str, precision: int = 6, color: bool = True, out=None, o
     out = out or sys.stdout
     if fmt == "json":
         out.write(to_json(result) + "\n")
+    elif getattr(result, "view", None) is not None and fmt in ("plain", "table"):
+        shown = result.view(fmt, color)
+        if isinstance(shown, str):
+            out.write(shown)
+        else:
+            from rich.console import Console
+            Console(file=out, no_color=not color, highlight=False, soft_wrap=False).print(shown)
     elif result.text is not None:
         out.write(result.text if result.text.endswith("\n") else result.text + "\n")
     elif fmt == "plain":
