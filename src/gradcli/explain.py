@@ -58,7 +58,7 @@ def rule_texts(node) -> list:
 _INPUT_NAMES = ("x", "y", "z")
 
 
-def explain(spec, grad_output=None, fmt="auto") -> Result:
+def explain(spec, grad_output=None) -> Result:
     """``explain``: the steps of ``output.backward(gradient)`` and every leaf's ``.grad``."""
     import gradcli as G
     from .autograd import engine
@@ -145,8 +145,7 @@ def explain(spec, grad_output=None, fmt="auto") -> Result:
     result.extra["steps"] = steps
     result.extra["grads"] = leaves
     result.plain = list(leaves.items())
-    if fmt in ("plain", "table", "auto"):
-        result.view = lambda fmt, color, _r=result: view(_r, fmt, color)
+    result.view = lambda fmt, color, _r=result: view(_r, fmt, color)
     return result
 
 
