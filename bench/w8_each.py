@@ -32,8 +32,7 @@ def _hessian(x):
 
 def _write(path, rows):
     with open(path, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+        f.writelines(json.dumps(row) + "\n" for row in rows)
 
 
 def run(cfg: Config, rep: Report) -> None:

@@ -25,12 +25,7 @@ from .errors import GradcliError
 
 #: language functions (and operators) whose result at each element depends only on the inputs'
 #: elements there: a program made of these alone can be run on many lines at once
-ELEMENTWISE = frozenset("""
-    add sub mul div neg pos lt le gt ge eq ne
-    abs sign sqrt rsqrt square reciprocal exp exp2 expm1 log log2 log10 log1p sin cos tan asin
-    acos atan sinh cosh tanh asinh acosh atanh sigmoid relu softplus erf atan2 maximum minimum
-    clamp where detach no_grad enable_grad set_grad_enabled
-""".split())
+ELEMENTWISE = frozenset(["add", "sub", "mul", "div", "neg", "pos", "lt", "le", "gt", "ge", "eq", "ne", "abs", "sign", "sqrt", "rsqrt", "square", "reciprocal", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "sigmoid", "relu", "softplus", "erf", "atan2", "maximum", "minimum", "clamp", "where", "detach", "no_grad", "enable_grad", "set_grad_enabled"])
 BATCHED_COMMANDS = ("evaluate", "grad")
 CHUNK = 1 << 16                 # bytes read at a time
 MAX_BATCH = 4096                # lines evaluated together at most
@@ -49,9 +44,7 @@ def elementwise(program) -> bool:
                         return False
                 elif node.func not in ELEMENTWISE:
                     return False
-            elif kind in (A.Index, A.Attr, A.Slice):
-                return False
-            elif kind is A.Array and not _numbers_only(node):
+            elif kind in (A.Index, A.Attr, A.Slice) or kind is A.Array and not _numbers_only(node):
                 return False
     return True
 
@@ -231,6 +224,7 @@ class Stream:
 
     def _tensor(self, name, value):
         import gradcli as G
+
         from . import values as V
         if not isinstance(name, str) or not V.NAME.match(name):
             raise GradcliError("value", f"{name!r} is not a valid input name")
@@ -270,6 +264,7 @@ class Stream:
         import numpy as np
 
         import gradcli as G
+
         from .language import run
 
         count = len(pending)

@@ -61,6 +61,7 @@ _INPUT_NAMES = ("x", "y", "z")
 def explain(spec, grad_output=None) -> Result:
     """``explain``: the steps of ``output.backward(gradient)`` and every leaf's ``.grad``."""
     import gradcli as G
+
     from .autograd import engine
 
     run = _Run(spec)

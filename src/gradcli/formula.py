@@ -24,15 +24,10 @@ import sys
 
 import numpy as np
 
-from .errors import GradcliError
 from .language import ast as A
 
 #: operators and functions that act elementwise (result shape: the inputs' broadcast)
-_ELEMENTWISE = frozenset("""
-    add sub mul div neg pos pow lt le gt ge eq ne abs sign sqrt rsqrt square reciprocal exp exp2
-    expm1 log log2 log10 log1p sin cos tan asin acos atan sinh cosh tanh asinh acosh atanh
-    sigmoid relu softplus erf atan2 maximum minimum clamp detach where
-""".split())
+_ELEMENTWISE = frozenset(["add", "sub", "mul", "div", "neg", "pos", "pow", "lt", "le", "gt", "ge", "eq", "ne", "abs", "sign", "sqrt", "rsqrt", "square", "reciprocal", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "sigmoid", "relu", "softplus", "erf", "atan2", "maximum", "minimum", "clamp", "detach", "where"])
 _COMPARISONS = frozenset({"lt", "le", "gt", "ge", "eq", "ne"})
 _INPUTS = {"x": 0, "y": 1, "z": 2}
 _INLINE_SIZE = 6          # a forward text used once and at most this many nodes is written in place
@@ -57,7 +52,7 @@ class _Fill:
     """``value`` (a number, or a text of a smaller shape) broadcast to ``shape``: zeros, ones, a
     seed of ones, ``y`` spread over ``x``'s shape.  Kept apart from text so that ``1 * g``,
     ``0 * g`` and ``ones(3) * y + 1`` simplify whatever the shapes; written out only when needed."""
-    __slots__ = ("value", "shape")
+    __slots__ = ("shape", "value")
 
     def __init__(self, value, shape):
         self.value, self.shape = value, tuple(shape)
@@ -272,6 +267,18 @@ class Builder:
         return tuple(1 if i in dims else s for i, s in enumerate(shape) if keep or i not in dims)
 
     # -- the operators ----------------------------------------------------------------------------
+    def _unbool(self, a, b):
+        """``1 * mask`` (kept so that a mask alone reads as numbers) loses its ``1 *`` as an operand
+        of arithmetic with a non-mask: that arithmetic turns it into numbers anyway."""
+        def strip(e, other):
+            if (type(e) is A.Call and e.func == "mul" and not e.kwargs and _is_const(e.args[0], 1)
+                    and self.boolean(e.args[1]) and not isinstance(other, _Fill) and not self.boolean(other)
+                    and self.shape(e.args[1]) == self.shape(e)):
+                return e.args[1]
+            return e
+        a = strip(a, b)
+        return a, strip(b, a)
+
     def _both_fill(self, op, a, b, shape):
         if isinstance(a, _Fill) and isinstance(b, _Fill) and a.number and b.number and shape is not None:
             try:
@@ -281,6 +288,7 @@ class Builder:
         return None
 
     def _add(self, a, b):
+        a, b = self._unbool(a, b)
         shape = self._broadcast(a, b)
         both = self._both_fill(lambda p, q: p + q, a, b, shape)
         if both is not None:
@@ -304,6 +312,7 @@ class Builder:
         return self.note(A.Call("add", (a, b)), shape)
 
     def _sub(self, a, b):
+        a, b = self._unbool(a, b)
         shape = self._broadcast(a, b)
         both = self._both_fill(lambda p, q: p - q, a, b, shape)
         if both is not None:
@@ -325,6 +334,7 @@ class Builder:
         return self.note(A.Call("sub", (a, b)), shape)
 
     def _mul(self, a, b):
+        a, b = self._unbool(a, b)
         shape = self._broadcast(a, b)
         both = self._both_fill(lambda p, q: p * q, a, b, shape)
         if both is not None:
@@ -363,6 +373,7 @@ class Builder:
         return self.note(A.Call("mul", (a, b)), shape)
 
     def _div(self, a, b):
+        a, b = self._unbool(a, b)
         shape = self._broadcast(a, b)
         if (is_zero(a) or _is_const(a, 0)) and shape is not None:
             return _Zero(shape)
@@ -479,6 +490,8 @@ class FormulaBuilder:
         self.failed: dict = {}                 # node -> why its gradient has no formula
         self._rules: dict = {}
         self._alive: list = []
+        names = [s.name for s in self.program.statements if isinstance(s, A.Assign)]
+        self.reassigned = sorted({n for n in names if names.count(n) > 1} | (set(names) & set(self.program.inputs)))
 
     # -- forward texts ----------------------------------------------------------------------------
     def _ref(self, ast, shape):
@@ -627,8 +640,9 @@ class FormulaBuilder:
 
     def _rule_shape(self, node, tree, g_value):
         """The shape of the rule's value at this node (the rule run on the node's numbers)."""
-        from .language import run
         import gradcli as G
+
+        from .language import run
         names = {n.id for n in A.walk(tree) if type(n) is A.Name} - set(A.CONSTANT_NAMES)
         values = {}
         shapes = node.input_shapes()
@@ -763,11 +777,13 @@ class FormulaBuilder:
     # -- printing -----------------------------------------------------------------------------------
     def text(self, expression) -> str:
         """The formula for ``expression`` as a program: the assignments it needs, then itself."""
+        if self.reassigned:
+            raise Unsupported(f"the program assigns '{self.reassigned[0]}' more than once, and a formula "
+                              "names each value once")
         expression = self.b.materialize(expression)
         taken = set(self.program.inputs) | set(self.program.assigned) | set(_builtin_names())
         # how often each reference is read (transitively, from the expression)
         uses: dict = {}
-        order: list = []
         stack = [expression]
         seen = set()
         while stack:
@@ -956,19 +972,6 @@ def gradient_formulas(program, inputs, names, functions=None, dtype=None, device
         return formulas, notes
     finally:
         sys.setrecursionlimit(limit)
-
-
-def seed_expression(text, shape):
-    """The ``--grad-output`` text as an expression (``ones``: ``ones_like`` of the output)."""
-    if text is None:
-        return None
-    if text.strip() == "ones":
-        return None
-    from .language import parse
-    program = parse(text)
-    if len(program.statements) != 1 or isinstance(program.statements[0], A.Assign) or program.inputs:
-        return None
-    return program.statements[0]
 
 
 def derivative_formula(program, inputs, names, functions=None, dtype=None, device=None):
