@@ -184,3 +184,20 @@ def test_random_numbers_in_the_program_are_the_same_in_every_evaluation():
     assert r.returncode == 0 and js(r.stdout)["max_abs_error"] < 1e-6
     r = run("check", "sum(x * rand(3000))", "x=randn(3000)", "--seed", "1", "--json")
     assert r.returncode == 0 and js(r.stdout)["inputs"]["x"]["checked"] == "sampled"
+
+
+@pytest.mark.parametrize("size", [12, 50, 333])
+def test_fast_mode_agrees_with_every_element(bad, monkeypatch, size):
+    """The same problems, checked element by element and in fast mode (FULL lowered): same
+    verdict, and the bisection finds the one wrong element."""
+    from gradcli import check, commands
+    spec = commands.Inputs(program="sum(badsq(x)) + sum(tanh(x))", values=[f"x=randn({size})"], seed=3,
+                           plugins=[bad])
+    full = commands.check(spec)
+    monkeypatch.setattr(check, "FULL", 4)
+    fast = commands.check(commands.Inputs(program=spec.program, values=spec.values, seed=3, plugins=[bad]))
+    assert full.ok is False and fast.ok is False
+    assert full.extra["inputs"]["x"]["worst"][0]["index"] == [7] == fast.extra["inputs"]["x"]["worst"][0]["index"]
+    assert full.extra["inputs"]["x"]["checked"] == "all" and fast.extra["inputs"]["x"]["checked"] == "sampled"
+    good = commands.check(commands.Inputs(program="sum(tanh(x) * x)", values=[f"x=randn({size})"], seed=3))
+    assert good.ok is True
