@@ -12,8 +12,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from terminal import on_terminal, run  # noqa: E402
 
-pytest.importorskip("gradcli.ops")
-
 BAD_PLUGIN = '''
 from gradcli.autograd import Function
 import gradcli

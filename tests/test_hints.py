@@ -10,8 +10,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from terminal import ROOT, run  # noqa: E402
 
-pytest.importorskip("gradcli.ops")
-
 
 @pytest.mark.parametrize("program, values, message, hint", [
     ("sum(x, keepdims=True)", ["x=[1,2]"], "sum has no argument 'keepdims': did you mean keepdim?",

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-G = pytest.importorskip("gradcli.ops") and __import__("gradcli")
-from gradcli.errors import GradcliError  # noqa: E402
-from gradcli.language import ast as A  # noqa: E402
-from gradcli.language import parse, run, to_source  # noqa: E402
+import gradcli as G
+from gradcli.errors import GradcliError
+from gradcli.language import ast as A
+from gradcli.language import parse, run, to_source
 
 
 def arr(t):

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-G = pytest.importorskip("gradcli.ops") and __import__("gradcli")
-from gradcli.errors import GradcliError  # noqa: E402
-from gradcli.values import load_array, load_values, parse_assignment, parse_value  # noqa: E402
+import gradcli as G
+from gradcli.errors import GradcliError
+from gradcli.values import load_array, load_values, parse_assignment, parse_value
 
 
 def arr(t):
