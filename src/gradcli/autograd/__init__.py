@@ -1,6 +1,9 @@
 """``gradcli.autograd``: ``backward``, ``grad``, ``Function``, grad modes, ``functional``, ``gradcheck``."""
 from __future__ import annotations
 
+import importlib
+import warnings
+
 from .. import backend, tensor as _tensor
 from ..tensor import Tensor, ones, zeros
 from . import grad_mode
@@ -74,7 +77,6 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if retain_graph is None:
         retain_graph = create_graph
     if create_graph and not _warned:
-        import warnings
         _warned.append(True)
         warnings.warn(CREATE_GRAPH, UserWarning, stacklevel=3)
     capture = None
@@ -127,7 +129,7 @@ def set_detect_anomaly(mode: bool):
 
 
 def __getattr__(name):
-    import importlib
+    """``functional`` and ``gradcheck`` are imported on first use (start-up time)."""
     if name == "functional":
         return importlib.import_module(__name__ + ".functional")
     if name in ("gradcheck", "gradgradcheck"):

@@ -11,18 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..tensor import Tensor
 from . import grad as _grad
 from .grad_mode import enable_grad, is_grad_enabled, set_grad_enabled
 
 
-def _tensor_class():
-    from ..tensor import Tensor
-    return Tensor
-
 
 def _as_tuple(value, arg, fn):
     """``(was it a tuple, the tuple)``; PyTorch's TypeError for anything but Tensors."""
-    Tensor = _tensor_class()
     is_tuple = isinstance(value, tuple)
     items = value if is_tuple else (value,)
     for i, v in enumerate(items):
@@ -146,7 +142,6 @@ def _fill_in_zeros(grads, refs, strict, create_graph, stage):
 
 
 def _zeros_like(t, shape=None, requires_grad=False):
-    Tensor = _tensor_class()
     z = Tensor(backend.xp_of(t.data).zeros(tuple(t.shape if shape is None else shape), dtype=t.dtype))
     return z.requires_grad_(True) if requires_grad else z
 
@@ -199,7 +194,6 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
 
 
 def _identity(n, out):
-    Tensor = _tensor_class()
     xp = backend.xp_of(out.data)
     return Tensor(xp.reshape(xp.eye(n, dtype=out.dtype), (n,) + tuple(out.shape)))
 

@@ -16,6 +16,8 @@ import warnings
 import numpy as np
 
 from .. import backend
+from ..tensor import Tensor
+from . import functional, grad
 
 NONDET = ("Backward is not reentrant, i.e., running backward with same input and grad_output multiple times "
           "gives different values, although analytical gradient matches numerical gradient.The tolerance for "
@@ -27,10 +29,6 @@ NO_INPUT = ("gradcheck expects at least one input tensor to require gradient, bu
 class GradcheckError(RuntimeError):
     """The analytical and numerical derivatives differ (or the backward misbehaves)."""
 
-
-def _tensor_class():
-    from ..tensor import Tensor
-    return Tensor
 
 
 def _tuple(value):
@@ -47,14 +45,13 @@ def _array(t):
 
 def _show(array):
     """A Jacobian as PyTorch prints it in its messages (a tensor)."""
-    return repr(_tensor_class()(np.asarray(array)))
+    return repr(Tensor(np.asarray(array)))
 
 
 # ----------------------------------------------------------------------------------------------
 # the two Jacobians
 
 def _wanted(inputs):
-    Tensor = _tensor_class()
     return [k for k, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
 
 
@@ -114,8 +111,6 @@ def _dtype(dtype):
 
 def _rows(output, inputs, wanted):
     """The Jacobian of one output by rows: one backward per output element."""
-    from . import grad
-    Tensor = _tensor_class()
     n = int(np.prod(output.shape))
     blocks = {k: np.zeros((int(np.prod(inputs[k].shape)), n)) for k in wanted}
     sizes_ok = types_ok = True
@@ -156,7 +151,6 @@ def analytical_jacobian(output, inputs, nondet_tol=0.0, check_grad_dtypes=False)
 # gradcheck and gradgradcheck
 
 def _check_inputs(inputs):
-    Tensor = _tensor_class()
     found = False
     for idx, x in enumerate(inputs):
         if isinstance(x, Tensor) and x.requires_grad:
@@ -224,8 +218,6 @@ def _gradcheck(func, inputs, eps, atol, rtol, nondet_tol, check_grad_dtypes, che
 
 def _check_forward(func, inputs, numerical, rtol, atol):
     """Jacobian-vector products along each input element against the numerical columns."""
-    from . import functional
-    Tensor = _tensor_class()
     wanted = _wanted(inputs)
     for n, k in enumerate(wanted):
         size = int(np.prod(inputs[k].shape))
@@ -253,8 +245,6 @@ def _check_forward(func, inputs, numerical, rtol, atol):
 
 def _check_batched(output, index, inputs, atol, rtol):
     """One backward with a batch of one-hot gradients (``is_grads_batched``) against one at a time."""
-    from . import grad
-    Tensor = _tensor_class()
     wanted = _wanted(inputs)
     n = int(np.prod(output.shape))
     if n == 0:
@@ -272,8 +262,6 @@ def _check_batched(output, index, inputs, atol, rtol):
 
 
 def _check_mul_by_grad_output(outputs, inputs):
-    from . import grad
-    Tensor = _tensor_class()
     wanted = _wanted(inputs)
     zeros = [Tensor(backend.xp_of(o.data).zeros(o.shape, dtype=o.dtype)) for o in outputs]
     for k, g in zip(wanted, grad(list(outputs), [inputs[k] for k in wanted], zeros, allow_unused=True)):
@@ -289,7 +277,6 @@ def _check_mul_by_grad_output(outputs, inputs):
 
 def _gradient_function(func, inputs, grad_outputs):
     """``(inputs, grad_outputs) -> the gradients of func``: what gradgradcheck differentiates."""
-    from . import grad
     n_out = len(grad_outputs)
     wanted = set(_wanted(inputs))
 
@@ -303,7 +290,6 @@ def _gradient_function(func, inputs, grad_outputs):
 
 def _random_grad_outputs(func, inputs):
     """Uniform in [-1, 1), one per differentiable output (seeded: the same every run)."""
-    Tensor = _tensor_class()
     rng = np.random.default_rng(0)
     outs = [o for o in _tuple(func(*inputs)) if o.requires_grad]
     return tuple(Tensor(backend.xp_of(o.data).asarray(rng.uniform(-1.0, 1.0, o.shape),
