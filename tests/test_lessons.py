@@ -67,15 +67,17 @@ def _value(tensor):
 
 def _tensors(create_graph=False, **named):
     """What ``gradcli backward --json`` reports of each tensor, read as PyTorch code reads it."""
-    out = {}
+    out, warned = {}, []
     for name, t in named.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             g = t.grad
+        if any(issubclass(w.category, UserWarning) and "not a leaf" in str(w.message) for w in caught):
+            warned.append(name)
         out[name] = {"requires_grad": t.requires_grad, "is_leaf": t.is_leaf, "grad_fn": _fn(t), "grad": _value(g)}
         if create_graph:
             out[name]["grad_grad_fn"] = None if g is None else _fn(g)
-    return {"tensors": out}
+    return {"tensors": out, "warned": warned}
 
 
 def _error(fn):
@@ -305,9 +307,19 @@ def gradcli_answer(name, expected):
     data = js(r.stdout)
     if "tensors" in expected:
         rows = {t["name"]: t for t in data["tensors"]}
-        return {"tensors": {n: {k: rows[n][k] for k in keys} for n, keys in expected["tensors"].items()}}
+        return {"tensors": {n: {k: rows[n][k] for k in keys} for n, keys in expected["tensors"].items()},
+                "warned": [n for n in _warned(data["warnings"]) if n in expected["tensors"]]}
     key = next(iter(expected))
     return {key: data[key]}
+
+
+def _warned(texts) -> list:
+    """The tensors whose non-leaf .grad warning gradcli reports ("h and y are not leaves: ...")."""
+    for text in texts:
+        found = re.match(r"(.*?) (?:is not a leaf|are not leaves):", text)
+        if found:
+            return re.split(r", | and ", found.group(1))
+    return []
 
 
 def assert_same(got, expected, where=""):
@@ -362,7 +374,9 @@ def test_golden_values_are_torch_s():
                                      "detach(x) * 2", "x.requires_grad_(False) * 2"])
 def test_a_result_without_grad_is_a_leaf_without_grad_fn_in_every_format(program):
     r = gradcli("eval", program, "x=3", "--json")
-    assert r.returncode == 0 and js(r.stdout)["grad_fn"] is None and js(r.stdout)["value"] == 6.0
+    data = js(r.stdout)
+    assert r.returncode == 0 and data["value"] == 6.0
+    assert (data["requires_grad"], data["is_leaf"], data["grad_fn"]) == (False, True, None)
     backward = ("backward", f"z = {program}; y = z * w", "x=3", "w=2")
     r = gradcli(*backward, "--json")
     z = {t["name"]: t for t in js(r.stdout)["tensors"]}["z"]

@@ -218,6 +218,8 @@ def evaluate(spec: Inputs) -> Result:
     """``eval``: the program's output."""
     run = _Run(spec)
     result = run.result("eval")
+    result.extra["requires_grad"] = bool(getattr(run.output, "requires_grad", False))
+    result.extra["is_leaf"] = bool(getattr(run.output, "is_leaf", True))
     result.plain = [(run.evaluation.output_name or "value", result.value)]
     return result
 
@@ -309,11 +311,16 @@ def backward(spec: Inputs, grad_output=None, times: int = 1, zero_grad: bool = F
     result = run.result("backward")
     rows, records, unread = [], [], []
     for name, t in named:
-        with warnings.catch_warnings(record=True) as caught:   # PyTorch's warning becomes a footnote
-            warnings.simplefilter("always")
-            g = t.grad
+        # PyTorch warns when .grad of a non-leaf that does not retain it is read: that warning
+        # becomes the footnote, and nothing reaches stderr raw
+        caught = not t.is_leaf and not t.retains_grad
         if caught:
             unread.append(name)
+            g = None
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                g = t.grad
         fn = t.grad_fn.name() if t.grad_fn is not None else None
         record = {"name": name, "shape": list(t.shape), "value": array(t), "requires_grad": bool(t.requires_grad),
                   "is_leaf": bool(t.is_leaf), "grad_fn": fn, "grad": array(g)}
