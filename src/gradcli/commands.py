@@ -218,8 +218,6 @@ def evaluate(spec: Inputs) -> Result:
     """``eval``: the program's output."""
     run = _Run(spec)
     result = run.result("eval")
-    result.extra["requires_grad"] = bool(getattr(run.output, "requires_grad", False))
-    result.extra["is_leaf"] = bool(getattr(run.output, "is_leaf", True))
     result.plain = [(run.evaluation.output_name or "value", result.value)]
     return result
 
@@ -296,12 +294,17 @@ def backward(spec: Inputs, grad_output=None, times: int = 1, zero_grad: bool = F
     if all(t is not run.output for _, t in named):
         named.append(("output", run.output))
     kept = [t for _, t in named if t.is_leaf or t.retains_grad]
+    told = []
     for k in range(times):
         if zero_grad and k:
             for t in kept:
                 t.grad = None
         try:
-            run.output.backward(seed, retain_graph=retain_graph or None, create_graph=create_graph, inputs=chosen)
+            with warnings.catch_warnings(record=True) as caught:    # told once each, never raw on stderr
+                warnings.simplefilter("always")
+                run.output.backward(seed, retain_graph=retain_graph or None, create_graph=create_graph,
+                                    inputs=chosen)
+            told.extend(_told(caught))
         except RuntimeError as exc:
             hint = None
             if k and not (retain_graph or create_graph) and "second time" in str(exc):
@@ -338,13 +341,22 @@ def backward(spec: Inputs, grad_output=None, times: int = 1, zero_grad: bool = F
                                "that the .grad of a non-leaf tensor is not populated during backward() (it reads "
                                f"None); add --retain-grad {','.join(unread)} to keep {'it' if one else 'them'} "
                                f"({unread[0]}.retain_grad())")
-    if create_graph:
-        result.warnings.append(CREATE_GRAPH_WARNING)
+    result.warnings.extend(dict.fromkeys(told))
     result.extra["tensors"] = records
     result.extra["warnings"] = list(result.warnings)
     result.rows = (("name", "shape", "value", "requires_grad", "is_leaf", "grad_fn", "grad"), rows)
     result.plain = [(r["name"], r["grad"]) for r in records]
     return result
+
+
+def _told(caught) -> list:
+    """The texts of the warnings the engine gave (PyTorch's), one line each."""
+    texts = []
+    for warning in caught:
+        text = str(warning.message)
+        texts.append(CREATE_GRAPH_WARNING if "create_graph=True will create a reference cycle" in text
+                     else " ".join(text.split()))
+    return texts
 
 
 def _grad_fn(tensor):
