@@ -1,19 +1,23 @@
-"""The typer app: thin commands over ``commands`` and ``render``; the one place errors become
-exit codes (SPEC §5).  Shared options are declared once, as ``Annotated`` aliases.
+"""The command line: two parsers built from one table (``options.py``), thin commands over
+``commands`` and ``render``, and the one place errors become exit codes (SPEC §5).
 
-Start-up: this module imports only the standard library.  ``main`` parses the common command
-lines itself (``OPTIONS`` below) and runs the command without importing typer; anything else
-(``--help``, completion, a usage error) goes to the typer app, built on first use.  numpy, lark,
-the engine and rich (tables only) are imported when a command runs.
+Start-up: this module imports only the standard library.  ``main`` parses ordinary command
+lines itself (``parse_fast``) and runs the command without importing typer; anything else
+(``--help``, completion, a usage error) goes to the typer app, built on first use from the same
+table.  Both hand ``run`` the same ``{dest: value}`` arguments (a test compares them).
+numpy, the engine and rich (tables only) are imported when a command runs.
 """
 
 import os
 import sys
-from typing import List, Optional
+
+from .options import COMMANDS, ENVIRONMENT, EXIT_CODES, command as find_command, options_for
+
+ROOT_HELP = "Differentiate expressions with PyTorch's autograd semantics, on numpy."
 
 
-
-EXAMPLE = 'gradcli grad "w*x+b" w=2 x=3 b=1 --wrt w,x,b'
+# ------------------------------------------------------------------------------------------
+# running a command (both parsers end here)
 
 def _split(items) -> list:
     return [part.strip() for item in items or () for part in item.split(",") if part.strip()]
@@ -22,11 +26,13 @@ def _split(items) -> list:
 def _program_text(program: str) -> str:
     from .errors import GradcliError
     if program == "-":
+        if sys.stdin is not None and sys.stdin.isatty():
+            print("gradcli: reading the program from standard input (end it with Ctrl-D)", file=sys.stderr)
         return sys.stdin.read()
     if program.startswith("@"):
         path = program[1:]
         try:
-            with open(path, encoding="utf-8") as handle:
+            with open(path, encoding="utf-8-sig") as handle:
                 return handle.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise GradcliError("file", f"cannot read program file '{path}': {getattr(exc, 'strerror', None) or exc}") from None
@@ -37,42 +43,84 @@ def _color() -> bool:
     return (sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb")
 
 
-def _execute(command, fmt, json_flag, precision, program, assignments, set_, values, dtype, device, seed,
-             plugin, freeze=(), retain=(), each=None, **kwargs):
-    """Run one command: build the inputs, call ``commands``, render; map errors to exit codes."""
-    fmt = "json" if json_flag else fmt
+def wants_json(argv) -> bool:
+    """Whether a command line asks for JSON (for errors found before its options are parsed)."""
+    argv = list(argv)
+    if "--" in argv:
+        argv = argv[:argv.index("--")]
+    for i, item in enumerate(argv):
+        if item == "--json" or item == "--format=json" or (item == "--format" and argv[i + 1:i + 2] == ["json"]):
+            return True
+    return False
+
+
+def _function(name):
+    module, _, attr = name.rpartition(":")
+    if not module:
+        from . import commands
+        return getattr(commands, name)
+    import importlib
+    return getattr(importlib.import_module(module), attr)
+
+
+def run(name: str, args: dict) -> int:
+    """Run command ``name`` on parsed ``args`` ({dest: value} with defaults filled): build the
+    inputs, call the command's function, render; map errors to exit codes."""
+    fmt = args.get("fmt", "auto")
+    if args.get("json_"):
+        fmt = "json" if fmt in ("auto", "json") else fmt
     try:
-        from . import commands, render
         from .errors import GradcliError
-        if fmt not in ("auto", "table", "plain", "json", "dot", "tree"):
-            raise GradcliError("option", f"--format {fmt}: expected auto, table, plain or json")
-        if precision < 1:
-            raise GradcliError("option", f"--precision {precision}: give the number of significant digits (1 or more)")
-        if dtype not in ("float64", "float32"):
-            raise GradcliError("option", f"--dtype {dtype}: expected float64 or float32")
+        if args.get("json_") and fmt != "json":
+            fmt = "json"
+            raise GradcliError("usage", f"--json and --format {args['fmt']} contradict each other: give one")
+        from . import commands, render
+        table = options_for(name)
+        spec_args, call_args = {}, {}
+        for option in table.values():
+            if option.to == "cli":
+                continue
+            value = args.get(option.dest, option.default)
+            if option.kind == "names":
+                value = _split(value)
+            elif option.kind == "list":
+                value = list(value or ())
+            (spec_args if option.to == "spec" else call_args)[option.dest] = value
+        if args.get("precision", 6) < 1:
+            raise GradcliError("option", f"--precision {args['precision']}: give the number of significant "
+                               "digits (1 or more)")
+        device = spec_args.get("device", "cpu")
         if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-            raise GradcliError("option", f"--device {device}: expected cpu or cuda")
-        spec = commands.Inputs(program=_program_text(program), values=list(assignments or ()) + list(set_ or ()),
-                               values_file=values, dtype=dtype, device=device, seed=seed,
-                               plugins=list(plugin or ()), freeze=_split(freeze), retain=_split(retain),
-                               progress=_progress_bar(fmt), stdin_owner="the program" if program == "-" else None)
-        if command is commands.graph:
-            kwargs["fmt"] = "json" if each is not None else fmt
-        if each is not None:
-            if program == "-" and each == "-":
+            raise GradcliError("option", f"--device {device}: expected cpu, cuda or cuda:N")
+        function = _function(find_command(name).function)
+        if find_command(name).program:
+            assignments = list(args.get("assignments") or ())
+            _no_twice(assignments, spec_args.get("values", []))
+            spec_args["values"] = assignments + spec_args.get("values", [])
+            spec = commands.Inputs(program=_program_text(args["program"]), progress=_progress_bar(fmt),
+                                   stdin_owner="the program" if args["program"] == "-" else None, **spec_args)
+            each = args.get("each")
+            if name == "graph":
+                call_args["fmt"] = "json" if each is not None else fmt
+            if each is not None and args["program"] == "-" and each == "-":
                 raise GradcliError("option", "--each - reads the values from stdin, so the program cannot "
                                    "also come from stdin: give it as text or @FILE")
-            from .each import Stream
-            return Stream(command, spec, kwargs).run(each)
-        result = command(spec, **kwargs)
+            import numpy as np
+            with np.errstate(all="ignore"):       # inf and nan are answers here (as in PyTorch), not warnings
+                if each is not None:
+                    from .each import Stream
+                    return Stream(function, spec, call_args).run(each)
+                result = function(spec, **call_args)
+        else:
+            result = function(args.get("name"), **call_args)
         for note in result.notes:
             print(note, file=sys.stderr)
         if fmt == "auto":
             fmt = "table" if sys.stdout.isatty() else "plain"
         if fmt == "plain":                  # tables show them as footnotes, JSON as "warnings"
-            for warning in result.warnings:
+            for warning in getattr(result, "warnings", ()):
                 print(f"warning: {warning}", file=sys.stderr)
-        render.render(result, fmt, precision=precision, color=_color(), origin=program)
+        render.render(result, fmt, precision=args.get("precision", 6), color=_color(), origin=args.get("program"))
         sys.stdout.flush()
         code = 0 if result.ok else 1
     except KeyboardInterrupt:
@@ -110,6 +158,17 @@ def _progress_bar(fmt):
     return factory
 
 
+def _no_twice(assignments, sets):
+    """The same input given twice (``b=1 b=2``, ``b=1 --set b=2``) is an error naming both."""
+    from .errors import GradcliError
+    seen = {}
+    for text, where in [(t, t) for t in assignments] + [(t, f"--set {t}") for t in sets]:
+        name = text.partition("=")[0].strip()
+        if name in seen:
+            raise GradcliError("value", f"input '{name}' is given twice: {seen[name]} and {where}; give it once")
+        seen[name] = where
+
+
 def _report(exc, fmt) -> int:
     from .errors import GradcliError
     if isinstance(exc, GradcliError):
@@ -133,6 +192,17 @@ def _report(exc, fmt) -> int:
     return 70
 
 
+def _usage_error(message, argv) -> int:
+    """A usage error (unknown option, bad choice, missing argument): exit 2, as JSON under --json."""
+    if wants_json(argv):
+        from .render import dumps
+        print(dumps({"error": {"kind": "usage", "message": message, "line": None, "column": None}}),
+              file=sys.stderr)
+    else:
+        print(message, file=sys.stderr)
+    return 2
+
+
 def _quiet_pipe():
     try:                                                  # stdout is gone: stop Python's flush complaint
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -141,38 +211,215 @@ def _quiet_pipe():
         pass
 
 
+# ------------------------------------------------------------------------------------------
+# the fast parser: the common command lines, without typer
+
+_CONVERT = {"int": int, "float": float, "str": str, "list": str, "names": str}
+
+
+def parse_fast(argv):
+    """``(command, {dest: value})`` for a plain command line; None when typer must handle it
+    (help, completion, anything malformed: typer then gives the usage error)."""
+    if not argv or any(k.startswith("_GRADCLI_COMPLETE") for k in os.environ):
+        return None
+    name = argv[0]
+    if name not in {c.name for c in COMMANDS}:
+        return None
+    table = options_for(name, aliases=True)
+    args = {o.dest: ([] if o.kind in ("list", "names") else o.default) for o in table.values()}
+    positional = []
+    items = iter(argv[1:])
+    for item in items:
+        if item == "--":
+            positional.extend(items)
+            break
+        if item == "-" or not item.startswith("-"):
+            positional.append(item)
+            continue
+        flag, eq, value = item.partition("=")
+        option = table.get(flag)
+        if option is None:
+            return None
+        if option.kind == "flag":
+            if eq:
+                return None
+            args[option.dest] = True
+            continue
+        if not eq:
+            value = next(items, None)
+            if value is None:
+                return None
+        try:
+            value = _CONVERT[option.kind](value)
+        except ValueError:
+            return None
+        if option.choices and value not in option.choices:
+            return None
+        if option.kind in ("list", "names"):
+            args[option.dest].append(value)
+        else:
+            args[option.dest] = value
+    for option in table.values():                  # typer gives None for an empty repeatable option
+        if option.kind in ("list", "names") and not args[option.dest]:
+            args[option.dest] = None
+    if find_command(name).program:
+        if not positional:
+            return None
+        args["program"], args["assignments"] = positional[0], (positional[1:] or None)
+    else:
+        if len(positional) > 1:
+            return None
+        args["name"] = positional[0] if positional else None
+    return name, args
+
+
+# ------------------------------------------------------------------------------------------
+# the typer app, generated from the same table
+
+def _help(command) -> str:
+    return f"{command.help}\n\nExample:\n\n    {command.example}"
+
+
+def _root_help() -> str:
+    """``gradcli --help``: what it is, an example, exit codes and environment (click keeps
+    paragraphs that start with a \\b line as they are)."""
+    def rows(table):
+        width = max(len(key) for key, _ in table)
+        return "\n".join(f"  {key:<{width}}  {text}" for key, text in table)
+    indent, env = rows(EXIT_CODES), rows(ENVIRONMENT)
+    return (f"{ROOT_HELP}\n\nExample:\n\n    {find_command('grad').example}\n\n"
+            "Run 'gradcli COMMAND -h' for a command's options, 'gradcli functions' for the functions "
+            "of the language, 'gradcli completion SHELL' for shell completion.\n\n"
+            f"\b\nExit codes:\n{indent}\n\n\b\nEnvironment:\n{env}")
+
+
+def _annotation(option, typer):
+    """The type and typer.Option of one row."""
+    import enum
+    from typing import Annotated, List, Optional
+    kind = option.kind
+    extra = {}
+    if option.choices:
+        base = enum.Enum(f"{option.dest}_choices", {c: c for c in option.choices}, type=str)
+        extra["case_sensitive"] = True
+    else:
+        base = {"int": int, "float": float, "flag": bool}.get(kind, str)
+    if kind in ("list", "names"):
+        base = Optional[List[base]]
+    elif option.default is None:
+        base = Optional[base]
+    if option.metavar:
+        extra["metavar"] = option.metavar
+    info = typer.Option(option.flag, *option.aliases, help=option.help, show_default=option.default not in (None, False), **extra)
+    return Annotated[base, info]
+
+
+def _usage_pieces(command) -> list:
+    if command.program:
+        return ["[OPTIONS]", "PROGRAM", "[NAME=VALUE]..."]
+    return ["[OPTIONS]", "[NAME]"]
+
+
+def _option_label(option) -> str:
+    if option.kind == "flag":
+        return option.flag
+    return f"{option.flag} {option.metavar or '|'.join(map(str, option.choices)) or option.kind.upper()}"
+
+
+def help_text(command, formatter) -> str:
+    """COMMAND --help, written from the table with click's formatter (same layout everywhere)."""
+    formatter.write_usage(f"gradcli {command.name}", " ".join(_usage_pieces(command)))
+    formatter.write_paragraph()
+    with formatter.indentation():
+        formatter.write_text(command.help)
+        formatter.write_paragraph()
+        formatter.write_text("Example:")
+        formatter.write_paragraph()
+        formatter.write_text("\b\n    " + command.example)
+    if command.program:
+        arguments = [("PROGRAM", "the program text, '-' for standard input, or @FILE"),
+                     ("[NAME=VALUE]...", "input values: a number, [1, 2], an expression such as randn(3), "
+                                         "or @FILE (.npy .json .txt)")]
+    else:
+        arguments = [("[NAME]", "one function (default: all)")]
+    with formatter.section("Arguments"):
+        formatter.write_dl(arguments)
+    rows = []
+    for option in options_for(command.name).values():
+        text = option.help
+        if option.default not in (None, False, ()):
+            text += f"  [default: {option.default}]"
+        rows.append((_option_label(option), text))
+    rows.append(("-h, --help", "show this message and exit"))
+    with formatter.section("Options"):
+        formatter.write_dl(rows)
+    return formatter.getvalue().rstrip("\n")
+
+
+def _command_class(command, typer):
+    """typer's command class with the usage line and help page written from the table."""
+    import typer.core
+
+    class Command(typer.core.TyperCommand):
+        def collect_usage_pieces(self, ctx):
+            return _usage_pieces(command)
+
+        def get_help(self, ctx):
+            return help_text(command, ctx.make_formatter())
+
+    return Command
+
+
+def _typer_command(command, typer):
+    """A function whose signature typer reads: PROGRAM, [NAME=VALUE]..., then the options."""
+    import enum
+    import inspect
+    from typing import Annotated, List, Optional
+    P = inspect.Parameter
+    params = []
+    if command.program:
+        params.append(P("program", P.POSITIONAL_OR_KEYWORD, annotation=Annotated[str, typer.Argument(
+            metavar="PROGRAM", show_default=False)]))
+        params.append(P("assignments", P.POSITIONAL_OR_KEYWORD, default=None, annotation=Annotated[
+            Optional[List[str]], typer.Argument(metavar="NAME=VALUE", show_default=False)]))
+    else:
+        params.append(P("name", P.POSITIONAL_OR_KEYWORD, default=None, annotation=Annotated[
+            Optional[str], typer.Argument(metavar="NAME", show_default=False)]))
+    for option in options_for(command.name).values():
+        params.append(P(option.dest, P.POSITIONAL_OR_KEYWORD, default=option.default,
+                        annotation=_annotation(option, typer)))
+
+    def invoke(**args):
+        args = {k: (v.value if isinstance(v, enum.Enum) else
+                    [x.value if isinstance(x, enum.Enum) else x for x in v] if isinstance(v, list) else v)
+                for k, v in args.items()}
+        raise typer.Exit(_HOOK["run"](command.name, args))
+
+    invoke.__signature__ = inspect.Signature(params)
+    invoke.__annotations__ = {p.name: p.annotation for p in params}
+    invoke.__name__ = command.name
+    return invoke
+
+
+#: what the typer app calls with (command, args): ``run``; a test swaps it to compare parsers
+_HOOK = {"run": run}
+
+SHELLS = ("bash", "zsh", "fish")
+
+
 def _build_app():
     """The typer app (typer is imported only here: the fast path in ``main`` does without it)."""
     import typer
-    from typing_extensions import Annotated
+    from typing import Annotated, Optional
+    try:                                 # typer's completion classes (the scripts and requests use them)
+        from typer import _completion_classes
+        _completion_classes.completion_init()
+    except (ImportError, AttributeError):
+        pass
 
-    app = typer.Typer(
-        name="gradcli",
-        help=f"Differentiate expressions with PyTorch's autograd semantics, on numpy.\n\nExample:\n\n    {EXAMPLE}",
-        add_completion=True, pretty_exceptions_enable=False, rich_markup_mode=None, no_args_is_help=True,
-    )
-
-    # -- shared options, declared once ---------------------------------------------------------------
-    Program = Annotated[str, typer.Argument(help="the program text, '-' for stdin, or @FILE", show_default=False)]
-    Assignments = Annotated[Optional[List[str]], typer.Argument(help="input values NAME=VALUE", show_default=False)]
-    Set = Annotated[Optional[List[str]], typer.Option("--set", help="an input value NAME=VALUE (repeatable)")]
-    ValuesFile = Annotated[Optional[str], typer.Option("--values", help="a .json or .npz file of input values")]
-    Wrt = Annotated[Optional[List[str]], typer.Option("--wrt", help="inputs, comma-separated (repeatable)")]
-    Freeze = Annotated[Optional[List[str]], typer.Option("--freeze", help="inputs given requires_grad=False")]
-    Retain = Annotated[Optional[List[str]], typer.Option("--retain-grad", help="named tensors whose grad is retained (h.retain_grad())")]
-    RetainAlias = Annotated[Optional[List[str]], typer.Option("--retain", hidden=True, help="old name of --retain-grad")]
-    GradOutput = Annotated[Optional[str], typer.Option("--grad-output", help="the gradient seed: a VALUE or 'ones'")]
-    Format = Annotated[str, typer.Option("--format", help="auto|table|plain|json")]
-    Json = Annotated[bool, typer.Option("--json", help="short for --format json")]
-    Dtype = Annotated[str, typer.Option("--dtype", help="float64|float32")]
-    Device = Annotated[str, typer.Option("--device", help="cpu|cuda (cuda needs gradcli[cuda])")]
-    Seed = Annotated[Optional[int], typer.Option("--seed", help="seed for rand/randn")]
-    Plugin = Annotated[Optional[List[str]], typer.Option("--plugin", help="a Python file of Function subclasses")]
-    Precision = Annotated[int, typer.Option("--precision", help="significant digits in tables")]
-    Order = Annotated[Optional[int], typer.Option("--order", help="derivative order")]
-    Each = Annotated[Optional[str], typer.Option("--each", help="JSON Lines of input values, one run per line "
-                                                                "('-': stdin); JSON Lines out")]
-
+    app = typer.Typer(name="gradcli", help=_root_help(), add_completion=False, pretty_exceptions_enable=False,
+                      rich_markup_mode=None, no_args_is_help=True,
+                      context_settings={"help_option_names": ["-h", "--help"]})
 
     def _version(value: bool):
         if value:
@@ -183,116 +430,38 @@ def _build_app():
                 print("gradcli (not installed)")
             raise typer.Exit()
 
-
     @app.callback()
     def _root(version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                               help="show the version and exit")] = None):
-        """Differentiate expressions with PyTorch's autograd semantics, on numpy."""
+        pass
 
+    for command in COMMANDS:
+        app.command(command.name, help=_help(command), short_help=command.help,
+                    cls=_command_class(command, typer))(_typer_command(command, typer))
 
-    def _doc(text, example):
-        return f"{text}\n\nExample:\n\n    {example}"
+    import enum
+    Shell = enum.Enum("Shell", {s: s for s in SHELLS}, type=str)
 
-
-    @app.command("eval", help=_doc("Evaluate the program and print its output.", 'gradcli eval "sum([1, 2, 3] * x)" x=2'))
-    def eval_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
-                     fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                     seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None, freeze: Freeze = None):
-        from . import commands
-        raise typer.Exit(_execute(commands.evaluate, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, each=each))
-
-
-    @app.command("grad", help=_doc("Gradients of the output with respect to --wrt inputs (default: all).", EXAMPLE))
-    def grad_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
-                     wrt: Wrt = None, grad_output: GradOutput = None, freeze: Freeze = None,
-                     fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                     seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None):
-        from . import commands
-        raise typer.Exit(_execute(commands.grad, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, each=each, wrt=_split(wrt), grad_output=grad_output))
-
-
-    @app.command("backward", help=_doc("Run output.backward() and show every named tensor: value, "
-                                       "requires_grad, is_leaf, grad_fn, grad.",
-                                       'gradcli backward "h = w*x; y = h^2" w=2 x=3 --retain-grad h --retain-graph --times 3'))
-    def backward_command(program: Program, assignments: Assignments = None, set_: Set = None,
-                         values: ValuesFile = None, grad_output: GradOutput = None, freeze: Freeze = None,
-                         retain: Retain = None, retain_alias: RetainAlias = None,
-                         retain_graph: Annotated[bool, typer.Option("--retain-graph", help="keep the graph for another backward (retain_graph=True)")] = False,
-                         create_graph: Annotated[bool, typer.Option("--create-graph", help="grads get a graph of their own (create_graph=True)")] = False,
-                         inputs: Annotated[Optional[List[str]], typer.Option("--inputs", help="accumulate only into these named tensors (inputs=...)")] = None,
-                         times: Annotated[int, typer.Option("--times", help="run backward K times (accumulates; needs --retain-graph)")] = 1,
-                         zero_grad: Annotated[bool, typer.Option("--zero-grad", help="zero grads between runs")] = False,
-                         fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                         seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None):
-        from . import commands
-        raise typer.Exit(_execute(commands.backward, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, list(retain or ()) + list(retain_alias or ()), each=each, grad_output=grad_output, times=times,
-                 zero_grad=zero_grad, retain_graph=retain_graph, create_graph=create_graph, inputs=_split(inputs)))
-
-
-    @app.command("jacobian", help=_doc("Jacobian of the output with respect to each --wrt input.",
-                                       'gradcli jacobian "[x*y, x+y]" x=2 y=3'))
-    def jacobian_command(program: Program, assignments: Assignments = None, set_: Set = None,
-                         values: ValuesFile = None, wrt: Wrt = None, freeze: Freeze = None,
-                         fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                         seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None):
-        from . import commands
-        raise typer.Exit(_execute(commands.jacobian, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, each=each, wrt=_split(wrt)))
-
-
-    @app.command("hessian", help=_doc("Hessian of a scalar output: every block d2y/da db.",
-                                      'gradcli hessian @samples/rosenbrock.grad "x=[1.5, 2]"'))
-    def hessian_command(program: Program, assignments: Assignments = None, set_: Set = None,
-                        values: ValuesFile = None, wrt: Wrt = None, freeze: Freeze = None,
-                        fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                        seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None):
-        from . import commands
-        raise typer.Exit(_execute(commands.hessian, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, each=each, wrt=_split(wrt)))
-
-
-    @app.command("diff", help=_doc("Higher-order derivatives: --wrt x,x,y applies d/dx, d/dx, d/dy in order.",
-                                   'gradcli diff "sin(x)*y" x=1 y=2 --wrt x,x,y'))
-    def diff_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
-                     wrt: Wrt = None, order: Order = None, freeze: Freeze = None,
-                     fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                     seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None):
-        from . import commands
-        raise typer.Exit(_execute(commands.diff, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, each=each, wrt=_split(wrt), order=order))
-
-
-    @app.command("graph", help=_doc("The grad_fn graph as a tree, or --format dot / json.",
-                                    'gradcli graph "tanh(w*x+b)" w=2 x=3 b=1 --format dot'))
-    def graph_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
-                      freeze: Freeze = None,
-                      fmt: Annotated[str, typer.Option("--format", help="tree|dot|json (auto: tree)")] = "auto",
-                      json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                      seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None):
-        from . import commands
-        raise typer.Exit(_execute(commands.graph, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, each=each))
-
-
-    @app.command("check", help=_doc("Compare analytic derivatives with finite differences; exit 1 on mismatch.",
-                                    'gradcli check "sum(tanh(x)^2)" "x=[0.5, -1]" --order 2'))
-    def check_command(program: Program, assignments: Assignments = None, set_: Set = None, values: ValuesFile = None,
-                      wrt: Wrt = None, order: Annotated[int, typer.Option("--order", help="1 or 2")] = 1,
-                      eps: Annotated[Optional[float], typer.Option("--eps", help="finite-difference step (1e-6)")] = None,
-                      atol: Annotated[Optional[float], typer.Option("--atol", help="absolute tolerance (1e-5)")] = None,
-                      rtol: Annotated[Optional[float], typer.Option("--rtol", help="relative tolerance (1e-3)")] = None,
-                      freeze: Freeze = None,
-                      fmt: Format = "auto", json_: Json = False, dtype: Dtype = "float64", device: Device = "cpu",
-                      seed: Seed = None, plugin: Plugin = None, precision: Precision = 6, each: Each = None):
-        from . import commands
-        raise typer.Exit(_execute(commands.check, fmt, json_, precision, program, assignments, set_, values, dtype, device, seed,
-                 plugin, freeze, each=each, wrt=_split(wrt), order=order, eps=eps, atol=atol, rtol=rtol))
-
+    @app.command("completion", help="Print the shell completion script for SHELL.\n\n"
+                 "\b\nInstall it with one of:\n"
+                 "  echo 'eval \"$(gradcli completion bash)\"' >> ~/.bashrc\n"
+                 "  echo 'eval \"$(gradcli completion zsh)\"' >> ~/.zshrc\n"
+                 "  gradcli completion fish > ~/.config/fish/completions/gradcli.fish")
+    def completion(shell: Annotated[Shell, typer.Argument(metavar="SHELL", help="bash, zsh or fish")]):
+        print(completion_script(shell.value, app))
 
     return app
+
+
+def completion_script(shell: str, app=None) -> str:
+    """The completion script for ``shell`` (click's, through typer's command)."""
+    import importlib
+    import typer.main
+    group = typer.main.get_command(app or _build_app())
+    base = next(c for c in type(group).__mro__ if c.__name__ == "Command")
+    module = importlib.import_module(base.__module__.rpartition(".")[0] + ".shell_completion")
+    cls = module.get_completion_class(shell)
+    return cls(group, {}, "gradcli", "_GRADCLI_COMPLETE").source()
 
 
 def __getattr__(name):
@@ -302,97 +471,36 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-#: the fast path's view of the options: flag -> (parameter, kind); the typer app is the reference
-OPTIONS = {"--set": ("set_", list), "--values": ("values", str), "--wrt": ("wrt", list),
-           "--freeze": ("freeze", list), "--retain": ("retain", list), "--retain-grad": ("retain", list),
-           "--retain-graph": ("retain_graph", bool), "--create-graph": ("create_graph", bool),
-           "--inputs": ("inputs", list), "--grad-output": ("grad_output", str),
-           "--format": ("fmt", str), "--json": ("json_", bool), "--dtype": ("dtype", str),
-           "--device": ("device", str), "--seed": ("seed", int), "--plugin": ("plugin", list),
-           "--precision": ("precision", int), "--order": ("order", int), "--times": ("times", int),
-           "--zero-grad": ("zero_grad", bool), "--eps": ("eps", float), "--atol": ("atol", float),
-           "--rtol": ("rtol", float), "--each": ("each", str)}
-COMMON = {"--set", "--values", "--freeze", "--format", "--json", "--dtype", "--device", "--seed", "--plugin",
-          "--precision", "--each"}
-#: command -> (commands function name, its own options)
-COMMANDS = {"eval": ("evaluate", set()), "grad": ("grad", {"--wrt", "--grad-output"}),
-            "backward": ("backward", {"--grad-output", "--retain", "--retain-grad", "--retain-graph", "--create-graph",
-                                      "--inputs", "--times", "--zero-grad"}),
-            "jacobian": ("jacobian", {"--wrt"}), "hessian": ("hessian", {"--wrt"}),
-            "diff": ("diff", {"--wrt", "--order"}), "graph": ("graph", set()),
-            "check": ("check", {"--wrt", "--order", "--eps", "--atol", "--rtol"})}
+def _click_exception():
+    import typer
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
-def _fast(argv):
-    """Run a plain command line without typer; None when typer must handle it."""
-    if not argv or argv[0] not in COMMANDS or any(k.startswith("_GRADCLI_COMPLETE") for k in os.environ):
-        return None
-    name, own = COMMANDS[argv[0]]
-    allowed = COMMON | own
-    found = {"set_": [], "wrt": [], "freeze": [], "retain": [], "plugin": [], "inputs": []}
-    positional = []
-    items = iter(argv[1:])
-    for item in items:
-        if item == "-" or not item.startswith("-"):
-            positional.append(item)
-            continue
-        flag, eq, value = item.partition("=")
-        if flag not in allowed:
-            return None
-        param, kind = OPTIONS[flag]
-        if kind is bool:
-            if eq:
-                return None
-            found[param] = True
-            continue
-        if not eq:
-            value = next(items, None)
-            if value is None:
-                return None
-        if kind in (int, float):
-            try:
-                value = kind(value)
-            except ValueError:
-                return None
-        if kind is list:
-            found[param].append(value)
-        else:
-            found[param] = value
-    if not positional:
-        return None
-    from . import commands
-    extra = {}
-    if name in ("grad", "jacobian", "hessian", "diff", "check"):
-        extra["wrt"] = _split(found.pop("wrt"))
-    if name in ("grad", "backward"):
-        extra["grad_output"] = found.get("grad_output")
-    if name == "backward":
-        extra["times"] = found.get("times", 1)
-        extra["zero_grad"] = found.get("zero_grad", False)
-        extra["retain_graph"] = found.get("retain_graph", False)
-        extra["create_graph"] = found.get("create_graph", False)
-        extra["inputs"] = _split(found["inputs"])
-    if name in ("diff", "check"):
-        extra["order"] = found.get("order", None if name == "diff" else 1)
-    if name == "check":
-        extra.update({key: found.get(key) for key in ("eps", "atol", "rtol")})
-    fmt = found.get("fmt", "auto")
-    if name == "graph" and fmt not in ("auto", "tree", "dot", "json", "plain", "table"):
-        return None
-    return _execute(getattr(commands, name), fmt, found.get("json_", False), found.get("precision", 6),
-                    positional[0], positional[1:], found["set_"], found.get("values"), found.get("dtype", "float64"),
-                    found.get("device", "cpu"), found.get("seed"), found["plugin"], found["freeze"],
-                    found["retain"], each=found.get("each"), **extra)
+def run_app(argv) -> int:
+    """Run the typer app on ``argv``; usage errors become exit 2 (as JSON under --json)."""
+    app = __getattr__("app")
+    usage = _click_exception()
+    try:
+        code = app(argv, prog_name="gradcli", standalone_mode=False)
+    except usage as exc:
+        text = exc.format_message().replace("Value error, ", "")
+        context = getattr(exc, "ctx", None)
+        if not wants_json(argv) and context is not None:
+            text = f"{context.get_usage()}\nTry '{context.command_path} -h' for help.\n\nerror: {text}"
+        elif not wants_json(argv):
+            text = f"error: {text}"
+        return _usage_error(text, argv) if exc.exit_code == 2 else exc.exit_code
+    return code if isinstance(code, int) else 0
 
 
 def main(argv=None) -> None:
     """The console script: ``gradcli``."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        code = _fast(argv)
-        if code is not None:
-            sys.exit(code)
-        _build_app()(argv, prog_name="gradcli")
+        parsed = parse_fast(argv)
+        if parsed is not None:
+            sys.exit(run(*parsed))
+        sys.exit(run_app(argv))
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:

@@ -65,8 +65,6 @@ class _Run:
         from .language import parse, run
 
         self.G, self._run = G, run
-        import numpy as np
-        np.seterr(all="ignore")    # inf and nan are answers here (as in PyTorch), not warnings
         if spec.device != "cpu":
             from .backend import get_xp
             get_xp(spec.device)                    # a clear "dependency" error without cupy
@@ -491,6 +489,9 @@ def diff(spec: Inputs, wrt=(), order: int | None = None, formula: bool = False) 
     if order is not None:
         if len(names) > 1:
             raise GradcliError("option", "--order repeats one input: give a single --wrt with it")
+        if not names and len(run.inputs) > 1:
+            raise GradcliError("option", f"diff --order {order}: the program has several inputs "
+                               f"({', '.join(run.inputs)}): say which with --wrt NAME")
         names = names or list(run.inputs)[:1]
         names = names * order
     if not names:
@@ -512,11 +513,24 @@ def diff(spec: Inputs, wrt=(), order: int | None = None, formula: bool = False) 
     result = run.result("diff")
     result.extra["wrt"] = names
     result.extra["derivative"] = array(current)
-    result.plain = [("derivative", array(current))]
+    result.plain = [(derivative_label(names), array(current))]
     if formula:
         from .formula import for_diff
         _formulas(result, *for_diff(run, names))
     return result
+
+
+def derivative_label(names) -> str:
+    """``d2/dx2`` for x, x; ``d3/dx dy2`` for x, y, y (in the order applied)."""
+    runs = []
+    for name in names:
+        if runs and runs[-1][0] == name:
+            runs[-1][1] += 1
+        else:
+            runs.append([name, 1])
+    def power(n):
+        return str(n) if n > 1 else ""
+    return f"d{power(len(names))}/" + " ".join(f"d{name}{power(n)}" for name, n in runs)
 
 
 def graph(spec: Inputs, fmt: str = "tree") -> Result:

@@ -15,6 +15,7 @@ KINDS = {
     "shape": 2,         # shape mismatch in an operation
     "type": 2,          # wrong argument types / counts for a function
     "option": 2,        # a bad command-line option
+    "usage": 2,         # a malformed command line (unknown option, bad choice, conflicting options)
     "file": 2,          # unreadable file
     "dependency": 2,    # missing optional dependency (cupy)
     "autograd": 2,      # an autograd rule was broken (implicit grad of non-scalar, ...)
