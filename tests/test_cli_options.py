@@ -284,3 +284,32 @@ def test_bash_runs_the_generated_script(tmp_path):
                PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert r.stdout.split() == ["--order"], r.stderr
+
+
+# -- functions -------------------------------------------------------------------------------------
+
+def test_functions_lists_every_function_from_the_table():
+    from gradcli import public
+    r = sub("functions")
+    assert r.returncode == 0 and r.stderr == ""
+    heads = [line.split("(")[0] for line in r.stdout.splitlines() if not line.startswith(" ")]
+    assert heads == list(public.FUNCTIONS)
+    r = sub("functions", "tanh")
+    assert (r.returncode, r.stdout) == (0, "tanh(input)  hyperbolic tangent\n    derivative: g * (1 - out * out)\n")
+    r = sub("functions", "mul", "--json")
+    assert json.loads(r.stdout)["functions"] == [{"name": "mul", "signature": "mul(input, other)", "doc": "a * b",
+                                                  "rule": "x: g * y; y: g * x"}]
+    r = sub("functions", "tanhh")
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", "error: unknown function 'tanhh'; did you mean 'tanh'?\n")
+
+
+def test_functions_shows_a_new_row(monkeypatch):
+    from gradcli import catalog, ops, public
+    ops.unary("cube", lambda xp, x: x * x * x, lambda g, x: g * 3.0 * x * x, "g * 3 * x * x", "x cubed", (-2.0, 2.0))
+    try:
+        (entry,) = catalog.entries("cube")
+        assert entry == {"name": "cube", "signature": "cube(input)", "doc": "x cubed", "rule": "g * 3 * x * x"}
+    finally:
+        del ops.OPS["cube"]
+        ops.UNARY_OPS.remove("cube")
+        public.unregister("cube")

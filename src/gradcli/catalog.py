@@ -1,7 +1,8 @@
 """``gradcli functions [NAME]``: every function of the language, read from the op table.
 
 Each entry is the function's signature (from the callable itself), its one-line doc and the
-derivative rule the op table writes beside the derivative.  Nothing here repeats the table.
+derivative rule the op table writes beside the derivative (``rules_text``: the vector-Jacobian
+product as an expression of the language, checked against the code by tests/test_rules.py).  Nothing here repeats the table.
 """
 from __future__ import annotations
 
@@ -15,13 +16,20 @@ _HIDDEN = {"dtype", "device", "requires_grad"}
 
 def _table():
     """(functions, docs, rule of a name or None, constructors): the op table's public view."""
-    from . import ops
-    constructors = set(getattr(ops, "CONSTRUCTORS", None) or getattr(ops, "_CONSTRUCTOR_DOCS", ()))
+    import gradcli  # noqa: F401 - importing the package makes every registration
+    from . import ops, public
 
     def rule(name):
         op = ops.OPS.get(name)
-        return getattr(op, "rule", None) if op is not None else None
-    return ops.FUNCTIONS, ops.DOCS, rule, constructors
+        if op is None:
+            return None
+        texts = tuple(getattr(op, "rules_text", None) or ())
+        if getattr(op, "nondiff", False) or not texts:
+            return "no gradient"
+        if len(texts) == 1:
+            return texts[0]
+        return "; ".join(f"{x}: {text}" for x, text in zip(("x", "y", "z"), texts))
+    return public.FUNCTIONS, public.DOCS, rule, public.CONSTRUCTORS
 
 
 def signature(name, function) -> str:
@@ -55,11 +63,9 @@ def entries(name: str | None = None) -> list[dict]:
     return out
 
 
-def text(items, detail: bool) -> str:
-    if detail:
-        return "\n\n".join(f"{e['signature']}\n    {e['doc']}\n    derivative: {e['rule']}" for e in items)
-    width = min(max(len(e["signature"]) for e in items), 44)
-    return "\n".join(f"{e['signature']:<{width}}  {e['doc']}" for e in items)
+def text(items) -> str:
+    """Per function: ``signature  doc`` and, indented below, its derivative rule."""
+    return "\n".join(f"{e['signature']}  {e['doc']}\n    derivative: {e['rule']}" for e in items)
 
 
 def functions(name=None):
@@ -68,5 +74,5 @@ def functions(name=None):
     items = entries(name)
     result = Result("functions", "", dtype=None)
     result.extra["functions"] = items
-    result.text = text(items, detail=name is not None)
+    result.text = text(items)
     return result
