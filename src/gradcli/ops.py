@@ -182,22 +182,30 @@ class OpNode(Node):
         return nexts
 
     def apply(self, g, mask):
-        inputs = self.inputs
-        if inputs is None:
-            if self.op.saves:
-                raise RuntimeError(FREED)
+        n = self.n
+        if n == 2:
+            inputs = (self.a, self.b)
+        elif n:
+            inputs = self.inputs
+        elif self.op.saves:
+            raise RuntimeError(FREED)
+        else:
             inputs = (None,) * len(self.shapes)
         return self.op.backward(self, g, inputs, mask)
 
     def input_shapes(self):
-        inputs = self.inputs
-        if inputs is None:
-            return self.shapes
-        return tuple([a.data.shape if a.__class__ is Tensor else () for a in inputs])
+        n = self.n
+        if n == 2:
+            a, b = self.a, self.b
+            return (a.data.shape if a.__class__ is Tensor else (), b.data.shape if b.__class__ is Tensor else ())
+        if n:
+            return tuple([a.data.shape if a.__class__ is Tensor else () for a in self.inputs])
+        return self.shapes
 
     def release(self):
         if self.n:
-            self.nexts()                 # next_functions outlive the saved tensors
+            if self.next is None:
+                self.nexts()             # next_functions outlive the saved tensors
             self.a = self.b = self.out = None
             self.n = 0
 

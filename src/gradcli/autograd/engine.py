@@ -150,7 +150,7 @@ class _Walk:
             mask = [child is not None and child in needed for child in nexts]
         outs = node.apply(g, mask)
         shapes = node.input_shapes()
-        nrs, nbatch, buffers = node.nrs, self.nbatch, self.buffers
+        nrs, nbatch, buffers, anomaly = node.nrs, self.nbatch, self.buffers, self.anomaly
         sent = [] if self.trace is not None else None
         for i, child in enumerate(nexts):
             if not mask[i]:
@@ -168,7 +168,7 @@ class _Walk:
                 gi = _table["unbroadcast"](gi, shape, nbatch)
             if sent is not None:
                 sent.append((i, raw, gi))
-            if self.anomaly:
+            if anomaly:
                 _check(node, i, gi)
             if nrs is None and child.n_outputs == 1 and child not in buffers:
                 heappush(self.heap, (-child.seq, child))       # the usual case, inline

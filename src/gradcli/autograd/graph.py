@@ -26,6 +26,12 @@ FREED = ("Trying to backward through the graph a second time (or directly access
 
 def split_edges(edges) -> tuple:
     """``(next, nrs)`` for a list of ``(node, output_nr)`` edges (see the module docstring)."""
+    if len(edges) == 2:                 # the usual cases first: on the hot path of every graph
+        (a, i), (b, j) = edges
+        return (a, b), ((i, j) if i or j else None)
+    if len(edges) == 1:
+        (a, i), = edges
+        return (a,), ((i,) if i else None)
     nrs = tuple([e[1] for e in edges])
     return tuple([e[0] for e in edges]), (nrs if any(nrs) else None)
 
