@@ -178,6 +178,20 @@ def t_create_graph_once(T):
     return _tensors(True, w=w, x=x)
 
 
+def _t_create_graph_retained(times):
+    def lesson(T):
+        w = _leaf(T, [2.0, 1.0])
+        h = w * 3
+        h.retain_grad()
+        y = (h ** 2).sum()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(times):
+                y.backward(create_graph=True)
+        return _tensors(True, w=w, h=h)
+    return lesson
+
+
 def t_retain_grad(T):
     w, x = _leaf(T, 2.0), _leaf(T, 3.0)
     h = w * x
@@ -265,6 +279,10 @@ LESSONS = {
     "create_graph_twice": (["backward", "y = w * x + w ^ 2", "w=2", "x=3", "--create-graph", "--times", "2"],
                            t_create_graph_twice),
     "create_graph_once": (["backward", "y = w * x + w ^ 2", "w=2", "x=3", "--create-graph"], t_create_graph_once),
+    "create_graph_retained_once": (["backward", "h = w * 3; y = sum(h ^ 2)", "w=[2, 1]", "--retain-grad", "h",
+                                    "--create-graph"], _t_create_graph_retained(1)),
+    "create_graph_retained_twice": (["backward", "h = w * 3; y = sum(h ^ 2)", "w=[2, 1]", "--retain-grad", "h",
+                                     "--create-graph", "--times", "2"], _t_create_graph_retained(2)),
     "retain_grad": (["backward", "h = w * x; y = h ^ 2", "w=2", "x=3", "--retain-grad", "h"], t_retain_grad),
     "retain_alias": (["backward", "h = w * x; y = h ^ 2", "w=2", "x=3", "--retain", "h"], t_retain_grad),
     "inputs": (["backward", "h = w * x; y = h ^ 2", "w=2", "x=3", "--inputs", "h,x"], t_inputs),
@@ -280,10 +298,7 @@ LESSONS = {
     "requires_grad_nonleaf": (["backward", "h = x * 2; h.requires_grad_(False)", "x=1"], t_requires_grad_nonleaf),
 }
 #: lessons where gradcli's engine does not yet match PyTorch: name -> why
-KNOWN_GAPS = {
-    "create_graph_once": "PyTorch's AccumulateGrad stores a copy of the first grad under create_graph "
-                         "(grad_fn CopyBackwards); gradcli's engine stores the grad itself",
-}
+KNOWN_GAPS: dict = {}
 
 
 def torch_answer(name):

@@ -49,6 +49,7 @@ EXTRA = [
     ("clamp", lambda a: G.clamp(a, min=-0.5), [(2, 3)]),
     ("clamp", lambda a: G.clamp(a, max=0.5), [(2, 3)]),
     ("stack", lambda a, b: G.stack([a, b], dim=1), [(2, 3), (2, 3)]),
+    ("copy_grad", lambda a: ops.apply(ops.OPS["copy_grad"], (a,)), [(3,)]),   # the engine's (create_graph)
 ]
 
 

@@ -368,7 +368,8 @@ def _count(xshape, dim):
 _SUB = threads.binary(np.subtract, operator.sub)
 _MUL = threads.binary(np.multiply, operator.mul)
 _ADD = threads.binary(np.add, operator.add)
-engine.register(add=functools.partial(_ADD, np), unbroadcast=_unbroadcast)
+engine.register(add=functools.partial(_ADD, np), unbroadcast=_unbroadcast,
+                copy=lambda g: apply(OPS["copy_grad"], (g,)), clone=lambda g: apply(OPS["clone"], (g,)))
 defop("add", _ADD, (lambda g: g, lambda g: g), ("g", "g"), "a + b")
 defop("sub", _SUB, (lambda g: g, lambda g: -g), ("g", "-g"), "a - b")
 defop("rsub", lambda xp, x, other: _SUB(xp, other, x), (lambda g: -g,), "-g", "a number minus x",
@@ -883,6 +884,8 @@ def _cat_bwd(g, shapes, dim):
 defop("cat", lambda xp, *xs, dim: xp.concatenate(xs, axis=dim), _cat_bwd,
       None, "cat([a, b, ...], dim=0): join along a dimension")
 defop("clone", lambda xp, x: x.copy(), (lambda g: g,), "g", "a copy of x")
+defop("copy_grad", lambda xp, x: x.copy(), (lambda g: g,), "g",
+      "the copy a leaf's first .grad is under create_graph (PyTorch's AccumulateGrad)", node="CopyBackwards")
 defop("to", lambda xp, x, device, dtype, xdevice, xdtype: _convert(x, device, dtype),
       (lambda g, xdevice, xdtype: _to(g, device=xdevice, dtype=xdtype),), "g",
       "x on another device or with another dtype", node="ToCopyBackward0")

@@ -21,12 +21,19 @@ from .graph import AccumulateGrad
 
 #: what the engine needs from the op table, registered by it (``register``): ``add`` sums two
 #: arrays, ``unbroadcast(g, shape, nbatch)`` sums a gradient down to an input's shape as a
-#: graph op (so that it is differentiable under ``create_graph``)
+#: graph op (so that it is differentiable under ``create_graph``); ``copy`` and ``clone`` are
+#: the graph ops PyTorch's first ``.grad`` of a leaf / of a retained non-leaf goes through under
+#: ``create_graph`` (grad_fn ``CopyBackwards`` / ``CloneBackward0``)
 _table: dict = {}
 
 
-def register(*, add, unbroadcast):
+def register(*, add, unbroadcast, copy=None, clone=None):
     _table["add"], _table["unbroadcast"] = add, unbroadcast
+    _table["copy"], _table["clone"] = copy or _same, clone or _same
+
+
+def _same(g):
+    return g
 
 
 class AnomalyError(RuntimeError):
@@ -204,7 +211,7 @@ class _Walk:
         if not self.accumulate or (targets is not None and node not in targets):
             return
         if variable._grad is None:
-            variable._grad = g if self.create_graph else Tensor(g.data)
+            variable._grad = _table["copy"](g) if self.create_graph else Tensor(g.data)
         elif self.create_graph:
             variable._grad = variable._grad + g
         else:
@@ -214,8 +221,10 @@ class _Walk:
 def _retain(node, g, create_graph):
     tensor = node.retained()
     if tensor is not None:
-        kept = g if create_graph else Tensor(g.data)
-        tensor._grad = kept if tensor._grad is None else _sum(tensor._grad, kept, create_graph)
+        if tensor._grad is None:
+            tensor._grad = _table["clone"](g) if create_graph else Tensor(g.data)
+        else:
+            tensor._grad = _sum(tensor._grad, g if create_graph else Tensor(g.data), create_graph)
 
 
 def _sum(a, b, create_graph):
