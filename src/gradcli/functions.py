@@ -203,33 +203,12 @@ def atan2(input, other):
     return apply(OPS["atan2"], (input, other))
 
 
-def _reduction(name):
-    op = OPS[name]
-
-    def front(input, dim=None, keepdim=False):
-        input = _t(input)
-        return apply(op, (input,), {"dim": _dims(dim, input.ndim), "keepdim": bool(keepdim)})
-    front.__name__ = name
-    front.__doc__ = op.doc
-    return front
-
-
-for _name in ("sum", "mean", "prod", "amax", "amin", "max", "min"):
-    register(_name, _reduction(_name), method=True)
-
-
 @exposed(method=True)
 def norm(input, p=2, dim=None, keepdim=False):
     input = _t(input)
     if p in ("fro", None):
         p = 2
     return apply(OPS["norm"], (input,), {"p": float(p), "dim": _dims(dim, input.ndim), "keepdim": bool(keepdim)})
-
-
-@exposed(method=True)
-def logsumexp(input, dim=None, keepdim=False):
-    input = _t(input)
-    return apply(OPS["logsumexp"], (input,), {"dim": _dims(dim, input.ndim), "keepdim": bool(keepdim)})
 
 
 def _variance(name):

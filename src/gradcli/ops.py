@@ -27,8 +27,10 @@
   "Backward0"``).
 
 ``unary(name, fwd, bwd, rules_text, doc, domain)`` is the whole row of an elementwise function
-of one tensor: it also registers the public name (in the language, as ``gradcli.NAME`` and as
-``Tensor.NAME``; see ``gradcli.public``).  Other primitives are called through the PyTorch-style
+of one tensor, ``reduction(...)`` that of a reduction ``name(x, dim=None, keepdim=False)``: each
+also registers the public name (in the language, as ``gradcli.NAME`` and as ``Tensor.NAME``;
+see ``gradcli.public``), and the test sweep builds its cases from ``UNARY_OPS`` and
+``REDUCTION_OPS``.  Other primitives are called through the PyTorch-style
 functions of ``gradcli.functions``, which register their own public names.  Derivatives use
 Tensor operators and methods (attached by those registrations before any derivative runs) and
 the internal helpers below; this module imports nothing above the Tensor but the constructors.
@@ -535,22 +537,40 @@ def _where(cond, a, b):
 # ----------------------------------------------------------------------------------------------
 # reductions
 
+#: the reductions over ``dim`` (None, an int or a tuple) with ``keepdim``, in table order
+REDUCTION_OPS: list = []
+
+
+def reduction(name, fwd, bwd, rules_text, doc, domain=(-2.0, 2.0), node=None):
+    """The row of a reduction ``name(x, dim=None, keepdim=False)``: the primitive, and its public
+    name (``fwd(xp, x, dim, keepdim)`` gets ``dim`` as a tuple of negative dimensions or None)."""
+    op = defop(name, fwd, (bwd,), rules_text, doc, domain, node)
+
+    def front(input, dim=None, keepdim=False):
+        input = input if input.__class__ is Tensor else _t(input)
+        return apply(op, (input,), {"dim": _dims(dim, input.ndim), "keepdim": bool(keepdim)})
+    front.__name__, front.__doc__ = name, doc
+    register(name, front, doc, method=True)
+    REDUCTION_OPS.append(name)
+    return op
+
+
 def _reduce_name(base):
     return lambda p: f"{base}Backward{0 if p['dim'] is None else 1}"
 
 
-defop("sum", lambda xp, x, dim, keepdim: xp.sum(x, axis=_axes(x, dim), keepdims=keepdim),
-      (lambda g, xshape, dim, keepdim: _unreduce(g, xshape, dim, keepdim),),
-      "unreduce(g, x, dim=dim, keepdim=keepdim)", "sum(x, dim=None, keepdim=False)", node=_reduce_name("Sum"))
-defop("mean", lambda xp, x, dim, keepdim: xp.mean(x, axis=_axes(x, dim), keepdims=keepdim),
-      (lambda g, xshape, dim, keepdim: _unreduce(g, xshape, dim, keepdim) / _count(xshape, dim),),
-      "unreduce(g, x, dim=dim, keepdim=keepdim) * numel(out) / numel(x)", "mean(x, dim=None, keepdim=False)",
-      node=_reduce_name("Mean"))
-defop("prod", lambda xp, x, dim, keepdim: xp.prod(x, axis=_axes(x, dim), keepdims=keepdim),
-      (lambda g, x, out, xshape, dim, keepdim: _prod_bwd(g, x, out, xshape, dim, keepdim),),
-      "unreduce(g, x, dim=dim, keepdim=keepdim) * (unreduce(out, x, dim=dim, keepdim=keepdim) / x)",
-      "prod(x, dim=None, keepdim=False)", domain=(0.5, 1.5),
-      node=_reduce_name("Prod"))
+reduction("sum", lambda xp, x, dim, keepdim: xp.sum(x, axis=_axes(x, dim), keepdims=keepdim),
+          lambda g, xshape, dim, keepdim: _unreduce(g, xshape, dim, keepdim),
+          "unreduce(g, x, dim=dim, keepdim=keepdim)", "sum(x, dim=None, keepdim=False)", node=_reduce_name("Sum"))
+reduction("mean", lambda xp, x, dim, keepdim: xp.mean(x, axis=_axes(x, dim), keepdims=keepdim),
+          lambda g, xshape, dim, keepdim: _unreduce(g, xshape, dim, keepdim) / _count(xshape, dim),
+          "unreduce(g, x, dim=dim, keepdim=keepdim) * numel(out) / numel(x)", "mean(x, dim=None, keepdim=False)",
+          node=_reduce_name("Mean"))
+reduction("prod", lambda xp, x, dim, keepdim: xp.prod(x, axis=_axes(x, dim), keepdims=keepdim),
+          lambda g, x, out, xshape, dim, keepdim: _prod_bwd(g, x, out, xshape, dim, keepdim),
+          "unreduce(g, x, dim=dim, keepdim=keepdim) * (unreduce(out, x, dim=dim, keepdim=keepdim) / x)",
+          "prod(x, dim=None, keepdim=False)", domain=(0.5, 1.5),
+          node=_reduce_name("Prod"))
 
 
 def _prod_bwd(g, x, out, xshape, dim, keepdim):
@@ -621,9 +641,9 @@ for _name, _f, _doc, _node in [
          lambda p: f"MaxBackward{1 if p['dim'] is None else 0}"),
         ("min", "amin", "min(x) reduces; min(x, dim=) gives the values",
          lambda p: f"MinBackward{1 if p['dim'] is None else 0}")]:
-    defop(_name, (lambda f: lambda xp, x, dim, keepdim: getattr(xp, f)(x, axis=_axes(x, dim), keepdims=keepdim))(_f),
-          (_spread if _f == _name else _spread_nan,), _SPREAD_TEXT if _f == _name else _SPREAD_NAN_TEXT, _doc,
-          node=_node)
+    reduction(_name, (lambda f: lambda xp, x, dim, keepdim: getattr(xp, f)(x, axis=_axes(x, dim), keepdims=keepdim))(_f),
+              _spread if _f == _name else _spread_nan, _SPREAD_TEXT if _f == _name else _SPREAD_NAN_TEXT, _doc,
+              node=_node)
 
 
 def _norm_fwd(xp, x, p, dim, keepdim):
@@ -665,11 +685,11 @@ def _logsumexp_fwd(xp, x, dim, keepdim):
     return out if keepdim else xp.squeeze(out, axis=_axes(x, dim))
 
 
-defop("logsumexp", _logsumexp_fwd,
-      (lambda g, x, out, xshape, dim, keepdim:
-       _unreduce(g, xshape, dim, keepdim) * (x - _unreduce(out, xshape, dim, keepdim)).exp(),),
-      "unreduce(g, x, dim=dim, keepdim=keepdim) * exp(x - unreduce(out, x, dim=dim, keepdim=keepdim))",
-      "logsumexp(x, dim, keepdim=False): log(sum(exp(x))) computed stably")
+reduction("logsumexp", _logsumexp_fwd,
+          lambda g, x, out, xshape, dim, keepdim:
+          _unreduce(g, xshape, dim, keepdim) * (x - _unreduce(out, xshape, dim, keepdim)).exp(),
+          "unreduce(g, x, dim=dim, keepdim=keepdim) * exp(x - unreduce(out, x, dim=dim, keepdim=keepdim))",
+          "logsumexp(x, dim, keepdim=False): log(sum(exp(x))) computed stably")
 
 
 def _var_fwd(xp, x, dim, keepdim, correction):
