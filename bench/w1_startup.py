@@ -1,8 +1,9 @@
 """W1 start-up: the whole process ``gradcli grad "w*x+b" w=2 x=3 b=1 --json``.
 
 Against ``python -c "import numpy"`` (target <= 1.5x, goal 1.3x) and ``python -c "import torch"``
-(and ``import jax`` / ``import autograd`` when installed). The parser's caches live in a fresh
-temporary folder (``GRADCLI_CACHE_DIR``), filled by the warm-up run, as a user's second run.
+(and ``import jax`` / ``import autograd`` when installed). Nothing is cached on disk: the parse
+tables ship with the package (``GRADCLI_CACHE_DIR`` is set to an empty folder only so that an older
+gradcli that had caches would be measured from a clean state).
 Also reports whether the JSON path imported rich, typer or lark.
 """
 from __future__ import annotations

@@ -1,24 +1,20 @@
 """W7 parse: the language front end (absorbs the former ``bench_parse.py``).
 
 - a typical one-line program, ``h = tanh(W @ x + b); y = sum(h ^ 2)``, parsed by
-  ``gradcli.language.parse``: median µs, target < 1 ms; both the real parse (lark;
-  ``GRADCLI_NO_PROGRAM_CACHE=1``) and a hit in the on-disk program cache a shell loop sees.
-  Floor: Python's own ``ast.parse`` of the same line.
+  ``gradcli.language.parse``: median µs, target < 1 ms.  Floor: Python's own ``ast.parse``.
 - a 1 MB program ``x+x+...+x`` (500,000 terms): parse + evaluate, target < 10 s (--quick: 100 KB,
   the time scaled by 10 — an estimate that assumes linear cost); also evaluated with
   ``requires_grad`` and differentiated. Python's own parser cannot take this program (it hits
   its recursion limit), so there is no floor for it.
-- in fresh processes: ``import lark``, ``import gradcli.language``, building the parser from its
-  cache (target < 20 ms) and the first parse.
+- in fresh processes: ``import gradcli.language.parser``, building the parser from the tables
+  shipped with the package (target < 20 ms) and the first parse.
 - a machine calibration: a 10^7-step Python loop (0.4-0.6 s on a current laptop).
 """
 from __future__ import annotations
 
 import ast
-import os
 import statistics
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -33,8 +29,6 @@ PY_LINE = "h = np.tanh(W @ x + b); y = np.sum(h ** 2)"
 
 STARTUP = """
 import time
-t0 = time.perf_counter()
-import lark
 t1 = time.perf_counter()
 from gradcli.language import parser
 t2 = time.perf_counter()
@@ -42,7 +36,7 @@ parser._parser()
 t3 = time.perf_counter()
 parser.parse("h = tanh(W @ x + b); y = sum(h ^ 2)")
 t4 = time.perf_counter()
-print(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+print(t2 - t1, t3 - t2, t4 - t3)
 """
 
 
@@ -70,48 +64,26 @@ def run(cfg: Config, rep: Report) -> None:
     out = run_program(parse(LINE), {"W": G.tensor(Wn), "x": G.tensor(xn), "b": G.tensor(bn)}).output
     rep.check("one-liner value", out.data, np.sum(np.tanh(Wn @ xn + bn) ** 2))
 
-    # the one-liner: real parse (no program cache) and a program-cache hit, alternating
-    saved = os.environ.get("GRADCLI_NO_PROGRAM_CACHE")
-    with tempfile.TemporaryDirectory() as cache:
-        old_cache = os.environ.get("GRADCLI_CACHE_DIR")
+    # the one-liner, against Python's own parser
+    def gradcli_parse():
+        start = time.perf_counter()
+        parse(LINE)
+        return time.perf_counter() - start
 
-        def lark_parse():
-            os.environ["GRADCLI_NO_PROGRAM_CACHE"] = "1"
-            start = time.perf_counter()
-            parse(LINE)
-            return time.perf_counter() - start
+    def ast_parse():
+        start = time.perf_counter()
+        ast.parse(PY_LINE)
+        return time.perf_counter() - start
 
-        def cached_parse():
-            os.environ.pop("GRADCLI_NO_PROGRAM_CACHE", None)
-            start = time.perf_counter()
-            parse(LINE)
-            return time.perf_counter() - start
-
-        def ast_parse():
-            start = time.perf_counter()
-            ast.parse(PY_LINE)
-            return time.perf_counter() - start
-
-        try:
-            os.environ["GRADCLI_CACHE_DIR"] = cache
-            lark_parse(), cached_parse(), ast_parse()     # warm-up: parser built, program cached
-            reps = cfg.pick(2000, 500, 10)
-            times = {"gradcli parse (lark)": [], "gradcli parse (program-cache hit)": [],
-                     "floor: Python ast.parse": []}
-            for _ in range(reps):
-                times["gradcli parse (lark)"].append(lark_parse())
-                times["gradcli parse (program-cache hit)"].append(cached_parse())
-                times["floor: Python ast.parse"].append(ast_parse())
-        finally:
-            for key, value in (("GRADCLI_NO_PROGRAM_CACHE", saved), ("GRADCLI_CACHE_DIR", old_cache)):
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    gradcli_parse(), ast_parse()                      # warm-up: the parser is built once per process
+    reps = cfg.pick(2000, 500, 10)
+    times = {"gradcli parse": [], "floor: Python ast.parse": []}
+    for _ in range(reps):
+        times["gradcli parse"].append(gradcli_parse())
+        times["floor: Python ast.parse"].append(ast_parse())
     med = rep.table(f"one-line program parse ({LINE!r}), {reps} alternating repeats", times)
-    rep.ratio("gradcli parse (lark) / ast.parse", med["gradcli parse (lark)"], med["floor: Python ast.parse"])
-    rep.target("one-line parse (lark)", med["gradcli parse (lark)"], 1e-3, unit="s")
-    rep.target("one-line parse (program-cache hit)", med["gradcli parse (program-cache hit)"], 1e-3, unit="s")
+    rep.ratio("gradcli parse / ast.parse", med["gradcli parse"], med["floor: Python ast.parse"])
+    rep.target("one-line parse", med["gradcli parse"], 1e-3, unit="s")
 
     # the 1 MB program
     terms = cfg.pick(500_000, 50_000, 500)
@@ -151,20 +123,14 @@ def run(cfg: Config, rep: Report) -> None:
     rep.target("1 MB program parse + evaluate" + (" (scaled estimate)" if scale != 1 else ""),
                big["parse + evaluate"] * scale, 10.0, unit="s")
 
-    # start-up pieces, in fresh processes
-    with tempfile.TemporaryDirectory() as cold:
-        env = dict(os.environ, GRADCLI_CACHE_DIR=cold)
-        first = run_process([sys.executable, "-c", STARTUP], env=env).stdout.split()
-        build_cold = float(first[2])
-        rows = [[float(v) for v in run_process([sys.executable, "-c", STARTUP], env=env).stdout.split()]
-                for _ in range(cfg.pick(7, 3, 1))]
-    import_lark, import_language, build_cached, first_parse = (statistics.median(c) for c in zip(*rows))
-    rep.say(f"fresh process: import lark {fmt_time(import_lark)}, import gradcli.language "
-            f"{fmt_time(import_language)}, parser build without cache {fmt_time(build_cold)}, "
-            f"first parse {fmt_time(first_parse)}")
-    rep.extra["startup"] = {"import_lark_s": import_lark, "import_language_s": import_language,
-                            "build_cold_s": build_cold, "build_cached_s": build_cached, "first_parse_s": first_parse}
-    rep.target("parser build from its cache (start-up cost)", build_cached, 0.020, unit="s")
+    # start-up pieces, in fresh processes (the tables ship with the package: nothing on disk)
+    rows = [[float(v) for v in run_process([sys.executable, "-c", STARTUP]).stdout.split()]
+            for _ in range(cfg.pick(7, 3, 1))]
+    import_language, build, first_parse = (statistics.median(c) for c in zip(*rows))
+    rep.say(f"fresh process: import gradcli.language.parser {fmt_time(import_language)}, parser build from "
+            f"the shipped tables {fmt_time(build)}, first parse {fmt_time(first_parse)}")
+    rep.extra["startup"] = {"import_language_s": import_language, "build_s": build, "first_parse_s": first_parse}
+    rep.target("parser build from the shipped tables (start-up cost)", build, 0.020, unit="s")
 
 
 def ast_fails(text: str) -> bool:

@@ -313,3 +313,49 @@ def test_functions_shows_a_new_row(monkeypatch):
         del ops.OPS["cube"]
         ops.UNARY_OPS.remove("cube")
         public.unregister("cube")
+
+
+# -- parser-level hints, through the command line --------------------------------------------------
+
+@pytest.mark.parametrize("program, stderr", [
+    ("np.sin(x)", "error: line 1, column 1: 'np.sin' is how numpy spells it: drop the prefix: sin(x)\n"
+                  "1 | np.sin(x)\n    ^^^^^^^^^\n"),
+    ("pi = 3", "error: line 1, column 1: cannot assign to the constant pi: choose another name\n1 | pi = 3\n    ^^\n"),
+    ("x \u2212 1", "error: line 1, column 3: unexpected character '\u2212' (MINUS SIGN): use ASCII -\n"
+                   "1 | x \u2212 1\n      ^\n"),
+])
+def test_hints_through_the_command_line(program, stderr):
+    r = sub("eval", program, "x=1")
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", stderr)
+
+
+def test_bom_and_bracketed_newlines_through_the_command_line(tmp_path):
+    path = tmp_path / "p.grad"
+    path.write_bytes("\ufeffy = sum(\n  x *\n  2)\n".encode())
+    r = sub("eval", f"@{path}", "x=[1, 2]")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "y\t6.0\n", "")
+    r = sub("eval", "-", "x=[1, 2]", input="\ufeffsum([x,\n x])")
+    assert (r.returncode, r.stdout) == (0, "value\t6.0\n")
+
+
+def test_a_terminal_on_stdin_gets_a_hint():
+    import pty
+    import select
+    master, slave = pty.openpty()
+    environment = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    p = subprocess.Popen([sys.executable, "-m", "gradcli", "eval", "-", "x=2"], stdin=slave, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=environment, cwd=ROOT)
+    os.close(slave)
+    try:
+        ready, _, _ = select.select([p.stderr], [], [], 30)
+        assert ready, "no hint on stderr"
+        hint = p.stderr.readline().decode()
+        assert hint == "gradcli: reading the program from standard input (end it with Ctrl-D)\n"
+        os.write(master, b"x * 3\n")
+        os.write(master, b"\x04")
+        out, err = p.communicate(timeout=30)
+    finally:
+        os.close(master)
+        if p.poll() is None:
+            p.kill()
+    assert (p.returncode, out.decode(), err.decode()) == (0, "value\t6.0\n", "")

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from gradcli.errors import GradcliError
 from gradcli.language import ast as A
 from gradcli.language import parse, to_source
-from gradcli.language.parser import grammar_text, operator_names
+from gradcli.language.builder import FOREIGN
+from gradcli.language.grammar import grammar_text, operator_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -279,7 +280,7 @@ def test_near_miss_programs_only_raise_gradcli_errors(tokens):
 # round trip: random trees print and parse back to themselves
 
 names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,3}", fullmatch=True).filter(
-    lambda s: s not in A.BOOLEAN_NAMES)
+    lambda s: s not in A.BOOLEAN_NAMES and s not in FOREIGN)
 constants = st.one_of(
     st.integers(0, 10**6),
     st.floats(0, 1e300, allow_nan=False, allow_infinity=False),
@@ -365,44 +366,183 @@ def test_long_program_parses_and_prints_back():
     assert to_source(program).replace(" ", "") == text
 
 
-def test_parser_cache_in_read_only_and_fresh_dirs(tmp_path):
-    """Start-up builds the parser from the cache; a read-only or missing cache dir still works."""
-    code = ("import time; t=time.perf_counter(); from gradcli.language import parse; "
-            "p = parse('x*y+1'); print(p.inputs)")
+
+
+# ------------------------------------------------------------------------------------------
+# the shipped tables and the driver, against lark
+
+def test_shipped_tables_are_current():
+    """_tables.py is what lark makes of the grammar now (regenerate: python scripts/make_parse_tables.py)."""
+    pytest.importorskip("lark")
+    from gradcli.language._tables import TABLES
+    from gradcli.language.grammar import build_tables, digest
+    assert TABLES["grammar_sha256"] == digest(grammar_text()), "the grammar changed: regenerate the tables"
+    assert build_tables() == TABLES
+
+
+def test_tables_are_data_and_lark_stays_unimported():
+    code = ("import sys\nfrom gradcli.language import parse\nparse('h = tanh(W @ x + b); y = sum(h ^ 2)')\n"
+            "print(sorted(m for m in ('lark',) if m in sys.modules))")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    for folder in ("fresh", "fresh"):          # second run loads the cache the first one wrote
-        env["GRADCLI_CACHE_DIR"] = str(tmp_path / folder)
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        assert out.returncode == 0 and out.stdout.strip() == "('x', 'y')", out.stderr
-        assert out.stderr == ""
-    (cache,) = list((tmp_path / "fresh").glob("*.lark-cache"))
-    cache.write_bytes(b"not a cache")           # a corrupt cache is rebuilt, silently
-    (program,) = list((tmp_path / "fresh").glob("programs-*/*.json"))
-    program.write_text('["not", "a program"]')  # and so is a corrupt cached program
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.returncode == 0 and out.stdout.strip() == "('x', 'y')" and out.stderr == ""
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+    assert out.stdout.strip() == "[]", out.stderr
+    text = (ROOT / "src" / "gradcli" / "language" / "_tables.py").read_text()
+    assert "import" not in text and "pickle" not in text
+
+
+def _lark_program(text):
+    """``Lark.parse`` with the same tree builder: statements, or the error class it raised."""
+    from gradcli.language.builder import builder_for
+    from gradcli.language.grammar import lark_parser
+    if not _LARK:
+        _LARK.append(lark_parser(transformer=builder_for(operator_names())))
+    builder = _LARK[0].options.transformer
+    builder.text = text
     try:
-        env["GRADCLI_CACHE_DIR"] = str(locked)
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        assert out.returncode == 0 and out.stdout.strip() == "('x', 'y')" and out.stderr == ""
-    finally:
-        locked.chmod(0o700)
+        return _LARK[0].parse(text)
+    except GradcliError as err:
+        return ("GradcliError", err.message)
+    except Exception:                               # noqa: BLE001 - lark's UnexpectedInput family
+        return "syntax"
 
 
-def test_cached_program_equals_a_fresh_parse(tmp_path, monkeypatch):
-    """A short program parsed once is read back from the program cache, equal and with spans."""
-    from gradcli.language import parser as P
-    monkeypatch.setenv("GRADCLI_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(P, "_STATE", {k: v for k, v in P._STATE.items() if k == "parser"})
-    text = "h = tanh(W @ x[:, 1:2] + b.T); y = sum(h ^ -2, dim=0, keepdim=True) + [1, 2.5e-3][0] < pi"
-    first = P.parse(text)
-    (stored,) = list(tmp_path.glob("programs-*/*.json"))
-    again = P._cached(text)
-    assert again is not None and again == first
-    assert [n.span for n in A.walk(again)] == [n.span for n in A.walk(first)]
-    assert again.inputs == first.inputs and again.assigned == first.assigned
-    stored.write_text("{broken")
-    assert P._cached(text) is None and P.parse(text) == first
+_LARK: list = []
+
+
+def _driver_program(text):
+    from gradcli.language import messages
+    from gradcli.language.parser import _parser
+    driver, builder = _parser()
+    builder.text = text
+    try:
+        return driver.parse(text)
+    except GradcliError as err:
+        return ("GradcliError", err.message)
+    except messages.Failure:
+        return "syntax"
+
+
+def _same(ours, theirs):
+    if isinstance(ours, list) and isinstance(theirs, list):
+        assert A.Program(tuple(ours)) == A.Program(tuple(theirs))
+        spans = [[n.span for n in A.walk(s)] for s in ours]
+        assert spans == [[n.span for n in A.walk(s)] for s in theirs]
+    else:
+        assert ours == theirs
+
+
+SOUP = ["x", "y", "2", ".5", "1e-3", "+", "-", "*", "/", "@", "^", "**", "(", ")", "[", "]", ",", ":", "=",
+        "==", "<", "<=", ">", ">=", "!=", ".", "T", "sum", "dim", ";", "#c\n", "True", "pi", "f", "(x)", "[1]"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(SOUP), max_size=16), st.sampled_from([" ", "", "  "]))
+def test_driver_agrees_with_lark_on_token_soups(tokens, sep):
+    pytest.importorskip("lark")
+    text = sep.join(tokens)
+    if sep == "" and re.search(r"\d\.|\.\d|[A-Za-z_0-9]{2}", text):
+        text = " ".join(tokens)                   # glued tokens are other tokens (2.T, xy): keep them apart
+    _same(_driver_program(text), _lark_program(text))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), expressions), min_size=1, max_size=3))
+def test_driver_agrees_with_lark_on_random_programs(statements):
+    pytest.importorskip("lark")
+    body = tuple(A.Assign(f"out{i}_", e) if assign else e for i, (assign, e) in enumerate(statements))
+    text = to_source(A.Program(body))
+    ours = _driver_program(text)
+    assert isinstance(ours, list), (text, ours)
+    _same(ours, _lark_program(text))
+
+
+def test_the_lark_versions_are_pinned():
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("lark")]     # not needed at run time
+    (lark,) = [d for d in project["optional-dependencies"]["test"] if d.startswith("lark")]
+    assert re.fullmatch(r"lark>=[\d.]+,<[\d.]+", lark.replace(" ", ""))
+
+
+# ------------------------------------------------------------------------------------------
+# habits from other languages and editors
+
+@pytest.mark.parametrize("text, message", [
+    ("np.sin(x)", "'np.sin' is how numpy spells it: drop the prefix: sin(x)"),
+    ("torch.tanh(w * x)", "'torch.tanh' is how PyTorch spells it: drop the prefix: tanh(w * x)"),
+    ("2 * math.pi", "'math.pi' is how Python's math spells it: drop the prefix: pi"),
+    ("pi = 3", "cannot assign to the constant pi: choose another name"),
+    ("True = x", "cannot assign to the constant True: choose another name"),
+    ("x \u2212 y", "unexpected character '\u2212' (MINUS SIGN): use ASCII -"),
+    ("x \u00d7 y", "unexpected character '\u00d7' (MULTIPLICATION SIGN): use ASCII *"),
+])
+def test_habits_get_hints(text, message):
+    assert error_of(text).message == message
+
+
+def test_a_bom_is_ignored_and_newlines_in_brackets_continue():
+    assert parse("\ufeffx * 2") == parse("x * 2")
+    assert parse("\ufeffx * 2").statements[0].span == (1, 6)
+    assert parse("f(x,\n  y)\n[1,\n 2]") == parse("f(x, y); [1, 2]")
+    assert parse("sum(\n  x  # a comment\n)") == parse("sum(x)")
+    assert parse("np.T + 1").inputs == ("np",)          # an input that happens to be called np
+    with pytest.raises(GradcliError, match="expected"):
+        parse("f(x;\n y)")                                # a ';' inside brackets is still an error
+
+
+def test_no_cache_on_disk_and_no_home_needed(tmp_path):
+    """Nothing is written anywhere; HOME unset, a relative or non-UTF-8 XDG_CACHE_HOME are fine."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "XDG_CACHE_HOME", "GRADCLI_CACHE_DIR")}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    for extra in ({}, {"XDG_CACHE_HOME": "relative/cache"}, {"HOME": str(home)}):
+        r = subprocess.run([sys.executable, "-m", "gradcli", "grad", "w*x+b", "w=2", "x=3", "b=1", "--json"],
+                           env=dict(env, **extra), cwd=cwd, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+    environ = {k.encode(): v.encode() for k, v in env.items()}
+    environ[b"XDG_CACHE_HOME"] = str(tmp_path).encode() + b"/\xff\xfe"
+    r = subprocess.run([sys.executable, "-m", "gradcli", "eval", "x*2", "x=3"], env=environ, cwd=cwd,
+                       capture_output=True, timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"value\t6.0\n", b"")
+    assert list(cwd.iterdir()) == [] and list(home.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == sorted(["home", "cwd"]) or set(
+        p.name for p in tmp_path.iterdir()) == {"home", "cwd"}
+
+
+def test_a_uid_without_a_passwd_entry(tmp_path):
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("needs root to run as another uid")
+    import pwd
+    uid = 54321
+    with pytest.raises(KeyError):
+        pwd.getpwuid(uid)
+    env = {k: v for k, v in os.environ.items() if k != "HOME"}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    try:
+        probe = subprocess.run([sys.executable, "-c", "import gradcli"], env=env, user=uid, cwd="/",
+                               capture_output=True, text=True)
+    except PermissionError:
+        probe = None
+    if probe is None or probe.returncode != 0:
+        pytest.skip(f"uid {uid} cannot read this Python or the repository here")
+    r = subprocess.run([sys.executable, "-m", "gradcli", "grad", "w*x", "w=2", "x=3", "--json"], env=env,
+                       user=uid, cwd="/", capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_no_home_and_no_passwd_entry_in_process(monkeypatch, capsys):
+    """What a container gives: HOME unset and a uid with no passwd entry (Path.home() raises)."""
+    import pwd
+    from pathlib import Path as P
+    from gradcli import cli
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: (_ for _ in ()).throw(KeyError(uid)))
+    with pytest.raises(RuntimeError):
+        P.home()
+    with pytest.raises(SystemExit) as info:
+        cli.main(["grad", "w*x+b", "w=2", "x=3", "b=1", "--format", "plain"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == "w\t3.0\nx\t2.0\nb\t1.0\n"

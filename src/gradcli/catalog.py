@@ -2,7 +2,8 @@
 
 Each entry is the function's signature (from the callable itself), its one-line doc and the
 derivative rule the op table writes beside the derivative (``rules_text``: the vector-Jacobian
-product as an expression of the language, checked against the code by tests/test_rules.py).  Nothing here repeats the table.
+product as an expression of the language, checked against the code by tests/test_rules.py).
+Nothing here repeats the table.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ _HIDDEN = {"dtype", "device", "requires_grad"}
 def _table():
     """(functions, docs, rule of a name or None, constructors): the op table's public view."""
     import gradcli  # noqa: F401 - importing the package makes every registration
+
     from . import ops, public
 
     def rule(name):

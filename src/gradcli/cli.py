@@ -11,7 +11,8 @@ numpy, the engine and rich (tables only) are imported when a command runs.
 import os
 import sys
 
-from .options import COMMANDS, ENVIRONMENT, EXIT_CODES, command as find_command, options_for
+from .options import COMMANDS, ENVIRONMENT, EXIT_CODES, options_for
+from .options import command as find_command
 
 ROOT_HELP = "Differentiate expressions with PyTorch's autograd semantics, on numpy."
 
@@ -35,7 +36,8 @@ def _program_text(program: str) -> str:
             with open(path, encoding="utf-8-sig") as handle:
                 return handle.read()
         except (OSError, UnicodeDecodeError) as exc:
-            raise GradcliError("file", f"cannot read program file '{path}': {getattr(exc, 'strerror', None) or exc}") from None
+            why = getattr(exc, "strerror", None) or exc
+            raise GradcliError("file", f"cannot read program file '{path}': {why}") from None
     return program
 
 
@@ -310,7 +312,8 @@ def _annotation(option, typer):
         base = Optional[base]
     if option.metavar:
         extra["metavar"] = option.metavar
-    info = typer.Option(option.flag, *option.aliases, help=option.help, show_default=option.default not in (None, False), **extra)
+    info = typer.Option(option.flag, *option.aliases, help=option.help,
+                        show_default=option.default not in (None, False), **extra)
     return Annotated[base, info]
 
 
@@ -409,8 +412,9 @@ SHELLS = ("bash", "zsh", "fish")
 
 def _build_app():
     """The typer app (typer is imported only here: the fast path in ``main`` does without it)."""
-    import typer
     from typing import Annotated, Optional
+
+    import typer
     try:                                 # typer's completion classes (the scripts and requests use them)
         from typer import _completion_classes
         _completion_classes.completion_init()
@@ -456,6 +460,7 @@ def _build_app():
 def completion_script(shell: str, app=None) -> str:
     """The completion script for ``shell`` (click's, through typer's command)."""
     import importlib
+
     import typer.main
     group = typer.main.get_command(app or _build_app())
     base = next(c for c in type(group).__mro__ if c.__name__ == "Command")

@@ -183,17 +183,42 @@ def _flatten(node):
             yield item
 
 
+def scan_names(statements):
+    """Names in source order: ``(inputs, assigned, clash)``.
+
+    ``inputs``: {name: span of its first read} for names read before any assignment (not
+    constants); ``assigned``: {name: span of the name in its first assignment}; ``clash``: the
+    first ``(name, read span, assignment span)`` of an input assigned later, or None.  The one
+    free-name analysis: the parser reports the clash, ``Program`` keeps the names.
+    """
+    inputs, assigned, bound, clash = {}, {}, set(), None
+    for statement in statements:
+        is_assign = type(statement) is Assign
+        stack = [statement.value if is_assign else statement]
+        while stack:
+            node = stack.pop()
+            kind = type(node)
+            if kind is Name:
+                if node.id not in bound and node.id not in CONSTANT_NAMES and node.id not in inputs:
+                    inputs[node.id] = node.span
+            elif kind is Call:
+                stack.extend(value for _, value in reversed(node.kwargs))
+                stack.extend(reversed(node.args))
+            elif kind is not Const and node is not None:
+                stack.extend(reversed(children(node)))
+        if is_assign:
+            name = statement.name
+            span = (statement.span[0], statement.span[0] + len(name))
+            if name in inputs and clash is None:
+                clash = (name, inputs[name], span)
+            bound.add(name)
+            assigned.setdefault(name, span)
+    return inputs, assigned, clash
+
+
 def free_names(statements) -> tuple[tuple, tuple]:
     """(inputs, assigned): names read before any assignment, and assigned names, in order."""
-    inputs, assigned, bound = {}, {}, set()
-    for statement in statements:
-        value = statement.value if isinstance(statement, Assign) else statement
-        for node in walk(value):
-            if isinstance(node, Name) and node.id not in bound and node.id not in CONSTANT_NAMES:
-                inputs.setdefault(node.id, None)
-        if isinstance(statement, Assign):
-            bound.add(statement.name)
-            assigned.setdefault(statement.name, None)
+    inputs, assigned, _ = scan_names(statements)
     return tuple(inputs), tuple(assigned)
 
 
