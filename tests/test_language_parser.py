@@ -537,6 +537,7 @@ def test_no_home_and_no_passwd_entry_in_process(monkeypatch, capsys):
     """What a container gives: HOME unset and a uid with no passwd entry (Path.home() raises)."""
     import pwd
     from pathlib import Path as P
+
     from gradcli import cli
     monkeypatch.delenv("HOME", raising=False)
     monkeypatch.setattr(pwd, "getpwuid", lambda uid: (_ for _ in ()).throw(KeyError(uid)))
