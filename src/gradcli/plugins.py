@@ -13,14 +13,13 @@ import sys
 import traceback
 from pathlib import Path
 
+from . import ops
+from .autograd import Function
 from .errors import GradcliError
 
 
 def load_plugin(path) -> dict:
     """Import ``path``; return ``{lower-cased class name: Cls.apply}`` for its Function subclasses."""
-    from . import ops
-    from .autograd import Function
-
     file = Path(path).expanduser()
     if not file.is_file():
         raise GradcliError("file", f"cannot read plugin '{path}': no such file")
