@@ -411,11 +411,11 @@ def check_rule_text(op, arrays, params):
     names = dict(zip(("x", "y", "z"), inputs))
     checked = 0
     for i, expected in zip(wanted, code):
-        text = op.rules_text[0 if op.single else i]
+        text = op.rules_text[0 if op.variadic else i]
         assert text is not None, (op.name, i)
-        bound = rules.bind(text, params)
+        bound = rules.bind(text, {**params, "i": i} if op.variadic else params)
         program = parse(bound)
-        values = {"g": g, "out": out.detach(), "i": i, **{k: (v.detach() if isinstance(v, G.Tensor) else v)
+        values = {"g": g, "out": out.detach(), **{k: (v.detach() if isinstance(v, G.Tensor) else v)
                                                           for k, v in names.items()}}
         values.update({k: v for k, v in params.items() if k in program.inputs and k not in values})
         missing = [n for n in program.inputs if n not in values]

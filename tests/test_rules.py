@@ -114,7 +114,7 @@ def test_every_rule_text_parses_and_reads_only_known_names():
             for free in program.inputs:
                 assert free in rules.OPERANDS or free in ("base", "alpha", "exponent", "dim", "keepdim", "p",
                                                           "correction", "dim0", "dim1", "index", "min", "max",
-                                                          "cond", "other"), (name, free)
+                                                          "cond", "other", "i"), (name, free)
 
 
 def test_nondifferentiable_ops_have_no_text():
@@ -128,3 +128,4 @@ def test_bind_writes_parameters_as_literals():
     assert rules.bind("unreduce(g, x, dim=dim)", {"dim": (-2, -1)}) == "unreduce(g, x, dim=[-2, -1])"
     assert rules.bind("g * exponent * x ^ (exponent - 1)", {"exponent": 2.5}) == "g * 2.5 * x ^ (2.5 - 1)"
     assert rules.bind("where(cond, g, 0)", {"cond": np.array([True])}) == "where(cond, g, 0)"
+    assert rules.bind("select(g, dim, i)", {"dim": -1, "i": 2}) == "select(g, -1, 2)"

@@ -62,6 +62,11 @@ class Op:
     __slots__ = ("name", "fwd", "rules", "single", "sources", "callers", "rules_text", "doc", "domain",
                  "node", "saves", "keeps_out", "nondiff")
 
+    @property
+    def variadic(self) -> bool:
+        """Any number of inputs (``stack``, ``cat``): one derivative, one rule text for them all."""
+        return self.single
+
     def backward(self, node, g, inputs, needed):
         if self.single:
             return self.rules(*[_source(s, node, g, inputs) for s in self.sources])

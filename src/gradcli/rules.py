@@ -16,8 +16,9 @@ import numbers
 from .language import ast as A
 from .language.parser import parse
 
-#: the names a rule reads that are not parameters
-OPERANDS = ("g", "out", "x", "y", "z", "i")
+#: the names a rule reads that are not parameters (``i``, the input's position in a variadic op,
+#: is written as a literal when ``params`` has it: ``bind(text, {**node.params, "i": 2})``)
+OPERANDS = ("g", "out", "x", "y", "z")
 
 
 def literal(value):

@@ -276,7 +276,7 @@ class _Machine:
         except GradcliError as err:
             raise err.locate(self.source, node.span) from None
         except Exception as exc:                              # noqa: BLE001 - sorted in refused
-            operands = args[0] if func in ("stack", "cat") and args and isinstance(args[0], list) else args
+            operands = args[0] if func in LIST_FUNCTIONS and args and isinstance(args[0], list) else args
             raise self.refused(node, label(func), operands, exc, func in self.plugins) from None
         grad_fn = getattr(out, "grad_fn", None)
         if grad_fn is not None and getattr(grad_fn, "span", None) is None:
