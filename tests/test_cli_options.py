@@ -293,7 +293,8 @@ def test_functions_lists_every_function_from_the_table():
     r = sub("functions")
     assert r.returncode == 0 and r.stderr == ""
     heads = [line.split("(")[0] for line in r.stdout.splitlines() if not line.startswith(" ")]
-    assert heads == list(public.FUNCTIONS)
+    from gradcli.language.interpreter import LANGUAGE_FUNCTIONS
+    assert heads == list(public.FUNCTIONS) + list(LANGUAGE_FUNCTIONS)   # then grad modes and detach (lessons)
     r = sub("functions", "tanh")
     assert (r.returncode, r.stdout) == (0, "tanh(input)  hyperbolic tangent\n    derivative: g * (1 - out * out)\n")
     r = sub("functions", "mul", "--json")

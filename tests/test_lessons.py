@@ -568,3 +568,19 @@ def test_tutorial_example(command, expected):
     shown = expected[:code.start()] if code else expected
     assert [line.rstrip() for line in (r.stderr + r.stdout).splitlines()] == \
         [line.rstrip() for line in shown.splitlines()]
+
+
+def test_functions_lists_grad_modes_and_detach():
+    r = gradcli("functions", "--json")
+    names = [f["name"] for f in js(r.stdout)["functions"]]
+    for name in ("detach", "no_grad", "enable_grad", "set_grad_enabled", "requires_grad_"):
+        assert name in names
+    r = gradcli("functions", "set_grad_enabled")
+    assert r.returncode == 0 and r.stdout.startswith("set_grad_enabled(mode, expr)")
+
+
+def test_check_says_why_detach_and_no_grad_differ_from_finite_differences():
+    r = gradcli("check", "y = no_grad(x * 2) * x + detach(x)", "x=3", "--format", "plain")
+    assert r.returncode == 1 and "note: the program uses no_grad and detach" in r.stderr
+    r = gradcli("check", "y = x * x", "x=3", "--format", "plain")
+    assert r.returncode == 0 and "no_grad" not in r.stderr

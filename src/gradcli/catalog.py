@@ -44,9 +44,15 @@ def signature(name, function) -> str:
 
 
 def entries(name: str | None = None) -> list[dict]:
-    """[{name, signature, doc, rule}] for every function (or the one named), in table order."""
+    """[{name, signature, doc, rule}] for every function (or the one named), in table order, then
+    the language's grad modes and detach (``interpreter.LANGUAGE_FUNCTIONS``: not ops)."""
+    from .language.interpreter import LANGUAGE_FUNCTIONS
     functions, docs, rule_of, constructors = _table()
-    names = list(functions)
+    language = {n: entry for n, entry in LANGUAGE_FUNCTIONS.items() if n not in functions}
+    names = list(functions) + list(language)
+    if name is not None and name in language:
+        signature_, doc, rule = language[name]
+        return [{"name": name, "signature": signature_, "doc": doc, "rule": rule}]
     if name is not None:
         if name not in functions:
             import difflib
@@ -56,6 +62,10 @@ def entries(name: str | None = None) -> list[dict]:
         names = [name]
     out = []
     for n in names:
+        if n in language:
+            signature_, doc, rule = language[n]
+            out.append({"name": n, "signature": signature_, "doc": doc, "rule": rule})
+            continue
         rule = rule_of(n)
         if n in constructors:
             rule = "no gradient (makes a constant)"

@@ -650,7 +650,19 @@ def check(spec: Inputs, wrt=(), order: int = 1, eps: float | None = None, atol: 
     for name, e in found["inputs"].items():
         if not e["ok"]:
             result.notes.append(_check_failure(name, e, found))
+    cut = _cuts(run.evaluation.program)
+    if not result.ok and cut:
+        result.notes.append(f"note: the program uses {cut}: autograd leaves those parts out on purpose, finite "
+                            "differences do not, so the two can differ")
     return result
+
+
+def _cuts(program) -> str:
+    """The grad modes and detach a program calls, as text ("detach and no_grad"), or ""."""
+    from .language import ast as A
+    found = dict.fromkeys(node.func for statement in program.statements for node in A.walk(statement)
+                          if type(node) is A.Call and node.func in ("detach", "no_grad", "set_grad_enabled"))
+    return _listing(list(found)) if found else ""
 
 
 def _check_header(spec, found, names) -> list:

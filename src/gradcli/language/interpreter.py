@@ -32,13 +32,20 @@ LIST_FUNCTIONS, CONSTRUCTORS = public.LIST_FUNCTIONS, public.CONSTRUCTORS
 #: grad modes: functions whose last argument is the expression evaluated in that mode
 GRAD_MODES = frozenset({"no_grad", "enable_grad", "set_grad_enabled"})
 #: the language's own functions (not ops: they record no node), with their one-line docs
-LANGUAGE_DOCS = {
-    "detach": "detach(x) = x.detach(): the same values cut from the graph (requires_grad=False, no grad_fn)",
-    "no_grad": "no_grad(expr): evaluates expr with gradient recording off (torch.no_grad())",
-    "enable_grad": "enable_grad(expr): evaluates expr with gradient recording on, also inside no_grad",
-    "set_grad_enabled": "set_grad_enabled(mode, expr): evaluates expr with recording on (True) or off (False)",
-    "requires_grad_": "x.requires_grad_(False): x stops requiring grad, in place (an input: as --freeze x)",
+#: name -> (signature, doc, derivative) for ``gradcli functions``
+LANGUAGE_FUNCTIONS = {
+    "detach": ("detach(x)", "x.detach(): the same values cut from the graph (requires_grad=False, no grad_fn)",
+               "no gradient: the graph stops here"),
+    "no_grad": ("no_grad(expr)", "evaluates expr with gradient recording off (with torch.no_grad())",
+                "no gradient: nothing inside is recorded"),
+    "enable_grad": ("enable_grad(expr)", "evaluates expr with gradient recording on, also inside no_grad "
+                    "(with torch.enable_grad())", "expr's own"),
+    "set_grad_enabled": ("set_grad_enabled(mode, expr)", "evaluates expr with recording on (True) or off "
+                         "(False) (with torch.set_grad_enabled(mode))", "expr's own when mode is True, else none"),
+    "requires_grad_": ("requires_grad_(x, requires_grad=True)", "x.requires_grad_(False): x stops requiring "
+                       "grad, in place (on an input: as --freeze x)", "x itself (a leaf)"),
 }
+LANGUAGE_DOCS = {name: doc for name, (_, doc, _) in LANGUAGE_FUNCTIONS.items()}
 _NUMBERS = (int, float)
 _FOLD = public.FOLD        # operator op name -> the Python operator that folds it on numbers
 
