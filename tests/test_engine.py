@@ -55,7 +55,7 @@ def test_deep_chain_of_multiplications_has_the_right_gradient():
 def _graph_with_saved_intermediate():
     x = G.tensor([0.5, 1.0, 1.5], requires_grad=True)
     h = x.exp()                     # exp saves its output; sin saves its input: both are h
-    ref = weakref.ref(h.data)
+    ref = weakref.ref(h._data)
     y = h.sin().sum()
     del h
     return x, y, ref
@@ -251,14 +251,17 @@ def test_cuda_without_cupy_names_the_extra(make):
         make()
 
 
-def test_default_dtype_is_float64_and_all_tensors_are_floating():
-    assert G.tensor([1, 2]).dtype == np.float64
-    assert G.tensor(3).dtype == np.float64
-    assert G.arange(3).dtype == np.float64 and G.arange(3).tolist() == [0.0, 1.0, 2.0]
+def test_default_dtype_is_float64_and_integers_are_int64():
+    assert G.tensor([1.0, 2]).dtype == G.tensor(3.0).dtype == np.float64
+    assert G.tensor([1, 2]).dtype is G.tensor(3).dtype is G.int64
+    assert G.arange(3).dtype is G.int64 and G.arange(3).tolist() == [0, 1, 2]
+    assert G.arange(0, 1, 0.5).dtype is G.float64
     assert G.zeros(2).dtype == G.ones(2, 2).dtype == G.eye(2).dtype == G.rand(2).dtype == np.float64
-    assert G.tensor([True]).dtype == np.bool_
+    assert G.tensor([True]).dtype is G.bool
     with pytest.raises(RuntimeError, match="floating point"):
         G.tensor([True]).requires_grad_()
+    with pytest.raises(RuntimeError, match="Only Tensors of floating point and complex dtype can require gradients"):
+        G.tensor([1, 2], requires_grad=True)
 
 
 FLOAT32_EXPRS = [
@@ -303,7 +306,7 @@ def test_to_and_float_convert_and_gradients_come_back_in_the_input_dtype():
 def test_clone_is_a_graph_copy():
     x = G.tensor([1.0, 2.0], requires_grad=True)
     y = x.clone()
-    assert y.grad_fn.name() == "CloneBackward0" and y.data is not x.data
+    assert y.grad_fn.name() == "CloneBackward0" and y._data is not x._data
     (y * 3.0).sum().backward()
     np.testing.assert_allclose(_np(x.grad), [3.0, 3.0])
 

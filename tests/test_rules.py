@@ -27,6 +27,9 @@ NO_TEXT = {
     "cat": "each input's part of the gradient starts at an offset the language cannot compute",
     "permute": "needs the inverse permutation (an argsort of dims)",
     "prod_others": "each element's gradient is a sum of products that leave out two elements (exclusive cumprods)",
+    "take": "gathers by flat position (advanced indexing): no gather in the language",
+    "take_back": "scatters into zeros by flat position (no scatter in the language)",
+    "put": "writes at flat positions (index_put, CopySlices): no scatter in the language",
 }
 
 
@@ -50,6 +53,7 @@ EXTRA = [
     ("clamp", lambda a: G.clamp(a, max=0.5), [(2, 3)]),
     ("stack", lambda a, b: G.stack([a, b], dim=1), [(2, 3), (2, 3)]),
     ("copy_grad", lambda a: ops.apply(ops.OPS["copy_grad"], (a,)), [(3,)]),   # the engine's (create_graph)
+    ("fill", lambda a, b: G.ops.fill(a, b, "FillBackward3"), [(2, 3), ()]),
 ]
 
 

@@ -7,17 +7,22 @@ op table, the PyTorch-style functions and the constructors (also those registere
 """
 from __future__ import annotations
 
+import numpy as _np
+
 __version__ = "0.1.0"
 
-from . import autograd, backend, constructors, functions, ops  # noqa: F401 - importing registers the names
+from . import autograd, backend, constructors, functions, inplace, ops  # noqa: F401 - importing registers the names
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from .public import API, FUNCTIONS  # noqa: F401
 from .tensor import Tensor  # noqa: F401
 
-float32 = "float32"
-float64 = "float64"
-double = "float64"
-float = "float32"  # noqa: A001 - PyTorch's name for float32
+# dtypes: numpy's dtype objects, which numpy keeps one of each: ``t.dtype is gradcli.float32``
+float64 = double = _np.dtype("float64")
+float32 = float = _np.dtype("float32")  # noqa: A001 - PyTorch's name for float32
+int64 = long = _np.dtype("int64")
+int32 = int = _np.dtype("int32")  # noqa: A001 - PyTorch's name for int32
+int16, int8, uint8 = _np.dtype("int16"), _np.dtype("int8"), _np.dtype("uint8")
+bool = _np.dtype("bool")  # noqa: A001 - PyTorch's name
 
 # every public name as gradcli.NAME; gradcli.tensor is the constructor, as torch.tensor (the
 # module stays reachable as sys.modules['gradcli.tensor'])

@@ -9,7 +9,8 @@ import numpy as np
 
 _cupy = None
 DTYPES = {"float64": np.float64, "float32": np.float32, "float": np.float32, "double": np.float64,
-          "bool": np.bool_}
+          "bool": np.bool_, "int64": np.int64, "long": np.int64, "int32": np.int32, "int": np.int32,
+          "int16": np.int16, "int8": np.int8, "uint8": np.uint8}
 default_dtype = np.dtype(np.float64)
 
 
@@ -64,6 +65,6 @@ def as_dtype(dtype):
     if isinstance(dtype, str):
         name = dtype.removeprefix("torch.")
         if name not in DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}: expected float64 or float32")
+            raise ValueError(f"unknown dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
         return np.dtype(DTYPES[name])
     return np.dtype(dtype)

@@ -92,7 +92,7 @@ class _Problem:
         from .backend import to_numpy
         self.G, self.run, self.names, self.order = G, run, list(names), order
         self.device = run.spec.device
-        self.base = {n: np.asarray(to_numpy(t.detach().data), dtype=np.float64) for n, t in run.inputs.items()}
+        self.base = {n: np.asarray(to_numpy(t.detach()._data), dtype=np.float64) for n, t in run.inputs.items()}
         # every evaluation draws the same rand()/randn() numbers, or differences would be noise
         self.random_seed = run.spec.seed if run.spec.seed is not None else 0
         out = self._evaluate(run.inputs, run.spec.dtype)
@@ -144,7 +144,7 @@ class _Problem:
             for n in self.names:
                 inputs[n].requires_grad_()
             outs = self._gradients(inputs, "float64", create_graph=False)
-        return np.concatenate([np.asarray(to_numpy(o.detach().data), dtype=np.float64).ravel() for o in outs])
+        return np.concatenate([np.asarray(to_numpy(o.detach()._data), dtype=np.float64).ravel() for o in outs])
 
     def analytic(self, name, weights=None) -> np.ndarray:
         """Rows of the Jacobian w.r.t. ``name``: all of them (``weights`` None, one batched
@@ -174,7 +174,7 @@ class _Problem:
             raise GradcliError("autograd", str(exc)) from None
         if g is None:
             return np.zeros((rows, self.numel(name)))
-        return np.asarray(to_numpy(g.detach().data), dtype=np.float64).reshape(rows, self.numel(name))
+        return np.asarray(to_numpy(g.detach()._data), dtype=np.float64).reshape(rows, self.numel(name))
 
     def label(self, name, k, row=None) -> str:
         """``x[0, 1]``; with a row of a non-scalar output ``∂out[2]/∂x[0]``; second order ``∂²/∂y[1]∂x[0]``."""

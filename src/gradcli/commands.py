@@ -151,7 +151,7 @@ def array(tensor):
     if tensor is None:
         return None
     from .backend import to_numpy
-    data = tensor.detach().data if hasattr(tensor, "detach") else tensor
+    data = tensor.detach()._data if hasattr(tensor, "detach") else tensor
     return to_numpy(data)
 
 

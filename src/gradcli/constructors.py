@@ -30,10 +30,10 @@ def manual_seed(seed):
 
 @public(language=False)
 def tensor(data, dtype=None, device=None, requires_grad=False):
-    """A leaf tensor from a number, nested list, array or Tensor; always floating point
-    (float64 by default) except booleans."""
+    """A leaf tensor from a number, nested list, array or Tensor: PyTorch's dtypes (int64 for
+    integers, bool for booleans), except that floating point numbers are float64 by default."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     xp = backend.get_xp(device) if device is not None else backend.xp_of(data)
     if xp is np:
         data = backend.to_numpy(data) if not isinstance(data, (list, tuple, int, float, bool)) else data
@@ -43,10 +43,14 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
                            else data)
     if dtype is not None:
         array = array.astype(backend.as_dtype(dtype), copy=False)
-    elif array.dtype.kind not in "fb" or isinstance(data, (list, tuple, int, float)) and array.dtype.kind != "b":
+    elif array.dtype.kind == "f" and isinstance(data, (list, tuple, int, float)):
         array = array.astype(backend.default_dtype, copy=False)
-    if array.dtype.kind not in "fb":
+    elif array.dtype.kind in "iu" and isinstance(data, (list, tuple, int)):
+        array = array.astype(np.int64, copy=False)
+    if array.dtype.kind not in "fbiu":
         raise TypeError(f"cannot make a tensor of dtype {array.dtype}")
+    if requires_grad and array.dtype.kind != "f":
+        raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
     if array.ndim == 0 and xp is np:
         array = array[()]            # numpy scalars compute several times faster than 0-d arrays
     out = Tensor(array)
@@ -57,7 +61,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
 
 def _unwrap(data):
     if isinstance(data, Tensor):
-        return backend.to_numpy(data.data)
+        return backend.to_numpy(data._data)
     if isinstance(data, (list, tuple)):
         return [_unwrap(d) for d in data]
     return data
@@ -74,6 +78,8 @@ def _make(array, dtype, device, requires_grad):
     array = np.asarray(array, dtype=backend.as_dtype(dtype))
     out = Tensor(array[()] if xp is np and array.ndim == 0 else array if xp is np else xp.asarray(array))
     if requires_grad:
+        if array.dtype.kind != "f":
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
         out.requires_grad_(True)
     return out
 
@@ -90,6 +96,10 @@ def ones(*size, dtype=None, device=None, requires_grad=False):
 
 @public(language=False)
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    if dtype is None and isinstance(fill_value, (bool, np.bool_)):
+        dtype = np.bool_
+    elif dtype is None and isinstance(fill_value, (int, np.integer)):
+        dtype = np.int64
     return _make(np.full(_size((size,)), fill_value), dtype, device, requires_grad)
 
 
@@ -102,6 +112,8 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     if end is None:
         start, end = 0, start
+    if dtype is None and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, end, step)):
+        dtype = np.int64       # PyTorch's rule: integers in, int64 out
     return _make(np.arange(start, end, step), dtype, device, requires_grad)
 
 
@@ -145,8 +157,9 @@ def from_numpy(array):
     """A tensor sharing ``array``'s memory (no copy); gradcli never writes into it."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
-    if array.dtype.kind not in "fb":
-        array = array.astype(backend.default_dtype)
+    if array.dtype.kind not in "fbiu":
+        raise TypeError(f"can't convert np.ndarray of type numpy.{array.dtype.name}. The only supported types "
+                        "are: float64, float32, int64, int32, int16, int8, uint8, and bool.")
     return Tensor(array[()] if array.ndim == 0 else array)
 
 
@@ -155,7 +168,7 @@ def as_tensor(data, dtype=None, device=None):
     """Like ``tensor``, but shares the memory of a numpy array of the right dtype and device."""
     if isinstance(data, Tensor) and dtype is None and device is None:
         return data
-    if isinstance(data, np.ndarray) and device in (None, "cpu") and data.dtype.kind == "f" and (
+    if isinstance(data, np.ndarray) and device in (None, "cpu") and data.dtype.kind in "fbiu" and (
             dtype is None or backend.as_dtype(dtype) == data.dtype):
         return from_numpy(data)
     return tensor(data, dtype=dtype, device=device)

@@ -256,7 +256,7 @@ class Stream:
             return np.ones(out_shape, dtype=self.dtype)
         if self._grad_output is None:
             from .values import parse_value
-            self._grad_output = np.asarray(parse_value(text, dtype=self.dtype).data)
+            self._grad_output = np.asarray(parse_value(text, dtype=self.dtype)._data)
         return self._grad_output
 
     def _batch(self, pending, out_shape):
@@ -279,7 +279,7 @@ class Stream:
                     array = np.array(column, dtype=dtype) if given[name] == () else \
                         np.stack([_array(v, dtype) for v in column])
                 elif name in self.defaults:
-                    base = np.asarray(self.defaults[name].data)
+                    base = np.asarray(self.defaults[name]._data)
                     array = np.broadcast_to(base, (count,) + base.shape).astype(dtype)
                 else:
                     return None
@@ -298,7 +298,7 @@ class Stream:
         out = evaluation.output
         if tuple(out.shape) != (count,) + out_shape:
             return None
-        values = np.asarray(out.detach().data).tolist()
+        values = np.asarray(out.detach()._data).tolist()
         grad_fn = out.grad_fn.name() if out.grad_fn is not None else None
         head = {"program": self.program.source, "value": None, "shape": list(out_shape),
                 "dtype": str(out.dtype).removeprefix("torch."), "grad_fn": grad_fn}
@@ -315,7 +315,7 @@ class Stream:
                 if g is None:
                     columns.append(["null"] * count)
                     continue
-                data = np.asarray(g.data).reshape((count,) + shapes[name])
+                data = np.asarray(g._data).reshape((count,) + shapes[name])
                 columns.append(_column(data.tolist(), dtype))
             keys = ["value"] + [f"grads.{n}" for n in names]
         else:

@@ -477,7 +477,7 @@ class FormulaBuilder:
             if not hasattr(value, "grad_fn"):
                 continue
             self.tensor_ast.setdefault(id(value), (value, node))
-            self.array_ast.setdefault(id(value.data), (value, node))
+            self.array_ast.setdefault(id(value._data), (value, node))
             if value.grad_fn is not None:
                 self.node_ast.setdefault(value.grad_fn, node)
         for name, tensor in evaluation.tensors.items():
@@ -528,7 +528,7 @@ class FormulaBuilder:
             return self._ref(ast, shape)
         if value.grad_fn is not None:
             return self.node_text(value.grad_fn, shape)
-        return self._literal(value.data)
+        return self._literal(value._data)
 
     def _reads_grad_inputs(self, ast):
         return any(type(n) is A.Name and n.id in self.requires for n in A.walk(ast))
@@ -649,14 +649,14 @@ class FormulaBuilder:
         inputs = node.inputs if hasattr(node, "inputs") else None
         for name in names:
             if name == "g":
-                values[name] = G.tensor(np.asarray(g_value.data))
+                values[name] = G.tensor(np.asarray(g_value._data))
             elif name == "out":
                 out = getattr(node, "out", None)
                 values[name] = G.tensor(np.asarray(out) if out is not None else np.full(g_value.shape, 0.5))
             elif name in _INPUTS:
                 k = _INPUTS[name]
                 value = inputs[k] if inputs is not None else None
-                values[name] = G.tensor(np.asarray(value.data) if hasattr(value, "data") else
+                values[name] = G.tensor(np.asarray(value._data) if hasattr(value, "_data") else
                                         np.full(tuple(shapes[k]), 0.5) if value is None else value)
             elif name in node.params:
                 values[name] = G.tensor(np.asarray(node.params[name]))
@@ -949,7 +949,7 @@ def gradient_formulas(program, inputs, names, functions=None, dtype=None, device
             start = _Fill(1, shape)
         else:
             seed_tensor = seed
-            start = seed_text if seed_text is not None else builder._literal(seed.data)
+            start = seed_text if seed_text is not None else builder._literal(seed._data)
             if not shape and type(start) is A.Const:
                 start = _Fill(start.value, ())
             builder.b.note(start, shape)

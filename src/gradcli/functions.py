@@ -18,9 +18,24 @@ import numpy as np
 from . import backend
 from .constructors import _size, tensor
 from .ops import (OPS, _diag_scatter, _diagonal, _dim, _dims, _permute, _select, _slice, _t, _to, _unreduce,
-                  apply, expand, mT, view)
+                  apply, expand, mT, take, view)
 from .public import attach, register
-from .tensor import Tensor
+from .tensor import Tensor, _own, as_view
+
+
+def viewing(front):
+    """``front``'s result shares its input's storage where numpy could take a view (as in PyTorch):
+    it is recorded as a view (``tensor.as_view``), with how to take it again."""
+    def view_front(input, *args, **kwargs):
+        if input.__class__ is not Tensor:
+            return front(input, *args, **kwargs)
+        base = _own(input)
+        out = front(input, *args, **kwargs)
+        if out is not input and backend.xp_of(base).may_share_memory(out._data, base):
+            as_view(out, input, lambda t: front(t, *args, **kwargs))
+        return out
+    view_front.__name__, view_front.__doc__ = front.__name__, front.__doc__
+    return view_front
 
 
 def exposed(doc=None, **exposure):
@@ -109,7 +124,7 @@ for _name, _symbol, _fold in [("lt", "<", operator.lt), ("le", "<=", operator.le
 @exposed(method=lambda self, condition, other: where(condition, self, other))
 def where(condition, input, other):
     """``input`` where ``condition`` holds, else ``other`` (PyTorch's ``torch.where``)."""
-    cond = condition.data if isinstance(condition, Tensor) else condition
+    cond = condition._data if isinstance(condition, Tensor) else condition
     if isinstance(input, Tensor) or isinstance(other, Tensor):
         return apply(OPS["where"], (input, other), {"cond": cond})
     return tensor(np.where(cond, input, other))
@@ -129,6 +144,7 @@ def _number(v):
 
 
 @exposed(doc="select(x, dim, i): x[..., i, ...] with i taken along dim", method=True)
+@viewing
 def select(input, dim, index):
     """``input`` at ``index`` along ``dim`` (that dimension removed): PyTorch's ``torch.select``."""
     if not input.ndim:
@@ -241,23 +257,27 @@ def log_softmax(input, dim=-1):
 
 
 @exposed(method=True)
+@viewing
 def transpose(input, dim0, dim1):
     n = input.ndim
     return apply(OPS["transpose"], (input,), {"dim0": _dim(dim0, n), "dim1": _dim(dim1, n)})
 
 
 @exposed(language=False, method=True)
+@viewing
 def t(input):
     if input.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
     return _permute(input, tuple(range(-1, -input.ndim - 1, -1)), "TBackward0")
 
 
+@viewing
 def _T(input):
     return _permute(input, tuple(range(-1, -input.ndim - 1, -1)), "PermuteBackward0")
 
 
 @exposed(language=False, method=True)
+@viewing
 def permute(input, *dims):
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = dims[0]
@@ -301,11 +321,12 @@ def diag(input, diagonal=0):
 
 
 @exposed(doc="reshape(x, s...): the same numbers in a new shape", method=("reshape", "view"))
+@viewing
 def reshape(input, *shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     shape = tuple(int(s) for s in shape)
-    size = input.data.size
+    size = input._data.size
     if shape.count(-1) == 1:
         known = math.prod(s for s in shape if s != -1)
         if known and size % known == 0:
@@ -316,6 +337,7 @@ def reshape(input, *shape):
 
 
 @exposed(doc="flatten(x): a vector", method=True)
+@viewing
 def flatten(input, start_dim=0, end_dim=-1):
     n = input.ndim
     if n == 0:
@@ -326,6 +348,7 @@ def flatten(input, start_dim=0, end_dim=-1):
 
 
 @exposed(doc="squeeze(x, dim=None): drop dimensions of size 1", method=True)
+@viewing
 def squeeze(input, dim=None):
     if dim is None:
         return view(input, tuple(s for s in input.shape if s != 1), node="SqueezeBackward0")
@@ -336,6 +359,7 @@ def squeeze(input, dim=None):
 
 
 @exposed(doc="unsqueeze(x, dim): insert a dimension of size 1", method=True)
+@viewing
 def unsqueeze(input, dim):
     n = input.ndim + 1
     d = _dim(dim, n) + n
@@ -386,10 +410,52 @@ def unreduce(input, other, dim=None, keepdim=False):
     return _unreduce(input, tuple(other.shape), _dims(dim, other.ndim), bool(keepdim))
 
 
+def _is_advanced(key):
+    items = key if isinstance(key, tuple) else (key,)
+    return any(isinstance(i, (Tensor, list, np.ndarray, bool)) for i in items)
+
+
+def _index_array(item):
+    if isinstance(item, Tensor):
+        item = backend.to_numpy(item._data)
+    elif not isinstance(item, (list, np.ndarray, bool)):
+        return item
+    array = np.asarray(item)
+    if array.dtype.kind not in "biu" and array.size:
+        raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+    return array.astype(np.int64) if array.dtype.kind not in "bi" else array
+
+
+def _positions(x, key):
+    """The flat position in ``x`` of each element of ``x[key]`` (numpy's indexing rules, which are
+    PyTorch's)."""
+    items = key if isinstance(key, tuple) else (key,)
+    return np.arange(math.prod(x.shape)).reshape(x.shape)[tuple(_index_array(i) for i in items)]
+
+
+@exposed(language=False, method=True)
+def index_select(input, dim, index):
+    """The slices of ``input`` along ``dim`` at ``index`` (a 1-d integer tensor), copied."""
+    d = _dim(dim, input.ndim) + input.ndim if input.ndim else 0
+    where = np.arange(math.prod(input.shape)).reshape(input.shape)
+    return take(input, np.take(where, _index_array(index).reshape(-1), axis=d if input.ndim else None),
+                node="IndexSelectBackward0")
+
+
+@exposed(language=False, method=True)
+def gather(input, dim, index):
+    """``out[i][j] = input[index[i][j]][j]`` along ``dim`` (PyTorch's ``torch.gather``)."""
+    d = _dim(dim, input.ndim) + input.ndim
+    where = np.arange(math.prod(input.shape)).reshape(input.shape)
+    return take(input, np.take_along_axis(where, _index_array(index), axis=d), node="GatherBackward0")
+
+
+@viewing
 def _getitem(x, key):
-    """``x[key]`` for ints, slices, ``...`` and ``None``: a chain of select / slice nodes."""
-    if isinstance(key, Tensor):
-        raise IndexError("indexing with a tensor is not supported; use ints and slices")
+    """``x[key]``: ints, slices, ``...`` and ``None`` give a view (a chain of select / slice nodes);
+    a tensor, list or mask anywhere in the key gives a copy (``IndexBackward0``)."""
+    if _is_advanced(key):
+        return take(x, _positions(x, key))
     single = not isinstance(key, tuple)
     items = (key,) if single else key
     if sum(1 for i in items if i is not None and i is not Ellipsis) > x.ndim:
@@ -450,7 +516,7 @@ attach("__ne__", lambda self, other: apply(OPS["ne"], (self, other)))
 attach("__getitem__", _getitem)
 attach("clone", lambda self: apply(OPS["clone"], (self,)))
 attach("T", property(_T))
-attach("mT", property(mT))
+attach("mT", property(viewing(mT)))
 attach("expand", lambda self, *size: expand(self, tuple(
     self.shape[i - len(size) + self.ndim] if s == -1 else s for i, s in enumerate(_size(size)))))
 attach("to", lambda self, device=None, dtype=None: _to(self, *_to_args(device, dtype)))

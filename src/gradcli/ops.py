@@ -54,6 +54,9 @@ OPS: dict = {}          # name -> Op
 CONSTANTS = {"pi": math.pi, "e": math.e}
 _state = grad_mode.state
 _EMPTY: dict = {}
+#: set by the first in-place write (``gradcli.inplace``): from then on nodes record the versions of
+#: the tensors they save, and check them before they run (before it, every version was 0)
+modified = [False]
 
 
 class Op:
@@ -144,7 +147,7 @@ class OpNode(Node):
     # the saved inputs: one or two in slots ``a``, ``b`` (no tuple per node: fewer objects for the
     # garbage collector while a graph is built), more as a tuple in ``a``; ``n`` counts them
     # (0: nothing saved, or released).  An op that saves nothing keeps its input ``shapes``.
-    __slots__ = ("op", "params", "a", "b", "n", "out", "shapes")
+    __slots__ = ("op", "params", "a", "b", "n", "out", "shapes", "versions", "out_vc", "out_version", "out_of")
 
     def __init__(self, op, params, inputs, out, edges):
         self.op, self.params, self.out = op, params, out
@@ -198,15 +201,17 @@ class OpNode(Node):
             raise RuntimeError(FREED)
         else:
             inputs = (None,) * len(self.shapes)
+        elif modified[0]:
+            _check_versions(self, inputs)
         return self.op.backward(self, g, inputs, mask)
 
     def input_shapes(self):
         n = self.n
         if n == 2:
             a, b = self.a, self.b
-            return (a.data.shape if a.__class__ is Tensor else (), b.data.shape if b.__class__ is Tensor else ())
+            return (a._data.shape if a.__class__ is Tensor else (), b._data.shape if b.__class__ is Tensor else ())
         if n:
-            return tuple([a.data.shape if a.__class__ is Tensor else () for a in self.inputs])
+            return tuple([a._data.shape if a.__class__ is Tensor else () for a in self.inputs])
         return self.shapes
 
     def release(self):
@@ -217,13 +222,37 @@ class OpNode(Node):
             self.n = 0
 
 
+def _check_versions(node, inputs):
+    """PyTorch's error for a saved tensor written in place since it was saved."""
+    versions = getattr(node, "versions", None)
+    for k, t in enumerate(inputs):
+        vc = getattr(t, "_vc", None) if t.__class__ is Tensor else None
+        if vc is not None and vc[0] != (versions[k] if versions else 0):
+            raise RuntimeError(_modified(t, t.grad_fn, vc[0], versions[k] if versions else 0))
+    out_vc = getattr(node, "out_vc", None)
+    if out_vc is not None and node.op.keeps_out and out_vc[0] != node.out_version:
+        raise RuntimeError(_modified(node.out_of, node, out_vc[0], node.out_version))
+
+
+def _modified(t, grad_fn, version, expected):
+    kind = {"f8": "Double", "f4": "Float", "i8": "Long", "b1": "Bool"}.get(f"{t.dtype.kind}{t.dtype.itemsize}", "")
+    where = ""
+    if grad_fn is not None:
+        name = grad_fn.name()
+        where = f", which is output {t._output_nr} of {name[:name.rfind('Backward')] if 'Backward' in name else name},"
+    return ("one of the variables needed for gradient computation has been modified by an inplace operation: "
+            f"[torch.{kind}Tensor {list(t.shape)}]{where} is at version {version}; expected version {expected} "
+            "instead. Hint: enable anomaly detection to find the operation that failed to compute its gradient, "
+            "with torch.autograd.set_detect_anomaly(True, check_nan=False).")
+
+
 def apply(op, inputs, params=_EMPTY):
     """Run ``op`` forward on ``inputs`` (Tensors or Python numbers); record a node when needed.
 
     The hot path of the engine: one pass over the inputs, no per-call allocations beyond the
     result, its node and the node's edge tuple.
     """
-    arrays = [a.data if a.__class__ is Tensor else a for a in inputs]
+    arrays = [a._data if a.__class__ is Tensor else a for a in inputs]
     out = op.fwd(np if backend._cupy is None else _xp(arrays), *arrays, **params)
     if _state.enabled and not op.nondiff:
         for a in inputs:
@@ -233,12 +262,19 @@ def apply(op, inputs, params=_EMPTY):
             return Tensor(out)
         if op.saves:                    # where gradients go is worked out from the inputs later
             node = OpNode(op, params, inputs, out if op.keeps_out else None, None)
+            if modified[0]:
+                node.versions = tuple([_version(a) for a in inputs])
         else:
             node = OpNode(op, params, None, None,
                           [a._edge() if a.__class__ is Tensor else NO_EDGE for a in inputs])
             node.shapes = tuple([getattr(a, "shape", ()) for a in arrays])
         return Tensor(out, True, node)
     return Tensor(out)
+
+
+def _version(t):
+    vc = getattr(t, "_vc", None) if t.__class__ is Tensor else None
+    return vc[0] if vc else 0
 
 
 def _xp(arrays):
@@ -536,7 +572,7 @@ def _between(x, lo, hi):
 
 def _where(cond, a, b):
     """``a`` where ``cond`` (a mask, or a Tensor of one) holds, else ``b``."""
-    return apply(OPS["where"], (a, b), {"cond": cond.data if cond.__class__ is Tensor else cond})
+    return apply(OPS["where"], (a, b), {"cond": cond._data if cond.__class__ is Tensor else cond})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -582,7 +618,7 @@ def _prod_bwd(g, x, out, xshape, dim, keepdim):
     """PyTorch's prod_backward: ``grad * (out / x)``; where the input has a zero, the product of the
     other elements instead (exclusive products from both ends: no division by zero)."""
     g = _unreduce(g, xshape, dim, keepdim)
-    if not bool((x.data == 0).any()):       # PyTorch picks the formula by the values too
+    if not bool((x._data == 0).any()):       # PyTorch picks the formula by the values too
         return g * (_unreduce(out, xshape, dim, keepdim) / x)
     n = len(xshape)
     reduced = tuple(range(n)) if dim is None else tuple(d + n for d in dim)
@@ -896,6 +932,62 @@ def _slice_back(g, shape, dim, start, stop, step):
                                            "step": step})
 
 
+# gather and scatter by flat position: advanced indexing (``x[mask]``, ``x[idx]``), ``index_put``
+# (``x[mask] = v``) and the base of an in-place write through a view (PyTorch's ``CopySlices``).
+# ``pos`` holds, for each element of the result (take) or of the written region (put), its flat
+# position in the trailing ``src_ndim`` dimensions of ``x``.
+
+def _take_fwd(xp, x, pos, src_ndim, node):
+    nb = x.ndim - src_ndim
+    return xp.reshape(x, x.shape[:nb] + (-1,))[(Ellipsis, pos)]
+
+
+def _take_back_fwd(xp, g, pos, shape):
+    nb = g.ndim - pos.ndim
+    out = xp.zeros(g.shape[:nb] + (math.prod(shape),), dtype=g.dtype)
+    (np.add.at if xp is np else xp.add.at)(out, (Ellipsis, pos), g)      # positions may repeat
+    return xp.reshape(out, g.shape[:nb] + tuple(shape))
+
+
+def _put_fwd(xp, x, src, pos, node):
+    out = xp.array(x, copy=True)          # node: (grad_fn name, x's own ndim)
+    nb = out.ndim - node[1]
+    flat = xp.reshape(out, out.shape[:nb] + (-1,))
+    flat[(Ellipsis, pos)] = src
+    return out
+
+
+defop("take", _take_fwd, (lambda g, xshape, pos, src_ndim: _take_back(g, pos, _tail(xshape, src_ndim)),), None,
+      "x's elements at flat positions (advanced indexing)", node=lambda p: p["node"])
+defop("take_back", _take_back_fwd, (lambda g, pos, shape: take(g, pos, len(shape)),), None,
+      "gradient of take: summed into zeros at the positions", node="IndexBackwardBackward0")
+defop("put", _put_fwd,
+      (lambda g, pos, node: _put(g, 0.0, pos, node[1], "IndexPutBackward0"), lambda g, pos, node: take(g, pos, node[1])),
+      None, "x with src written at flat positions (index_put, CopySlices)", node=lambda p: p["node"][0])
+
+
+defop("fill", lambda xp, x, value, node: xp.array(xp.broadcast_to(xp.asarray(value, dtype=x.dtype), x.shape)),
+      (lambda g: g * 0.0, lambda g: g), ("g * 0", "g"), "x's shape filled with value (zero_, fill_, copy_)",
+      node=lambda p: p["node"])
+
+
+def fill(x, value, node):
+    return apply(OPS["fill"], (x, value), {"node": node})
+
+
+def take(x, pos, src_ndim=None, node="IndexBackward0"):
+    return apply(OPS["take"], (x,), {"pos": pos, "src_ndim": x.ndim if src_ndim is None else src_ndim,
+                                     "node": node})
+
+
+def _take_back(g, pos, shape):
+    return apply(OPS["take_back"], (g,), {"pos": pos, "shape": tuple(shape)})
+
+
+def _put(x, src, pos, src_ndim, name):
+    return apply(OPS["put"], (x, src), {"pos": pos, "node": (name, src_ndim)})
+
+
 defop("stack", lambda xp, *xs, dim: xp.stack(xs, axis=dim),
       lambda g, xs, dim: tuple(_select(g, dim, i) for i in range(len(xs))),
       "select(g, dim, i)", "stack([a, b, ...], dim=0): join along a new dimension")
@@ -928,6 +1020,10 @@ def _to(x, device=None, dtype=None):
     dtype = backend.as_dtype(dtype) if dtype is not None else x.dtype
     if device == x.device and dtype == x.dtype:
         return x
-    return apply(OPS["to"], (x,), {"device": device, "dtype": dtype, "xdevice": x.device, "xdtype": x.dtype})
+    params = {"device": device, "dtype": dtype, "xdevice": x.device, "xdtype": x.dtype}
+    if dtype.kind not in "fc":                  # integers and booleans carry no gradient
+        with grad_mode.no_grad():
+            return apply(OPS["to"], (x,), params)
+    return apply(OPS["to"], (x,), params)
 
 

@@ -1,8 +1,13 @@
 """Tensor: an array with PyTorch's autograd attributes.
 
-``data`` is a numpy (or cupy) array — or a numpy scalar for 0-d results, which numpy computes
-much faster.  The engine never writes into an array: every result is a new array, so arrays
-can be shared freely (``.grad`` of a leaf may be the very array backward produced).
+``_data`` is a numpy (or cupy) array — or a numpy scalar for 0-d results, which numpy computes
+much faster; ``.data`` is, as in PyTorch, a Tensor sharing it.  Ops never write into an array:
+every result is a new array (or a numpy view, for the view ops).  Only in-place ops write
+(``gradcli.inplace``): a tensor made by a view op records its ``_base`` and how to take the view
+from it (``_vfn``), shares its base's version counter (``_vc``, made on first use), and the
+base keeps weak references to its views (``_views``).  A gradient the engine stores in ``.grad``
+may share its array with other gradients: it is marked copy-on-write (``_cow``) and copied before
+the first write.  These slots stay unset on the hot path (read with ``getattr``).
 Operators and op methods (``x.sum()``, ``x.tanh()``) are attached by ``gradcli.ops``, and
 ``backward`` runs the engine that ``gradcli.autograd`` registers (``register_backward``): both
 sit above this module, which imports only the graph types below it.
@@ -25,11 +30,11 @@ NONLEAF_GRAD = ("The .grad attribute of a Tensor that is not a leaf Tensor is be
 
 
 class Tensor:
-    __slots__ = ("data", "_grad", "grad_fn", "_requires_grad", "_retains_grad", "_acc", "_hooks",
-                 "_output_nr", "__weakref__")
+    __slots__ = ("_data", "_grad", "grad_fn", "_requires_grad", "_retains_grad", "_acc", "_hooks",
+                 "_output_nr", "_vc", "_base", "_vfn", "_views", "_cow", "_post_hooks", "__weakref__")
 
     def __init__(self, data, requires_grad=False, grad_fn=None):
-        self.data = data
+        self._data = data
         self._grad = None
         self.grad_fn = grad_fn
         self._requires_grad = requires_grad
@@ -52,13 +57,30 @@ class Tensor:
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want "
                                "to use a computed variable in a subgraph that doesn't require "
                                "differentiation use var_no_grad = var.detach().")
-        if value and self.data.dtype.kind != "f":
+        if value and self._data.dtype.kind not in "fc":
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         self._requires_grad = bool(value)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         self.requires_grad = requires_grad
         return self
+
+    @property
+    def data(self) -> "Tensor":
+        """This tensor's values as a Tensor that shares them but not the graph nor the version
+        counter (writes through it are not seen by autograd): PyTorch's ``x.data``."""
+        return Tensor(_own(self))
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
+        self._data = value._data
+
+    @property
+    def _version(self) -> int:
+        vc = getattr(self, "_vc", None)
+        return vc[0] if vc else 0
 
     @property
     def is_leaf(self) -> bool:
@@ -72,6 +94,8 @@ class Tensor:
 
     @grad.setter
     def grad(self, value):
+        if value is self:
+            raise RuntimeError("can't assign Variable as its own grad")
         if value is not None and not isinstance(value, Tensor):
             raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
                             f"{type(value).__name__}")
@@ -79,6 +103,10 @@ class Tensor:
             raise RuntimeError(f"assigned grad has data of a different size: {tuple(value.shape)} "
                                f"vs {tuple(self.shape)}")
         self._grad = value
+
+    @grad.deleter
+    def grad(self):
+        self._grad = None
 
     @property
     def retains_grad(self) -> bool:
@@ -128,61 +156,63 @@ class Tensor:
                             inputs=inputs)
 
     def detach(self) -> "Tensor":
-        return Tensor(self.data)
+        """The same values (shared storage and version counter), out of the graph."""
+        return _alias(self, Tensor(_own(self)))
 
     def detach_(self) -> "Tensor":  # noqa: D102
+        if getattr(self, "_base", None) is not None:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead. If you are using DistributedDataParallel "
+                               "(DDP) for training, and gradient_as_bucket_view is set as True, gradients are views of "
+                               "DDP buckets, and hence detach_() cannot be called on these gradients. To fix this error, "
+                               "please refer to the Optimizer.zero_grad() function in torch/optim/optimizer.py as the "
+                               "solution.")
         self.grad_fn = None
         self._requires_grad = False
-        return self
-
-    def zero_(self) -> "Tensor":
-        xp = backend.xp_of(self.data)
-        self.data = xp.zeros_like(self.data)
         return self
 
     # -- array attributes ---------------------------------------------------------------------
     @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._data.shape
 
     def size(self, dim=None):
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self._data.shape if dim is None else self._data.shape[dim]
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self._data.size)
 
     def __len__(self):
-        if not self.data.shape:
+        if not self._data.shape:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def device(self) -> str:
-        return backend.device_of(self.data)
+        return backend.device_of(self._data)
 
     def item(self):
-        if self.data.size != 1:
-            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
-        return backend.to_numpy(self.data).reshape(()).item()
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        return backend.to_numpy(self._data).reshape(()).item()
 
     def numpy(self):
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
-        return np.asarray(backend.to_numpy(self.data))
+        return np.asarray(backend.to_numpy(self._data))
 
     def tolist(self):
-        return backend.to_numpy(self.data).tolist()
+        return backend.to_numpy(self._data).tolist()
 
     def cpu(self):
         return self.to("cpu")
@@ -196,6 +226,18 @@ class Tensor:
     def double(self):
         return self.to(dtype="float64")
 
+    def long(self):
+        return self.to(dtype="int64")
+
+    def int(self):
+        return self.to(dtype="int32")
+
+    def bool(self):
+        return self.to(dtype="bool")
+
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
+
     def __float__(self):
         return float(self.item())
 
@@ -203,7 +245,7 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self.item())
 
@@ -211,7 +253,7 @@ class Tensor:
         return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
-        array = backend.to_numpy(self.data)
+        array = backend.to_numpy(self._data)
         return np.asarray(array, dtype=dtype)
 
     def __hash__(self):
@@ -222,16 +264,66 @@ class Tensor:
 
     def __repr__(self):
         extras = []
-        if self.data.dtype != backend.default_dtype and self.data.dtype.kind == "f":
-            extras.append(f"dtype={self.data.dtype}")
+        kind = self._data.dtype.kind
+        if kind == "f" and self._data.dtype != backend.default_dtype or kind in "iu" and self._data.dtype != np.int64:
+            extras.append(f"dtype={self._data.dtype}")
         if self.device != "cpu":
             extras.append(f"device='{self.device}'")
         if self.grad_fn is not None:
-            extras.append(f"grad_fn=<{self.grad_fn.name()}>")
+            extras.append(f"grad_fn=<{self.grad_fn.name().rsplit('::', 1)[-1]}>")
         elif self._requires_grad:
             extras.append("requires_grad=True")
-        body = format_array(backend.to_numpy(self.data), indent=7)
+        body = format_array(backend.to_numpy(self._data), indent=7)
         return "tensor(" + ", ".join([body, *extras]) + ")"
+
+
+def _own(t):
+    """``t``'s array, made one that can be shared and written: a numpy scalar becomes a 0-d array,
+    a copy-on-write gradient gets its own copy."""
+    data = t._data
+    if getattr(t, "_cow", False):
+        t._cow = False
+        data = t._data = data.copy()
+    elif data.__class__ is not np.ndarray and not hasattr(data, "__cuda_array_interface__"):
+        data = t._data = np.array(data)
+    return data
+
+
+def _counter(t):
+    vc = getattr(t, "_vc", None)
+    if vc is None:
+        vc = t._vc = [0]
+    return vc
+
+
+def _alias(t, other):
+    """``other`` (on ``t``'s storage) shares ``t``'s version counter: ``detach``, ``.data``."""
+    other._vc = _counter(t)
+    return other
+
+
+def as_view(out, base, fn):
+    """Record that ``out`` (a result of a view op on ``base``) shares ``base``'s storage: ``fn(base)``
+    takes the view again (as Tensor ops).  Views of views point at the first base."""
+    root = getattr(base, "_base", None)
+    if root is not None:
+        outer = base._vfn
+        fn = (lambda f, g: lambda t: f(g(t)))(fn, outer)
+        base = root
+    out._base, out._vfn, out._vc = base, fn, _counter(base)
+    views = getattr(base, "_views", None)
+    if views is None:
+        views = base._views = []
+    elif len(views) > 16:
+        views[:] = [r for r in views if r() is not None]
+    views.append(weakref.ref(out))
+    return out
+
+
+def views_of(base):
+    """The live views of ``base`` (recorded by ``as_view``)."""
+    refs = getattr(base, "_views", None) or ()
+    return [v for v in (r() for r in refs) if v is not None]
 
 
 #: what ``backward`` runs: ``gradcli.autograd.backward``, registered from the layer above
@@ -266,6 +358,8 @@ def format_array(array, indent=7) -> str:
     array = np.asarray(array)
     if array.dtype.kind == "b":
         formatter = lambda v: "True" if v else "False"  # noqa: E731
+    elif array.dtype.kind in "iu":
+        formatter = str
     else:
         finite = array[np.isfinite(array)] if array.size else array
         magnitudes = np.abs(finite[finite != 0]) if finite.size else finite
@@ -282,7 +376,7 @@ def format_array(array, indent=7) -> str:
     if array.ndim == 0:
         return formatter(array.item())
     cells = [formatter(v) for v in array.ravel().tolist()]
-    if array.dtype.kind == "b":
+    if array.dtype.kind in "biu":
         width = max(map(len, cells)) if cells else 0
     else:
         width = max(map(len, finite_cells)) if finite_cells else 0

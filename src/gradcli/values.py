@@ -356,7 +356,7 @@ def _constant(tensor, dtype, device):
     import numpy as np
     import gradcli as G
     from .backend import to_numpy
-    array = np.asarray(to_numpy(tensor.detach().data))
+    array = np.asarray(to_numpy(tensor.detach()._data))
     if array.dtype.kind not in "biuf":           # pragma: no cover - the language makes numbers
         raise GradcliError("value", f"a value must be numeric, not {array.dtype}")
     return G.tensor(array.astype(np.dtype(dtype)), dtype=dtype, device=device)

@@ -51,11 +51,11 @@ def _seeds(outputs, grad_outputs, batched):
         if given is None:
             if batched:
                 raise RuntimeError("is_grads_batched=True needs grad_outputs")
-            if out.data.size != 1:
+            if out._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
             given = ones(out.shape, out.dtype, out.device)
         elif not isinstance(given, Tensor):
-            given = Tensor(backend.xp_of(out.data).asarray(given, dtype=out.dtype))
+            given = Tensor(backend.xp_of(out._data).asarray(given, dtype=out.dtype))
         else:
             expected = tuple(out.shape)
             got = tuple(given.shape)[1:] if batched else tuple(given.shape)

@@ -169,7 +169,7 @@ class _Walk:
                 raise TypeError(f"function {node.name()} returned a gradient of type "
                                 f"{type(gi).__name__} at index {i}, expected a Tensor or None")
             shape = shapes[i]
-            gshape = gi.data.shape
+            gshape = gi._data.shape
             raw = gi
             if len(gshape) != len(shape) + nbatch or (gshape[nbatch:] if nbatch else gshape) != shape:
                 gi = _table["unbroadcast"](gi, shape, nbatch)
@@ -211,26 +211,35 @@ class _Walk:
         if not self.accumulate or (targets is not None and node not in targets):
             return
         if variable._grad is None:
-            variable._grad = _table["copy"](g) if self.create_graph else Tensor(g.data)
+            variable._grad = _table["copy"](g) if self.create_graph else _shared(g._data)
         elif self.create_graph:
             variable._grad = variable._grad + g
         else:
-            variable._grad.data = _table["add"](variable._grad.data, g.data)
+            variable._grad._data = _table["add"](variable._grad._data, g._data)
+            variable._grad._cow = False
 
 
 def _retain(node, g, create_graph):
     tensor = node.retained()
     if tensor is not None:
         if tensor._grad is None:
-            tensor._grad = _table["clone"](g) if create_graph else Tensor(g.data)
+            tensor._grad = _table["clone"](g) if create_graph else _shared(g._data)
         else:
-            tensor._grad = _sum(tensor._grad, g if create_graph else Tensor(g.data), create_graph)
+            tensor._grad = _sum(tensor._grad, g if create_graph else Tensor(g._data), create_graph)
+
+
+def _shared(array):
+    """A gradient for ``.grad``: its array may be another gradient's too, so an in-place write
+    copies it first (copy-on-write)."""
+    t = Tensor(array)
+    t._cow = True
+    return t
 
 
 def _sum(a, b, create_graph):
     if create_graph:
         return a + b
-    return Tensor(_table["add"](a.data, b.data))
+    return Tensor(_table["add"](a._data, b._data))
 
 
 def _run_hooks(hooks, g):
@@ -242,7 +251,7 @@ def _run_hooks(hooks, g):
 
 
 def _check(node, index, g):
-    xp_data = g.data
+    xp_data = g._data
     xp = xp_of(xp_data)
     bad = None
     if bool(xp.isnan(xp_data).any()):

@@ -103,7 +103,7 @@ class Function:
         for nr, o in enumerate(outs):
             if isinstance(o, Tensor):
                 if any(o is t for t in tensors):       # an input returned as is: a new view of it
-                    o = Tensor(o.data)
+                    o = Tensor(o._data)
                 o.grad_fn, o._output_nr = node, nr
                 o._requires_grad = True
             wrapped.append(o)

@@ -142,7 +142,7 @@ def _fill_in_zeros(grads, refs, strict, create_graph, stage):
 
 
 def _zeros_like(t, shape=None, requires_grad=False):
-    z = Tensor(backend.xp_of(t.data).zeros(tuple(t.shape if shape is None else shape), dtype=t.dtype))
+    z = Tensor(backend.xp_of(t._data).zeros(tuple(t.shape if shape is None else shape), dtype=t.dtype))
     return z.requires_grad_(True) if requires_grad else z
 
 
@@ -153,7 +153,7 @@ def _v(v, reference, reference_is_tuple, fn, create_graph, who):
         v = _prepare(v, create_graph, need_graph=False)
         _validate_v(v, reference, reference_is_tuple)
         return v
-    if len(reference) != 1 or reference[0].data.size != 1:
+    if len(reference) != 1 or reference[0]._data.size != 1:
         raise RuntimeError(f"The vector v can only be None if {who} a single Tensor with a single element.")
     return None
 
@@ -194,7 +194,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
 
 
 def _identity(n, out):
-    xp = backend.xp_of(out.data)
+    xp = backend.xp_of(out._data)
     return Tensor(xp.reshape(xp.eye(n, dtype=out.dtype), (n,) + tuple(out.shape)))
 
 
@@ -266,7 +266,7 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, out
         _check_requires_grad(outs, "outputs", strict)
         if out_tuple:
             raise RuntimeError("The function given to hessian should return a single Tensor")
-        if out.data.size != 1:
+        if out._data.size != 1:
             raise RuntimeError("The Tensor returned by the function given to hessian should contain a single element")
         return out.reshape(()) if out.shape else out
 
@@ -285,7 +285,7 @@ def _scalar_function(func, inputs, strict, fn):
     _check_requires_grad(outputs, "outputs", strict)
     if outputs_tuple:
         raise RuntimeError(f"The function given to {fn} should return a single Tensor")
-    if outputs[0].data.size != 1:
+    if outputs[0]._data.size != 1:
         raise RuntimeError(f"The Tensor returned by the function given to {fn} should contain a single element")
     return outputs_tuple, outputs
 

@@ -40,7 +40,7 @@ def _tuple(value):
 
 
 def _array(t):
-    return t.data
+    return t._data
 
 
 def _show(array):
@@ -75,21 +75,21 @@ def numerical_jacobian(fn, inputs, eps=1e-6, outputs=None):
                 for step in (-eps, eps):
                     moved = flat.copy()
                     moved[k] = flat[k] + step
-                    x.data = xp.asarray(moved.reshape(x.shape))
+                    x._data = xp.asarray(moved.reshape(x.shape))
                     values.append([_value(o) for o in _tuple(fn(*inputs))])
                 before, after = values
                 for i, (a, b) in enumerate(zip(before, after)):
                     _same_kind(a, b, eps, tuple(int(v) for v in index))
                     columns[i][k] = np.asarray((b - a) / (2 * eps), dtype=np.float64).ravel()
         finally:
-            x.data = orig
+            x._data = orig
         for i in range(len(outputs)):
             result[i][j] = columns[i]
     return result
 
 
 def _value(out):
-    return np.array(backend.to_numpy(out.data))
+    return np.array(backend.to_numpy(out._data))
 
 
 def _same_kind(a, b, eps, index):
@@ -114,7 +114,7 @@ def _rows(output, inputs, wanted):
     n = int(np.prod(output.shape))
     blocks = {k: np.zeros((int(np.prod(inputs[k].shape)), n)) for k in wanted}
     sizes_ok = types_ok = True
-    xp = backend.xp_of(output.data)
+    xp = backend.xp_of(output._data)
     for e in range(n):
         seed = xp.zeros(n, dtype=output.dtype)
         seed[e] = 1
@@ -127,7 +127,7 @@ def _rows(output, inputs, wanted):
                 sizes_ok = False
                 continue
             types_ok = types_ok and g.dtype == inputs[k].dtype
-            blocks[k][:, e] = backend.to_numpy(g.data).ravel()
+            blocks[k][:, e] = backend.to_numpy(g._data).ravel()
     return blocks, sizes_ok, types_ok
 
 
@@ -236,7 +236,7 @@ def _check_forward(func, inputs, numerical, rtol, atol):
                 return tuple(o for o in _tuple(func(*args)) if o.requires_grad)
             _, jv = functional.jvp(restricted, tuple(inputs[j] for j in wanted), tuple(tangents))
             for i, col in enumerate(jv):
-                got = backend.to_numpy(col.data).ravel()
+                got = backend.to_numpy(col._data).ravel()
                 num = numerical[i][k][e]
                 if not np.allclose(got, num, rtol=rtol, atol=atol):
                     raise GradcheckError(f"Jacobian computed with forward mode mismatch for output {i:d} with "
@@ -249,13 +249,13 @@ def _check_batched(output, index, inputs, atol, rtol):
     n = int(np.prod(output.shape))
     if n == 0:
         return
-    xp = backend.xp_of(output.data)
+    xp = backend.xp_of(output._data)
     eye = Tensor(xp.reshape(xp.eye(n, dtype=output.dtype), (n,) + tuple(output.shape)))
     batched = grad([output], [inputs[k] for k in wanted], [eye], retain_graph=True, allow_unused=True,
                    is_grads_batched=True)
     expected, _, _ = _rows(output, inputs, wanted)
     for k, g in zip(wanted, batched):
-        got = np.zeros_like(expected[k]) if g is None else backend.to_numpy(g.data).reshape(n, -1).T
+        got = np.zeros_like(expected[k]) if g is None else backend.to_numpy(g._data).reshape(n, -1).T
         if not np.allclose(got, expected[k], rtol=rtol, atol=atol):
             raise GradcheckError(f"While computing batched gradients, got: {_show(got.T)}\n\nExpected: "
                                  f"{_show(expected[k].T)} (for output {index} and input {k})")
@@ -263,11 +263,11 @@ def _check_batched(output, index, inputs, atol, rtol):
 
 def _check_mul_by_grad_output(outputs, inputs):
     wanted = _wanted(inputs)
-    zeros = [Tensor(backend.xp_of(o.data).zeros(o.shape, dtype=o.dtype)) for o in outputs]
+    zeros = [Tensor(backend.xp_of(o._data).zeros(o.shape, dtype=o.dtype)) for o in outputs]
     for k, g in zip(wanted, grad(list(outputs), [inputs[k] for k in wanted], zeros, allow_unused=True)):
         if g is None:
             continue
-        if np.count_nonzero(backend.to_numpy(g.data)):
+        if np.count_nonzero(backend.to_numpy(g._data)):
             raise GradcheckError("backward not multiplied by grad_output")
         if g.dtype != inputs[k].dtype:
             raise GradcheckError("grad is incorrect type")
@@ -292,7 +292,7 @@ def _random_grad_outputs(func, inputs):
     """Uniform in [-1, 1), one per differentiable output (seeded: the same every run)."""
     rng = np.random.default_rng(0)
     outs = [o for o in _tuple(func(*inputs)) if o.requires_grad]
-    return tuple(Tensor(backend.xp_of(o.data).asarray(rng.uniform(-1.0, 1.0, o.shape),
+    return tuple(Tensor(backend.xp_of(o._data).asarray(rng.uniform(-1.0, 1.0, o.shape),
                                                      dtype=o.dtype if o.dtype.kind == "f" else np.float64))
                  .requires_grad_(True) for o in outs)
 
