@@ -540,3 +540,30 @@ def test_gradcheck_restores_inputs_and_runs_with_grad():
         pass
     assert G.autograd.gradcheck(f, (x,))
     assert x._data is before and all(seen) and x.grad is None
+
+
+def test_training_loop_runs_as_written():
+    """The loop every tutorial teaches: in-place update under no_grad, then zero the gradient."""
+    rng = np.random.default_rng(3)
+    X, true = rng.normal(size=(30, 3)), np.array([1.0, -2.0, 0.5])
+
+    def train(T):
+        x, y = t(T, X), t(T, X @ true)
+        w = T.zeros(3, dtype=T.float64, requires_grad=True)
+        for _ in range(60):
+            loss = ((x @ w - y) ** 2).mean()
+            loss.backward()
+            with T.no_grad():
+                w -= 0.1 * w.grad
+            w.grad.zero_()
+        return w, loss
+    w, loss = train(G)
+    assert w.is_leaf and w.requires_grad and w.grad is not None and not np.any(w.grad.numpy())
+    np.testing.assert_allclose(w.detach().numpy(), true, atol=1e-3)
+    try:
+        import torch
+    except ImportError:
+        return
+    tw, tloss = train(torch)
+    np.testing.assert_allclose(w.detach().numpy(), tw.detach().numpy(), rtol=1e-10)
+    assert loss.item() == pytest.approx(tloss.item(), rel=1e-8)
