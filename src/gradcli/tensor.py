@@ -297,7 +297,7 @@ def _counter(t):
 
 
 def _alias(t, other):
-    """``other`` (on ``t``'s storage) shares ``t``'s version counter: ``detach``, ``.data``."""
+    """``other`` (on ``t``'s storage) shares ``t``'s version counter: ``detach``."""
     other._vc = _counter(t)
     return other
 
