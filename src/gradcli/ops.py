@@ -201,7 +201,7 @@ class OpNode(Node):
             raise RuntimeError(FREED)
         else:
             inputs = (None,) * len(self.shapes)
-        elif modified[0]:
+        if n and modified[0]:
             _check_versions(self, inputs)
         return self.op.backward(self, g, inputs, mask)
 
