@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .commands import Result, _grad_output, _requires, _Run, array
 from .errors import GradcliError, position
+from .formula import _SCATTERS
 
 
 class _Trace:
@@ -33,8 +34,9 @@ class _Trace:
         self.steps.append(("leaf", node, g, None))
 
 
-def rule_texts(node) -> list:
-    """The node's derivative rule per input, parameters written in (None where there is none)."""
+def rule_texts(node, gshape=()) -> list:
+    """The node's derivative rule per input, parameters written in (None where there is none).
+    Indexing and ``cat`` have no text in the op table; ``--formula``'s writing of them is shown."""
     op = getattr(node, "op", None)
     texts = getattr(op, "rules_text", None)
     if texts is None:
@@ -44,6 +46,8 @@ def rule_texts(node) -> list:
     count = len(node.nexts())
     for i in range(count):
         text = texts[0] if op.name == "stack" else (texts[i] if i < len(texts) else None)
+        if text is None and op.name in _SCATTERS:
+            text = _SCATTERS[op.name](node.params, node.input_shapes(), i, tuple(gshape))
         if text is None:
             out.append(None)
             continue
@@ -117,7 +121,7 @@ def explain(spec, grad_output=None) -> Result:
                           "grad": array(variable.grad)})
             continue
         span = trim(source, getattr(node, "span", None))
-        texts = rule_texts(node)
+        texts = rule_texts(node, getattr(g, "shape", ()))
         nexts = node.nexts()
         count = len(nexts)
         grads_out, unbroadcast = [None] * count, [None] * count

@@ -44,6 +44,41 @@ _VECTOR_MATMUL = {
 }
 
 
+def _select_text(params, shapes, i, gshape):
+    """x[index] along dim: the gradient is g put back at that index, zeros elsewhere."""
+    dim, n = params["dim"], shapes[0][params["dim"]]
+    index = params["index"] % n
+    mask = f"arange({n}) == {index}"
+    if dim != -1:
+        mask = f"reshape({mask}, {n}{', 1' * (-dim - 1)})"
+    return f"unsqueeze(g, {dim}) * ({mask})"
+
+
+def _slice_text(params, shapes, i, gshape):
+    """x[start:stop:step] along dim: g times the 0/1 matrix that puts each kept row back."""
+    dim, n = params["dim"], shapes[0][params["dim"]]
+    start, stop, step = params["start"], params["stop"], params["step"]
+    m = len(range(n)[slice(start, stop, step)])
+    rows = "arange({m})".format(m=m) + (f" * {step}" if step != 1 else "") + (f" + {start}" if start else "")
+    matrix = f"1 * (reshape({rows}, {m}, 1) == arange({n}))"
+    if dim == -1:
+        return f"g @ ({matrix})"
+    return f"transpose(transpose(g, {dim}, -1) @ ({matrix}), {dim}, -1)"
+
+
+def _cat_text(params, shapes, i, gshape):
+    """cat([...], dim): input i's gradient is its part of g along dim."""
+    dim = params["dim"]
+    start = sum(s[dim] for s in shapes[:i])
+    lead = ":, " * (len(gshape) + dim)
+    return f"g[{lead}{start}:{start + shapes[i][dim]}]"
+
+
+#: ops whose rule scatters into zeros (no rule text in the table): their gradient written with
+#: arange masks, matrices and slices, from the node's parameters and shapes
+_SCATTERS = {"select": _select_text, "slice": _slice_text, "cat": _cat_text}
+
+
 class Unsupported(Exception):
     """Some step has no formula (an op without a rule text, a plugin Function, ...)."""
 
@@ -583,13 +618,15 @@ class FormulaBuilder:
         return self.b.note(ast, array.shape)
 
     # -- the rules ----------------------------------------------------------------------------------
-    def rule(self, node, i):
-        """The bound, parsed rule of input ``i`` of ``node``."""
+    def rule(self, node, i, gshape=None):
+        """The bound, parsed rule of input ``i`` of ``node`` (``gshape``: the incoming gradient's)."""
         op = getattr(node, "op", None)
         texts = getattr(op, "rules_text", None)
         if texts is None:
             raise Unsupported(f"{node.name()} (not an op of the table) has no rule text")
         text = texts[0] if op.name == "stack" else (texts[i] if i < len(texts) else None)
+        if text is None and op.name in _SCATTERS and gshape is not None:
+            text = _SCATTERS[op.name](node.params, node.input_shapes(), i, tuple(gshape))
         if op.name == "matmul" and min(node.params["ndims"]) < 2:
             text = _VECTOR_MATMUL[tuple(min(n, 2) for n in node.params["ndims"])][i]
         elif op.name == "permute" and tuple(node.params["dims"]) == (-1, -2):
@@ -614,7 +651,7 @@ class FormulaBuilder:
         to the input's shape (the rule is the gradient before un-broadcasting)."""
         if is_zero(g):
             return _Zero(shape)
-        tree = self.rule(node, i)
+        tree = self.rule(node, i, tuple(g_value.shape))
         raw_shape = self._rule_shape(node, tree, g_value) or raw_shape
         values = {"g": g}
 
@@ -743,7 +780,7 @@ class FormulaBuilder:
             return
         try:
             total = self.total(node, tuple(g.shape) if hasattr(g, "shape") else ())
-            total = self.name_gradient(node, total, [i for i, _, _ in sent])
+            total = self.name_gradient(node, total, [i for i, _, _ in sent], tuple(g.shape))
             for i, raw, gi in sent:
                 child = node.nexts()[i]
                 term = self.apply(node, i, total, g, raw.shape, gi.shape)
@@ -755,17 +792,17 @@ class FormulaBuilder:
     def leaf(self, node, g):
         pass
 
-    def name_gradient(self, node, total, inputs):
+    def name_gradient(self, node, total, inputs, gshape=None):
         if isinstance(total, _Fill):
             if total.number:
                 return total
-            return self.b.fill(self.name_gradient(node, total.value, inputs), total.shape)
+            return self.b.fill(self.name_gradient(node, total.value, inputs, gshape), total.shape)
         if type(total) in (A.Name, A.Const):
             return total
         count = 0
         for i in inputs:
             try:
-                count += sum(1 for n in A.walk(self.rule(node, i)) if type(n) is A.Name and n.id == "g")
+                count += sum(1 for n in A.walk(self.rule(node, i, gshape)) if type(n) is A.Name and n.id == "g")
             except Unsupported:
                 pass
         if count > 1 or _size(total) > _NAME_SIZE:
