@@ -110,13 +110,8 @@ class Stream:
         if spec.plugins:
             from .plugins import load_plugins
             functions = load_plugins(spec.plugins)
-        given = {}
-        if spec.values_file:
-            given.update(V.load_values(spec.values_file, dtype=spec.dtype, device=spec.device))
-        for text in spec.values:
-            name, value = V.parse_assignment(text)
-            given[name] = V.parse_value(value, dtype=spec.dtype, device=spec.device)
-        self.defaults = given
+        self.given = spec
+        self.defaults = None            # the values given once for every line (``run`` reads them)
         self.spec = commands.Inputs(program=spec.program, dtype=spec.dtype, device=spec.device, seed=spec.seed,
                                     freeze=list(spec.freeze), retain=list(spec.retain), parsed=parsed,
                                     functions=functions or {})
@@ -130,8 +125,25 @@ class Stream:
         self._grad_output = None
 
     # -- the loop --------------------------------------------------------------------------------
+    def _defaults(self, source):
+        """Values given on the command line (``NAME=VALUE``, ``--values``): the same for every line."""
+        from . import values as V
+        spec = self.given
+        owner = spec.stdin_owner
+        if source == "-":
+            if owner:
+                raise GradcliError("value", f"standard input can be read only once: {owner} and --each "
+                                   "both ask for it (put one of them in a file)")
+            owner = "--each"
+        given, notes = V.gather(spec.values, spec.values_file, self.inputs, dtype=spec.dtype,
+                                device=spec.device, stdin=V.Stdin(owner))
+        self._notes(notes)
+        return given
+
     def run(self, source) -> int:
         """Process every line of ``source``; the exit code (0, 1 if a line failed, 70 on a bug)."""
+        if self.defaults is None:
+            self.defaults = self._defaults(source)
         for chunk in lines_of(source):
             texts = []
             pending = []                        # consecutive lines of one signature
