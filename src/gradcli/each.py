@@ -118,7 +118,7 @@ class Stream:
         self.program = parsed
         self.inputs = list(parsed.inputs)
         self.batchable = (command.__name__ in BATCHED_COMMANDS and not functions and spec.seed is None
-                          and elementwise(parsed))
+                          and not kwargs.get("formula") and elementwise(parsed))
         self.shapes: dict = {}         # signature -> the output shape of one line (batching works)
         self.notes: set = set()
         self.failed = self.crashed = False
