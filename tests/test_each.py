@@ -21,7 +21,7 @@ GRADCLI = [sys.executable, "-m", "gradcli"]
 
 
 def cli(*args, stdin=None):
-    return subprocess.run(GRADCLI + list(args), input=stdin, capture_output=True, text=True, timeout=120)
+    return subprocess.run(GRADCLI + list(args), input=stdin, capture_output=True, text=True, timeout=120, check=False)
 
 
 def stream(command, program, lines, batch=True, values=(), **kwargs):
@@ -42,9 +42,9 @@ def stream(command, program, lines, batch=True, values=(), **kwargs):
 
 
 def test_order_errors_and_exit_code():
-    text = "\n".join(['{"w": 2, "x": 3, "b": 1}', "not json", '{"w": 2}', "", "[1, 2]",
-                      '{"w": 2, "x": 3, "b": 1, "q": 0}', '{"w": 1, "x": [1, 2], "b": 0}',
-                      '{"w": "2 * 3", "x": 1, "b": 0}', '{"w": 0.5, "x": 4, "b": "Infinity"}']) + "\n"
+    lines = ['{"w": 2, "x": 3, "b": 1}', "not json", '{"w": 2}', "", "[1, 2]", '{"w": 2, "x": 3, "b": 1, "q": 0}',
+             '{"w": 1, "x": [1, 2], "b": 0}', '{"w": "2 * 3", "x": 1, "b": 0}', '{"w": 0.5, "x": 4, "b": "Infinity"}']
+    text = "".join(line + "\n" for line in lines)
     proc = cli("grad", "w*x+b", "--each", "-", stdin=text)
     assert proc.returncode == 1
     out = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -176,7 +176,7 @@ def test_head_stops_quietly(tmp_path):
     path.write_text("".join(json.dumps({"x": i * 0.001}) + "\n" for i in range(200_000)))
     script = f"{' '.join(GRADCLI)} grad 'sum(x * [1, 2])' --each {path} | head -n 3; echo \"rc=${{PIPESTATUS[0]}}\" >&2"
     start = time.perf_counter()
-    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert len(proc.stdout.splitlines()) == 3
     assert proc.stderr.strip() == "rc=0", proc.stderr
     assert time.perf_counter() - start < 60

@@ -3,6 +3,8 @@ steps receive and what the leaves accumulate — and each span covers exactly it
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -137,3 +139,22 @@ def test_retain_grad_and_freeze():
 def test_pow_rule_has_its_parameter_written_in():
     result = explain(commands.Inputs(program="sum(x ^ 3)", values=["x=[1, 2]"]))
     assert result.extra["steps"][1]["rule"] == "x: g * 3 * x ^ (3 - 1)"
+
+
+GRADCLI = [sys.executable, "-m", "gradcli"]
+
+
+def test_cli_json_plain_and_errors():
+    proc = subprocess.run(GRADCLI + ["explain", "w*x+b", "w=2", "x=3", "b=1", "--json"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["grads"] == {"w": 3.0, "x": 2.0, "b": 1.0}
+    assert data["steps"][0] == {"step": 1, "node": "AddBackward0", "op": "w*x+b", "span": [0, 5], "grad_in": 1.0,
+                                "rule": "x: g; y: g", "rules": ["g", "g"], "inputs": ["w*x", "b"],
+                                "grads_out": [1.0, 1.0], "to": [2, 3], "unbroadcast": [None, None]}
+    proc = subprocess.run(GRADCLI + ["explain", "w*x+b", "w=2", "x=3", "b=1"], capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("step 1\tAddBackward0\tw*x+b\t[0:5]\n")
+    assert "w.grad\t3.0" in proc.stdout
+    proc = subprocess.run(GRADCLI + ["explain", "[x, x]", "x=1"], capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 2 and "--grad-output" in proc.stderr

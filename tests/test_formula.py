@@ -3,8 +3,11 @@ same numbers as the engine's gradient and as finite differences — for every di
 function, first and second derivatives, and 50 random composite programs at random points."""
 from __future__ import annotations
 
+import json
 import random
 import re
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -164,6 +167,7 @@ def _check_order(text, spec, names, seed):
 
 def test_every_differentiable_function_has_a_program_here():
     import test_ops_sweep
+
     from gradcli.language import ast as A
     covered = set()
     for text, _ in OP_PROGRAMS:
@@ -298,3 +302,31 @@ def test_repeated_subexpressions_are_named_and_the_text_stays_linear():
     want = _engine_grads(text, values)
     for name in values:
         np.testing.assert_allclose(_evaluate(formulas[name], values), want[name], rtol=1e-9)
+# ---------------------------------------------------------------------------------------------
+# the command line
+
+GRADCLI = [sys.executable, "-m", "gradcli"]
+
+
+def test_grad_formula_json_and_eval_gives_the_same_numbers():
+    proc = subprocess.run(GRADCLI + ["grad", "h = tanh(w * x + b); h * x", "w=0.5", "x=2", "b=-1", "--formula", "--json"],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert set(data["formulas"]) == {"w", "x", "b"}
+    for name, formula in data["formulas"].items():
+        needed = parse(formula).inputs
+        values = [f"{n}={v}" for n, v in (("w", "0.5"), ("x", "2"), ("b", "-1")) if n in needed]
+        out = subprocess.run(GRADCLI + ["eval", formula, *values, "--json"], capture_output=True, text=True, check=False, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["value"] == pytest.approx(data["grads"][name], rel=1e-12)
+
+
+def test_diff_formula_second_order_cli():
+    proc = subprocess.run(GRADCLI + ["diff", "sin(x) * y", "x=1", "y=2", "--wrt", "x,x,y", "--formula", "--json"],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["derivative"] == pytest.approx(-np.sin(1.0))
+    (formula,) = data["formulas"].values()
+    assert _evaluate(formula, {"x": 1.0, "y": 2.0}) == pytest.approx(-np.sin(1.0))

@@ -249,9 +249,11 @@ def grad(spec: Inputs, wrt=(), grad_output=None, formula: bool = False) -> Resul
     return result
 
 
-def _formulas(result, formulas, notes):
+def _formulas(result, formulas, notes, label=None):
+    """``--formula``: the JSON key "formulas" and one plain item per formula (``label`` names the one
+    of ``diff``)."""
     result.extra["formulas"] = formulas
-    result.plain += [(f"{name} formula", text) for name, text in formulas.items()]
+    result.plain += [(label or f"{name} formula", text) for name, text in formulas.items()]
     result.notes += notes
 
 
@@ -516,7 +518,7 @@ def diff(spec: Inputs, wrt=(), order: int | None = None, formula: bool = False) 
     result.plain = [(derivative_label(names), array(current))]
     if formula:
         from .formula import for_diff
-        _formulas(result, *for_diff(run, names))
+        _formulas(result, *for_diff(run, names), label="formula")
     return result
 
 

@@ -100,7 +100,6 @@ class Stream:
 
     def __init__(self, command, spec, kwargs, out=None, err=None):
         from . import commands
-        from . import values as V
         from .language import parse
         self.command, self.kwargs = command, kwargs
         self.out, self.err = out or sys.stdout, err or sys.stderr

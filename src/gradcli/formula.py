@@ -59,7 +59,7 @@ def _slice_text(params, shapes, i, gshape):
     dim, n = params["dim"], shapes[0][params["dim"]]
     start, stop, step = params["start"], params["stop"], params["step"]
     m = len(range(n)[slice(start, stop, step)])
-    rows = "arange({m})".format(m=m) + (f" * {step}" if step != 1 else "") + (f" + {start}" if start else "")
+    rows = f"arange({m})" + (f" * {step}" if step != 1 else "") + (f" + {start}" if start else "")
     matrix = f"1 * (reshape({rows}, {m}, 1) == arange({n}))"
     if dim == -1:
         return f"g @ ({matrix})"
@@ -403,8 +403,11 @@ class Builder:
             folded = _fold("mul", a, b.args[0])
             if folded is not None:
                 return self._mul(folded, b.args[1])
-        if _is_mul_const(a) and not _is_const(b):            # (2 * x) * y -> 2 * (x * y)
-            return self._mul(a.args[0], self._mul(a.args[1], b))
+        if _is_const(a) and type(b) is A.Call and b.func == "mul" and not b.kwargs \
+                and not _is_const(b.args[0]) and self.shape(b.args[0]) is not None:
+            # 2 * (x * y) -> 2 * x * y (reads left to right, as written)
+            inner = self._mul(a, b.args[0])
+            return self.note(A.Call("mul", (self.materialize(inner), b.args[1])), shape)
         return self.note(A.Call("mul", (a, b)), shape)
 
     def _div(self, a, b):
@@ -843,9 +846,9 @@ class FormulaBuilder:
                     return name
 
         inline = {}
-        for key in uses:
+        for key, count in uses.items():
             body = self.gradients.get(key, self.forward.get(key))
-            if uses[key] == 1 and (key in self.gradients or _size(body) <= _INLINE_SIZE):
+            if count == 1 and (key in self.gradients or _size(body) <= _INLINE_SIZE):
                 inline[key] = body
         # forward definitions in program order, then gradients in the order they were made
         forward_keys = sorted((k for k in uses if k in self.forward and k not in inline),

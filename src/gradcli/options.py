@@ -52,6 +52,9 @@ COMMANDS = (
             'gradcli graph "tanh(w*x+b)" w=2 x=3 b=1 --format dot'),
     Command("check", "check", "Compare analytic derivatives with finite differences; exit 1 on mismatch.",
             'gradcli check "sum(tanh(x)^2)" "x=[0.5, -1]" --order 2'),
+    Command("explain", "gradcli.explain:explain", "Run backward step by step: each node's forward text, the "
+            "gradient arriving, its derivative rule and what it sends to each input; every leaf's .grad.",
+            'gradcli explain "tanh(w*x + b)" w=2 x=3 b=1'),
     Command("functions", "gradcli.catalog:functions", "List the functions of the language: signature, doc and "
             "derivative rule (all, or the one named).",
             "gradcli functions tanh", program=False),
@@ -103,9 +106,11 @@ OPTIONS = (
     Option("--wrt", "wrt", "names", "inputs to differentiate with respect to (default: all)",
            commands=("grad", "jacobian", "hessian", "diff", "check"), metavar=N),
     Option("--grad-output", "grad_output", "str", "the gradient seed: a VALUE or 'ones'",
-           commands=("grad", "backward"), metavar="VALUE"),
+           commands=("grad", "backward", "explain"), metavar="VALUE"),
+    Option("--formula", "formula", "flag", "also each derivative as a formula of the language (eval runs it)",
+           commands=("grad", "diff"), default=False),
     Option("--retain-grad", "retain", "names", "named tensors whose grad is retained (h.retain_grad())",
-           commands=("backward",), metavar=N, to="spec", aliases=("--retain",)),
+           commands=("backward", "explain"), metavar=N, to="spec", aliases=("--retain",)),
     Option("--retain-graph", "retain_graph", "flag", "keep the graph for another backward (retain_graph=True)",
            commands=("backward",), default=False),
     Option("--create-graph", "create_graph", "flag", "grads get a graph of their own (create_graph=True)",
