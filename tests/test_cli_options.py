@@ -360,3 +360,21 @@ def test_a_terminal_on_stdin_gets_a_hint():
         if p.poll() is None:
             p.kill()
     assert (p.returncode, out.decode(), err.decode()) == (0, "value\t6.0\n", "")
+
+
+def test_no_undeclared_imports():
+    """typing_extensions is not a dependency: nothing may import it (typing has what we need)."""
+    src = ROOT / "src" / "gradcli"
+    offenders = [p.relative_to(src) for p in src.rglob("*.py") if "typing_extensions" in p.read_text()]
+    assert offenders == []
+
+
+def test_graph_text_is_drawn_by_render():
+    from gradcli import commands, render
+    assert not hasattr(commands, "_tree") and not hasattr(commands, "_dot")
+    nodes = [{"id": 0, "name": "MulBackward0", "next": [1, 1], "input": None},
+             {"id": 1, "name": "AccumulateGrad", "next": [], "input": "x"}]
+    assert render.graph_tree(nodes) == "MulBackward0\n├── AccumulateGrad (x)\n└── AccumulateGrad (x)"
+    assert render.graph_dot(nodes).splitlines()[2:] == ['  n0 [label="MulBackward0"];',
+                                                        '  n1 [label="AccumulateGrad (x)"];',
+                                                        "  n0 -> n1;", "  n0 -> n1;", "}"]

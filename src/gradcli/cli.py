@@ -102,8 +102,6 @@ def run(name: str, args: dict) -> int:
             spec = commands.Inputs(program=_program_text(args["program"]), progress=_progress_bar(fmt),
                                    stdin_owner="the program" if args["program"] == "-" else None, **spec_args)
             each = args.get("each")
-            if name == "graph":
-                call_args["fmt"] = "json" if each is not None else fmt
             if each is not None and args["program"] == "-" and each == "-":
                 raise GradcliError("option", "--each - reads the values from stdin, so the program cannot "
                                    "also come from stdin: give it as text or @FILE")

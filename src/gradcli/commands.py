@@ -535,8 +535,8 @@ def derivative_label(names) -> str:
     return f"d{power(len(names))}/" + " ".join(f"d{name}{power(n)}" for name, n in runs)
 
 
-def graph(spec: Inputs, fmt: str = "tree") -> Result:
-    """``graph``: the grad_fn graph, walked iteratively, as a tree, dot or nodes."""
+def graph(spec: Inputs) -> Result:
+    """``graph``: the grad_fn graph, walked iteratively, as nodes (``render`` draws the tree or dot)."""
     run = _Run(spec)
     names = {id(t): n for n, t in run.inputs.items()}
     names.update({id(t): n for n, t in run.evaluation.tensors.items() if n not in names})
@@ -558,10 +558,8 @@ def graph(spec: Inputs, fmt: str = "tree") -> Result:
                       "input": names.get(id(variable)) if variable is not None else None})
     result = run.result("graph")
     result.extra["nodes"] = nodes
-    if fmt == "dot":
-        result.text = _dot(nodes)
-    elif fmt != "json":
-        result.text = _tree(nodes) if nodes else f"(no graph: {_no_graph(run)})"
+    if not nodes:
+        result.text = f"(no graph: {_no_graph(run)})"
     return result
 
 
@@ -574,41 +572,6 @@ def _no_graph(run) -> str:
                 f"backward accumulates into {name}.grad")
     why = run.why_no_grad()
     return "the output does not require grad" + (f": {why}" if why else "")
-
-
-def _label(node):
-    return node["name"] + (f" ({node['input']})" if node["input"] else "")
-
-
-def _tree(nodes) -> str:
-    lines, seen = [], set()
-    stack = [(0, "", "", True)]
-    by_id = {n["id"]: n for n in nodes}
-    while stack:
-        nid, prefix, branch, _ = stack.pop()
-        node = by_id[nid]
-        again = nid in seen
-        lines.append(prefix + branch + _label(node) + (" (shown above)" if again and node["next"] else ""))
-        if again:
-            continue
-        seen.add(nid)
-        child_prefix = prefix + ("" if not branch else ("    " if branch.startswith("└") else "│   "))
-        kids = node["next"]
-        for i in reversed(range(len(kids))):
-            stack.append((kids[i], child_prefix, "└── " if i == len(kids) - 1 else "├── ", True))
-    return "\n".join(lines)
-
-
-def _dot(nodes) -> str:
-    out = ["digraph gradcli {", "  node [shape=box];"]
-    for n in nodes:
-        label = _label(n).replace("\\", "\\\\").replace('"', '\\"')
-        out.append(f'  n{n["id"]} [label="{label}"];')
-    for n in nodes:
-        for m in n["next"]:
-            out.append(f"  n{n['id']} -> n{m};")
-    out.append("}")
-    return "\n".join(out)
 
 
 def check(spec: Inputs, wrt=(), order: int = 1, eps: float | None = None, atol: float | None = None,

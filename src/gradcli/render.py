@@ -301,6 +301,9 @@ def render(result, fmt: str, precision: int = 6, color: bool = True, out=None, o
         else:
             from rich.console import Console
             Console(file=out, no_color=not color, highlight=False, soft_wrap=False).print(shown)
+    elif result.command == "graph" and (result.extra.get("nodes") or fmt == "dot"):
+        out.write(graph_dot(result.extra["nodes"]) if fmt == "dot" else graph_tree(result.extra["nodes"]))
+        out.write("\n")
     elif result.text is not None:
         out.write(result.text if result.text.endswith("\n") else result.text + "\n")
     elif fmt == "plain":
@@ -310,3 +313,42 @@ def render(result, fmt: str, precision: int = 6, color: bool = True, out=None, o
         from rich.console import Console
         console = Console(file=out, no_color=not color, highlight=False, soft_wrap=False)
         console.print(to_table(result, precision, color, width=console.width, origin=origin))
+
+
+# graphs (``gradcli graph``): nodes [{id, name, next, input}] -> text
+
+def _graph_label(node):
+    return node["name"] + (f" ({node['input']})" if node["input"] else "")
+
+
+def graph_tree(nodes) -> str:
+    """The grad_fn graph as an indented tree; a node reached twice is shown once (then "shown above")."""
+    lines, seen = [], set()
+    stack = [(0, "", "", True)]
+    by_id = {n["id"]: n for n in nodes}
+    while stack:
+        nid, prefix, branch, _ = stack.pop()
+        node = by_id[nid]
+        again = nid in seen
+        lines.append(prefix + branch + _graph_label(node) + (" (shown above)" if again and node["next"] else ""))
+        if again:
+            continue
+        seen.add(nid)
+        child_prefix = prefix + ("" if not branch else ("    " if branch.startswith("└") else "│   "))
+        kids = node["next"]
+        for i in reversed(range(len(kids))):
+            stack.append((kids[i], child_prefix, "└── " if i == len(kids) - 1 else "├── ", True))
+    return "\n".join(lines)
+
+
+def graph_dot(nodes) -> str:
+    """The grad_fn graph in Graphviz dot."""
+    out = ["digraph gradcli {", "  node [shape=box];"]
+    for n in nodes:
+        label = _graph_label(n).replace("\\", "\\\\").replace('"', '\\"')
+        out.append(f'  n{n["id"]} [label="{label}"];')
+    for n in nodes:
+        for m in n["next"]:
+            out.append(f"  n{n['id']} -> n{m};")
+    out.append("}")
+    return "\n".join(out)
