@@ -104,6 +104,8 @@ def run(program: A.Program, values: dict, functions: dict | None = None, *,
     except RecursionError:
         raise GradcliError("value", "the program is nested too deeply to evaluate").locate(
             program.source, (0, 0)) from None
+    finally:
+        machine.leave_modes()
     return Evaluation(tensors, output, program.output_name, program, inputs, machine)
 
 
@@ -152,14 +154,12 @@ class _Machine:
         self.record = None             # see ``run``
 
     # -- the walk -----------------------------------------------------------------------------
-    def evaluate(self, root):
-        try:
-            return self._evaluate(root)
-        finally:
-            while self.modes:          # an error inside no_grad(...) must not leave grad off
-                self.modes.pop().__exit__(None, None, None)
+    def leave_modes(self):
+        """Leave the grad modes still entered: an error inside no_grad(...) must not leave grad off."""
+        while self.modes:
+            self.modes.pop().__exit__(None, None, None)
 
-    def _evaluate(self, root):
+    def evaluate(self, root):
         results: list = []
         work: list = [(root, False)]
         while work:

@@ -66,6 +66,8 @@ def _trace(evaluation):
                     tracer.current[statement.name] = expression
     except Exception:                    # noqa: BLE001 - the first run succeeded; notes are best effort
         return None
+    finally:
+        tracer.leave_modes()
     return tracer
 
 
