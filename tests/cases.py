@@ -118,8 +118,9 @@ def _binary_cases():
 def _reduction_cases():
     cases = []
     variants = [("all-scalar", "", [()]), ("all-vec", "", [(3,)]), ("all", "", [(2, 3)]),
-                ("d0", ", dim=0", [(2, 3)]), ("d-1", ", dim=-1", [(2, 3)]), ("d1-keep", ", dim=1, keepdim=True", [(2, 3)]),
-                ("d0-vec", ", dim=0", [(3,)]), ("d01", ", dim=(0, 1)", [(2, 3)]), ("d02-3d", ", dim=(0, 2)", [(2, 2, 2)])]
+                ("d0", ", dim=0", [(2, 3)]), ("d-1", ", dim=-1", [(2, 3)]),
+                ("d1-keep", ", dim=1, keepdim=True", [(2, 3)]), ("d0-vec", ", dim=0", [(3,)]),
+                ("d01", ", dim=(0, 1)", [(2, 3)]), ("d02-3d", ", dim=(0, 2)", [(2, 2, 2)])]
     for name in [n for n in ops.REDUCTION_OPS if n not in ("max", "min")] + ["var", "std"]:
         for tag, args, shapes in variants:
             if name in ("amax", "amin") and tag == "all-scalar":
@@ -159,7 +160,8 @@ def _reduction_cases():
     return cases
 
 
-_MATMUL = [("1d-1d", (3,), (3,), None), ("2d-1d", (2, 3), (3,), None), ("1d-2d", (3,), (3, 2), "single SqueezeBackward4 node"),
+_MATMUL = [("1d-1d", (3,), (3,), None), ("2d-1d", (2, 3), (3,), None),
+           ("1d-2d", (3,), (3, 2), "single SqueezeBackward4 node"),
            ("2d-2d", (2, 3), (3, 2), None), ("3d-3d", (2, 2, 3), (2, 3, 2), "UnsafeViewBackward0"),
            ("3d-2d", (2, 2, 3), (3, 2), "UnsafeViewBackward0"), ("2d-3d", (2, 3), (2, 3, 2), "UnsafeViewBackward0"),
            ("1d-3d", (3,), (2, 3, 2), "UnsafeViewBackward0"), ("3d-1d", (2, 2, 3), (3,), "UnsafeViewBackward0")]

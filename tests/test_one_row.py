@@ -11,12 +11,17 @@ import json
 
 import numpy as np
 import pytest
+from cases import (
+    check_float32_stays_float32,
+    check_gradcheck_and_gradgradcheck,
+    check_hessian_equals_differences_of_the_gradient,
+    check_rule_text,
+    check_vectorized_jacobian_equals_one_hot_grads,
+    unary_cases,
+)
 from typer.testing import CliRunner
 
 import gradcli as G
-from cases import (check_float32_stays_float32, check_gradcheck_and_gradgradcheck,
-                   check_hessian_equals_differences_of_the_gradient, check_rule_text,
-                   check_vectorized_jacobian_equals_one_hot_grads, unary_cases)
 from gradcli import ops, public
 from gradcli.cli import app
 from gradcli.language import parse, run

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cases import (
+    CASES,
+    check_float32_stays_float32,
+    check_gradcheck_and_gradgradcheck,
+    check_hessian_equals_differences_of_the_gradient,
+    check_vectorized_jacobian_equals_one_hot_grads,
+)
 
 import gradcli as G
-from cases import (CASES, check_float32_stays_float32, check_gradcheck_and_gradgradcheck,
-                   check_hessian_equals_differences_of_the_gradient,
-                   check_vectorized_jacobian_equals_one_hot_grads)
 from gradcli import ops, public
 
 CONSTRUCTORS = public.CONSTRUCTORS

@@ -13,11 +13,11 @@ import math
 
 import numpy as np
 import pytest
+from cases import CASES, check_rule_text, inputs_for
 
 import gradcli as G
 from gradcli import ops, rules
 from gradcli.language import parse
-from cases import CASES, check_rule_text, inputs_for
 
 #: ops whose derivative cannot be written in the language: their ``rules_text`` is None
 NO_TEXT = {

@@ -673,8 +673,8 @@ def _share(g, x, out, xshape, dim, keepdim, nan):
 _HIT = "(x == unreduce(out, x, dim=dim, keepdim=keepdim))"
 _NAN_HIT = ("where(unreduce(out, x, dim=dim, keepdim=keepdim) != unreduce(out, x, dim=dim, keepdim=keepdim), "
             "x != x, x == unreduce(out, x, dim=dim, keepdim=keepdim))")
-_SPREAD_TEXT, _SPREAD_NAN_TEXT = (f"unreduce(g, x, dim=dim, keepdim=keepdim) * {hit} / sum({hit}, dim=dim, keepdim=True)"
-                                  for hit in (_HIT, _NAN_HIT))
+_SPREAD_TEXT, _SPREAD_NAN_TEXT = (
+    f"unreduce(g, x, dim=dim, keepdim=keepdim) * {hit} / sum({hit}, dim=dim, keepdim=True)" for hit in (_HIT, _NAN_HIT))
 for _name, _f, _doc, _node in [
         ("amax", "amax", "largest value, amax(x, dim=None, keepdim=False)", lambda p: "AmaxBackward0"),
         ("amin", "amin", "smallest value, amin(x, dim=None, keepdim=False)", lambda p: "AminBackward0"),
@@ -682,7 +682,8 @@ for _name, _f, _doc, _node in [
          lambda p: f"MaxBackward{1 if p['dim'] is None else 0}"),
         ("min", "amin", "min(x) reduces; min(x, dim=) gives the values",
          lambda p: f"MinBackward{1 if p['dim'] is None else 0}")]:
-    reduction(_name, (lambda f: lambda xp, x, dim, keepdim: getattr(xp, f)(x, axis=_axes(x, dim), keepdims=keepdim))(_f),
+    reduction(_name,
+              (lambda f: lambda xp, x, dim, keepdim: getattr(xp, f)(x, axis=_axes(x, dim), keepdims=keepdim))(_f),
               _spread if _f == _name else _spread_nan, _SPREAD_TEXT if _f == _name else _SPREAD_NAN_TEXT, _doc,
               node=_node)
 

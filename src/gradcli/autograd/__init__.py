@@ -4,13 +4,14 @@ from __future__ import annotations
 import importlib
 import warnings
 
-from .. import backend, tensor as _tensor
+from .. import backend
+from .. import tensor as _tensor
 from ..tensor import Tensor, ones, zeros
 from . import grad_mode
 from .engine import AnomalyError, execute
 from .function import Function, FunctionCtx
-from .graph import AccumulateGrad, Node
 from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .graph import AccumulateGrad, Node
 
 __all__ = ["backward", "grad", "Function", "FunctionCtx", "Node", "AccumulateGrad", "no_grad",
            "enable_grad", "set_grad_enabled", "detect_anomaly", "functional", "gradcheck",

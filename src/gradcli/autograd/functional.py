@@ -16,7 +16,6 @@ from . import grad as _grad
 from .grad_mode import enable_grad, is_grad_enabled, set_grad_enabled
 
 
-
 def _as_tuple(value, arg, fn):
     """``(was it a tuple, the tuple)``; PyTorch's TypeError for anything but Tensors."""
     is_tuple = isinstance(value, tuple)
