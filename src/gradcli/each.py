@@ -141,6 +141,11 @@ class Stream:
 
     def run(self, source) -> int:
         """Process every line of ``source``; the exit code (0, 1 if a line failed, 70 on a bug)."""
+        import numpy as np
+        with np.errstate(all="ignore"):         # inf and nan are answers here, not warnings
+            return self._run(source)
+
+    def _run(self, source) -> int:
         if self.defaults is None:
             self.defaults = self._defaults(source)
         for chunk in lines_of(source):

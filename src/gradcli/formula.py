@@ -966,6 +966,8 @@ def gradient_formulas(program, inputs, names, functions=None, dtype=None, device
     record: list = []
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20_000))
+    quiet = np.errstate(all="ignore")
+    quiet.__enter__()
     try:
         evaluation = run(program, inputs, functions, dtype=dtype, device=device, record=record)
         out = evaluation.output
@@ -1011,6 +1013,7 @@ def gradient_formulas(program, inputs, names, functions=None, dtype=None, device
                 notes.append(f"note: no formula for the gradient w.r.t. '{name}': {exc}")
         return formulas, notes
     finally:
+        quiet.__exit__(None, None, None)
         sys.setrecursionlimit(limit)
 
 
