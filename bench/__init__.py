@@ -2,7 +2,7 @@
 
     python -m bench [--quick | --smoke] [--only W2,W5] [--peers torch,jax] [--json FILE] [--markdown FILE]
 
-One module per workload (``w1_startup`` ... ``w7_parse``), each with ``ID``, ``TITLE`` and
+One module per workload (``w1_startup`` ... ``w8_each``), each with ``ID``, ``TITLE`` and
 ``run(cfg, report)``; ``bench.run_all`` runs them in-process and returns their reports.
 """
 from __future__ import annotations
