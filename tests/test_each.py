@@ -65,7 +65,7 @@ def test_order_errors_and_exit_code():
 def test_all_lines_good_exit_zero_and_same_keys_as_json():
     lines = "".join(json.dumps({"x": v}) + "\n" for v in (0.5, 1.5, -2.0))
     for command, extra in (("eval", []), ("grad", []), ("backward", []), ("jacobian", []), ("hessian", []),
-                           ("diff", ["--order", "2"]), ("graph", []), ("check", [])):
+                           ("diff", ["--order", "2"]), ("graph", []), ("check", []), ("explain", [])):
         proc = cli(command, "sin(x) * x", "--each", "-", *extra, stdin=lines)
         assert proc.returncode == 0, (command, proc.stderr)
         got = proc.stdout.splitlines()
