@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor
+from ..tensor import Tensor, zeros
 from . import grad as _grad
 from .grad_mode import enable_grad, is_grad_enabled, set_grad_enabled
 
@@ -141,7 +141,7 @@ def _fill_in_zeros(grads, refs, strict, create_graph, stage):
 
 
 def _zeros_like(t, shape=None, requires_grad=False):
-    z = Tensor(backend.xp_of(t._data).zeros(tuple(t.shape if shape is None else shape), dtype=t.dtype))
+    z = zeros(t.shape if shape is None else shape, t.dtype, t.device)
     return z.requires_grad_(True) if requires_grad else z
 
 
