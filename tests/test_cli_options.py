@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gradcli import cli as C
 from gradcli.options import COMMANDS, OPTIONS, check_tables, options_for
@@ -378,3 +380,42 @@ def test_graph_text_is_drawn_by_render():
     assert render.graph_dot(nodes).splitlines()[2:] == ['  n0 [label="MulBackward0"];',
                                                         '  n1 [label="AccumulateGrad (x)"];',
                                                         "  n0 -> n1;", "  n0 -> n1;", "}"]
+
+
+# -- random command lines: both parsers agree ------------------------------------------------------
+
+
+_VALUES = {"str": st.sampled_from(["v", "ones", "a.json", "-1", "x=1", "cuda:0"]),
+           "int": st.integers(-3, 30).map(str), "float": st.sampled_from(["1e-6", "0.5", "-2", "3"]),
+           "list": st.sampled_from(["a=1", "b=[1, 2]", "p.py"]), "names": st.sampled_from(["a", "a,b", "x, y"])}
+
+
+@st.composite
+def command_lines(draw):
+    command = draw(st.sampled_from([c for c in COMMANDS if c.program]))
+    table = options_for(command.name, aliases=True)
+    argv = [command.name]
+    pieces = [["x*y"]] + [[f"{n}={v}"] for n, v in draw(st.lists(st.tuples(st.sampled_from("xyz"),
+                                                                            st.integers(0, 9)), max_size=3))]
+    for _ in range(draw(st.integers(0, 5))):
+        flag = draw(st.sampled_from(sorted(table)))
+        option = table[flag]
+        if option.kind == "flag":
+            pieces.append([flag])
+            continue
+        value = draw(st.sampled_from([str(c) for c in option.choices]) if option.choices else _VALUES[option.kind])
+        pieces.append([f"{flag}={value}"] if draw(st.booleans()) else [flag, value])
+    order = draw(st.permutations(range(1, len(pieces))))
+    argv += pieces[0] + [item for i in order for item in pieces[i]]
+    return argv
+
+
+@settings(max_examples=150, deadline=None)
+@given(command_lines())
+def test_random_command_lines_parse_the_same_both_ways(argv):
+    fast = C.parse_fast(argv)
+    typed = through_typer(argv)
+    if fast is None:
+        assert not isinstance(typed, tuple) or argv[-1] == "--", (argv, typed)
+    else:
+        assert typed == fast, argv
