@@ -419,3 +419,10 @@ def test_random_command_lines_parse_the_same_both_ways(argv):
         assert not isinstance(typed, tuple) or argv[-1] == "--", (argv, typed)
     else:
         assert typed == fast, argv
+
+
+def test_no_arguments_is_the_help_and_completion_usage_reads_plainly():
+    r = sub()
+    assert (r.returncode, r.stdout) == (0, sub("--help").stdout)
+    r = sub("completion")
+    assert r.returncode == 2 and r.stderr.startswith("Usage: gradcli completion SHELL\n")

@@ -413,6 +413,7 @@ def _build_app():
     from typing import Annotated, Optional
 
     import typer
+    import typer.core
     try:                                 # typer's completion classes (the scripts and requests use them)
         from typer import _completion_classes
         _completion_classes.completion_init()
@@ -444,7 +445,11 @@ def _build_app():
     import enum
     Shell = enum.Enum("Shell", {s: s for s in SHELLS}, type=str)
 
-    @app.command("completion", help="Print the shell completion script for SHELL.\n\n"
+    class _Usage(typer.core.TyperCommand):
+        def collect_usage_pieces(self, ctx):
+            return ["SHELL"]
+
+    @app.command("completion", cls=_Usage, help="Print the shell completion script for SHELL.\n\n"
                  "\b\nInstall it with one of:\n"
                  "  echo 'eval \"$(gradcli completion bash)\"' >> ~/.bashrc\n"
                  "  echo 'eval \"$(gradcli completion zsh)\"' >> ~/.zshrc\n"
@@ -499,6 +504,7 @@ def run_app(argv) -> int:
 def main(argv=None) -> None:
     """The console script: ``gradcli``."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    argv = argv or ["--help"]
     try:
         parsed = parse_fast(argv)
         if parsed is not None:
