@@ -30,6 +30,7 @@ from .language import ast as A
 _ELEMENTWISE = frozenset(["add", "sub", "mul", "div", "neg", "pos", "pow", "lt", "le", "gt", "ge", "eq", "ne", "abs", "sign", "sqrt", "rsqrt", "square", "reciprocal", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "sigmoid", "relu", "softplus", "erf", "atan2", "maximum", "minimum", "clamp", "detach", "where"])
 _COMPARISONS = frozenset({"lt", "le", "gt", "ge", "eq", "ne"})
 _INPUTS = {"x": 0, "y": 1, "z": 2}
+_SMALL = 3               # a forward text of at most this many nodes is written in place, never named
 _INLINE_SIZE = 6          # a forward text used once and at most this many nodes is written in place
 _NAME_SIZE = 40           # a gradient text longer than this is named
 _LITERAL_LIMIT = 10_000   # constants with more elements than this have no formula
@@ -536,6 +537,8 @@ class FormulaBuilder:
         """A reference to the program text ``ast`` (a Name stays a Name)."""
         if type(ast) is A.Name or type(ast) is A.Const:
             return self.b.note(A.Name(ast.id) if type(ast) is A.Name else ast, shape)
+        if _size(ast) <= _SMALL and not _is_mask(ast):
+            return self.b.note(self._copy(ast), shape)     # ``x * y``: always written in place
         key = self.forward_key.get(id(ast))
         if key is None:
             key = f"\0t{len(self.forward)}"
@@ -547,6 +550,16 @@ class FormulaBuilder:
             self.b.masks.add(id(ref))
             self.b._alive.append(ref)
         return ref
+
+    def _copy(self, ast):
+        """A small program text rebuilt through the simplifier (names get their shapes)."""
+        if type(ast) is A.Name:
+            tensor = self.evaluation.tensors.get(ast.id)
+            return self.b.note(A.Name(ast.id), tuple(tensor.shape) if hasattr(tensor, "shape") else None)
+        if type(ast) is A.Call:
+            return self.b.call(ast.func, [self._copy(a) for a in ast.args],
+                               tuple((k, self._copy(v)) for k, v in ast.kwargs))
+        return _strip_spans(ast)
 
     def tensor_text(self, value):
         """The text of a forward value: a program name, the text that made it, or a literal."""
@@ -771,9 +784,19 @@ class FormulaBuilder:
         terms = [t for t in self.incoming.get(node, []) if not is_zero(t)]
         if not terms:
             return _Zero(shape)
-        total = terms[0]
-        for t in terms[1:]:
-            total = self.b._add(total, t)
+        # equal terms counted once: x * x + x * x + x * x -> 3 * x * x
+        groups: list = []
+        for t in terms:
+            for group in groups:
+                if not isinstance(t, _Fill) and not isinstance(group[0], _Fill) and group[0] == t:
+                    group.append(t)
+                    break
+            else:
+                groups.append([t])
+        total = None
+        for group in groups:
+            term = group[0] if len(group) == 1 else self.b._mul(A.Const(len(group)), group[0])
+            total = term if total is None else self.b._add(total, term)
         return total
 
     def node(self, node, g, sent):
@@ -930,6 +953,19 @@ class FormulaBuilder:
                 keep.append(statement)
                 needed.update(n.id for n in A.walk(statement.value) if type(n) is A.Name)
         return list(reversed(keep))
+
+
+def _strip_spans(ast):
+    """A copy of a small program text without its spans (so equal texts compare equal, and the
+    simplifier's notes never sit on the program's own tree)."""
+    if type(ast) is A.Name:
+        return A.Name(ast.id)
+    if type(ast) is A.Const:
+        return A.Const(ast.value)
+    if type(ast) is A.Call:
+        return A.Call(ast.func, tuple(_strip_spans(a) for a in ast.args),
+                      tuple((k, _strip_spans(v)) for k, v in ast.kwargs))
+    return ast
 
 
 def _is_mask(ast) -> bool:
