@@ -127,11 +127,26 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if self.grad_fn is not None:
-            return self.grad_fn.register_prehook(hook)
+            node, nr = self.grad_fn, self._output_nr
+            if node.n_outputs > 1:
+                return node._add_prehook(lambda g: _output_hook(hook, g, nr))
+            return node._add_prehook(hook)
         if self._hooks is None:
             self._hooks = []
         self._hooks.append(hook)
         return Handle(self._hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """``hook(tensor)`` after a backward has added to this leaf's ``.grad``."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        hooks = getattr(self, "_post_hooks", None)
+        if hooks is None:
+            hooks = self._post_hooks = []
+        hooks.append(hook)
+        return Handle(hooks, hook)
 
     def _accumulator(self):
         acc = self._acc() if self._acc is not None else None
@@ -275,6 +290,18 @@ class Tensor:
             extras.append("requires_grad=True")
         body = format_array(backend.to_numpy(self._data), indent=7)
         return "tensor(" + ", ".join([body, *extras]) + ")"
+
+
+def _output_hook(hook, g, nr):
+    """A tensor hook on one output of a node with several: it sees and may replace that output's."""
+    if g[nr] is None:
+        return None
+    result = hook(g[nr])
+    if result is None:
+        return None
+    g = list(g)
+    g[nr] = result
+    return g
 
 
 def _own(t):

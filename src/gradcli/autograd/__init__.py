@@ -85,6 +85,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         inputs = _tensors(inputs, "inputs")
         if not inputs:
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+        for t in inputs:
+            if t.grad_fn is not None:   # a non-leaf input keeps its gradient in .grad, as PyTorch's
+                t.retain_grad()
         capture = ([t._edge() for t in inputs], True)
     execute([t._edge() for t in outputs], seeds, retain_graph=retain_graph, create_graph=create_graph,
             capture=capture)
@@ -118,6 +121,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             if materialize_grads:
                 batch = tuple(seeds[0].shape[:1]) if is_grads_batched else ()
                 g = zeros(batch + tuple(t.shape), t.dtype, t.device)
+                if create_graph:                # differentiable again, as PyTorch's
+                    g.requires_grad_(True)
         result.append(g)
     return tuple(result)
 

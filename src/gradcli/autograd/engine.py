@@ -17,7 +17,7 @@ from heapq import heappop, heappush
 from ..backend import xp_of
 from ..tensor import Tensor
 from . import grad_mode
-from .graph import AccumulateGrad
+from .graph import POST_HOOKS, AccumulateGrad, post_hooks_used
 
 #: what the engine needs from the op table, registered by it (``register``): ``add`` sums two
 #: arrays, ``unbroadcast(g, shape, nbatch)`` sums a gradient down to an input's shape as a
@@ -156,6 +156,8 @@ class _Walk:
         else:
             mask = [child is not None and child in needed for child in nexts]
         outs = node.apply(g, mask)
+        if post_hooks_used[0] and node in POST_HOOKS:
+            outs = _run_post_hooks(node, outs, g)
         shapes = node.input_shapes()
         nrs, nbatch, buffers, anomaly = node.nrs, self.nbatch, self.buffers, self.anomaly
         sent = [] if self.trace is not None else None
@@ -217,6 +219,10 @@ class _Walk:
         else:
             variable._grad._data = _table["add"](variable._grad._data, g._data)
             variable._grad._cow = False
+        hooks = getattr(variable, "_post_hooks", None)
+        if hooks:
+            for hook in list(hooks):
+                hook(variable)
 
 
 def _retain(node, g, create_graph):
@@ -240,6 +246,16 @@ def _sum(a, b, create_graph):
     if create_graph:
         return a + b
     return Tensor(_table["add"](a._data, b._data))
+
+
+def _run_post_hooks(node, outs, g):
+    grad_outputs = tuple(g) if node.n_outputs > 1 else (g,)
+    outs = tuple(outs)
+    for hook in list(POST_HOOKS[node]):
+        result = hook(outs, grad_outputs)
+        if result is not None:
+            outs = tuple(result)
+    return outs
 
 
 def _run_hooks(hooks, g):

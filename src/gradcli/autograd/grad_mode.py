@@ -6,6 +6,8 @@ decorator (``@no_grad()`` and ``@no_grad``).
 from __future__ import annotations
 
 import functools
+import inspect
+import sys
 import threading
 
 
@@ -50,15 +52,52 @@ class _Mode:
         return False
 
     def __call__(self, func):
+        fresh = lambda: self.__class__.__new__(self.__class__)._init_like(self)  # noqa: E731
+        if inspect.isgeneratorfunction(func):
+            return _generator(func, fresh)
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def coroutine(*args, **kwargs):
+                with fresh():
+                    return await func(*args, **kwargs)
+            return coroutine
+
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            with self.__class__.__new__(self.__class__)._init_like(self):
+            with fresh():
                 return func(*args, **kwargs)
         return wrapper
 
     def _init_like(self, other):
         _Mode.__init__(self, other.mode)
         return self
+
+
+def _generator(func, fresh):
+    """A generator function whose body runs in the mode each time it resumes (PyTorch's
+    ``_wrap_generator``); the caller's mode is back between the values it yields."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        gen = func(*args, **kwargs)
+        try:
+            with fresh():
+                request = gen.send(None)
+            while True:
+                try:
+                    response = yield request
+                except GeneratorExit:
+                    with fresh():
+                        gen.close()
+                    raise
+                except BaseException:
+                    with fresh():
+                        request = gen.throw(*sys.exc_info())
+                else:
+                    with fresh():
+                        request = gen.send(response)
+        except StopIteration as stop:
+            return stop.value
+    return wrapper
 
 
 class set_grad_enabled(_Mode):

@@ -11,6 +11,7 @@ engine reduces them to.  Nothing here imports the Tensor, the op table or the en
 from __future__ import annotations
 
 import itertools
+import weakref
 
 _seq = itertools.count()
 next_seq = _seq.__next__
@@ -58,10 +59,24 @@ class Node:
         return f"<{self.name().rsplit('::', 1)[-1]} object at {id(self):#x}>"
 
     def register_prehook(self, fn):
+        """``fn(grad_outputs)`` (a tuple, one per output) before this node runs; a returned tuple
+        replaces the gradients."""
+        return self._add_prehook(_TupleHook(fn, self.n_outputs))
+
+    def _add_prehook(self, hook):
+        """``hook(g)`` on what the engine holds for this node (a tensor, or a list per output)."""
         if self.pre_hooks is None:
             self.pre_hooks = []
-        self.pre_hooks.append(fn)
-        return Handle(self.pre_hooks, fn)
+        self.pre_hooks.append(hook)
+        return Handle(self.pre_hooks, hook)
+
+    def register_hook(self, fn):
+        """``fn(grad_inputs, grad_outputs)`` after this node ran (``grad_inputs``: one per
+        ``next_functions`` entry, None where none is computed); a returned tuple replaces them."""
+        post_hooks_used[0] = True
+        hooks = POST_HOOKS.setdefault(self, [])
+        hooks.append(fn)
+        return Handle(hooks, fn)
 
     def apply(self, grad, mask) -> tuple:
         """One gradient (or None) per input, for the incoming ``grad``."""
@@ -73,6 +88,28 @@ class Node:
 
     def release(self):
         """Drop what forward saved (called after backward unless ``retain_graph``)."""
+
+
+#: node -> its post hooks (``Node.register_hook``), held weakly; the engine looks here only once
+#: one was registered (``post_hooks_used[0]``)
+POST_HOOKS = weakref.WeakKeyDictionary()
+post_hooks_used = [False]
+
+
+class _TupleHook:
+    """A node pre-hook as PyTorch calls it: with a tuple of the gradients of the outputs."""
+
+    __slots__ = ("fn", "n")
+
+    def __init__(self, fn, n):
+        self.fn, self.n = fn, n
+
+    def __call__(self, g):
+        grads = tuple(g) if self.n > 1 else (g,)
+        result = self.fn(grads)
+        if result is None:
+            return None
+        return list(result) if self.n > 1 else result[0]
 
 
 class Handle:
