@@ -440,6 +440,230 @@ def s_grad_attribute(T):
 
 
 # ----------------------------------------------------------------------------------------------
+# dtypes, indexing with tensors
+
+@scenario
+def s_dtypes_and_indexing(T):
+    x = t(T, [[1.0, -2.0, 3.0], [4.0, 5.0, -6.0]], True)
+    idx = T.tensor([2, 0, 2])
+    mask = x > 0
+    picked = x[mask]
+    rows = x[T.tensor([1, 0])]
+    cols = x[:, idx]
+    sel = T.index_select(x, 1, T.tensor([0, 2]))
+    gat = T.gather(x, 1, T.tensor([[0, 0], [2, 1]]))
+    total = picked.sum() + (rows * 2.0).sum() + (cols ** 2).sum() + sel.sum() + gat.sum()
+    return {
+        "arange": [T.arange(4), str(T.arange(4).dtype).removeprefix("torch.")],
+        "float arange": str(T.arange(0, 1, 0.5).dtype).removeprefix("torch."),
+        "ints": [str(T.tensor([1, 2]).dtype).removeprefix("torch."), str(T.tensor(True).dtype).removeprefix("torch."),
+                 str(T.full((2,), 3).dtype).removeprefix("torch.")],
+        "dtype objects": [T.arange(3).dtype is T.int64, x.dtype is T.float64, mask.dtype is T.bool,
+                          T.tensor([1.0], dtype=T.float32).dtype is T.float32],
+        "promotion": [str((T.arange(3) + 1.5).dtype).removeprefix("torch."),
+                      str((T.arange(3) / 2).dtype).removeprefix("torch."),
+                      str((T.arange(3) * 2).dtype).removeprefix("torch.")],
+        "int requires grad": error(lambda: T.tensor([1, 2], requires_grad=True)),
+        "int requires_grad_": error(lambda: T.arange(3).requires_grad_()),
+        "long() drops grad": [x.long().requires_grad, x.long()],
+        "float index": error(lambda: x[T.tensor([0.0, 1.0])]),
+        "out of range": error(lambda: x[T.tensor([5])]),
+        "values": {"mask": _state(picked), "rows": _state(rows), "cols": _state(cols), "index_select": _state(sel),
+                   "gather": _state(gat)},
+        "grad": T.autograd.grad(total, x),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# custom Function, hooks, backward and grad
+
+@scenario
+def s_custom_function_features(T):
+    Function = T.autograd.Function
+    seen = []
+
+    class Both(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.set_materialize_grads(False)
+            flag = x.sum() * 0.0
+            ctx.mark_non_differentiable(flag)
+            return x * 2.0, x * 3.0, flag, 7
+
+        @staticmethod
+        def backward(ctx, g1, g2, g3, g4):
+            seen.append([g is None for g in (g1, g2, g3, g4)])
+            return g1 * 2.0
+
+    class Scale(Function):
+        @staticmethod
+        def forward(x, k):
+            return x * k
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.k = inputs[1]
+            ctx.save_for_backward(inputs[0])
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * ctx.k, None
+
+    class WrongShape(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.sum()
+
+        @staticmethod
+        def backward(ctx, g):
+            return T.ones(2, dtype=T.float64)
+
+    class Once(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x ** 2
+
+        @staticmethod
+        @T.autograd.function.once_differentiable
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 2.0 * x * g
+
+    class BothWays(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2.0
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2.0
+
+        @staticmethod
+        def vjp(ctx, g):
+            return g * 2.0
+
+    class OnlyVjp(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2.0
+
+        @staticmethod
+        def vjp(ctx, g):
+            return g * 3.0
+
+    class Dirty(Function):
+        @staticmethod
+        def forward(ctx, a):
+            a.mul_(2.0)
+            ctx.mark_dirty(a)
+            return a
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2.0
+
+    x = t(T, [1.0, 2.0, 3.0], True)
+    a, b, flag, seven = Both.apply(x)
+    a.sum().backward()
+    out = {"outputs": [a.requires_grad, b.requires_grad, flag.requires_grad, flag.grad_fn is None, seven],
+           "backward saw None": seen, "grad": x.grad}
+    y = Scale.apply(x, 3.0)
+    out["setup_context"] = [y.grad_fn.name(), T.autograd.grad(y.sum(), x)]
+    out["wrong shape"] = error(lambda: WrongShape.apply(x).backward())
+    (g,) = T.autograd.grad(Once.apply(x).sum(), x, create_graph=True)
+    out["once_differentiable"] = [g, g.requires_grad]
+    out["backward and vjp"] = error(lambda: BothWays.apply(x).sum().backward())
+    out["vjp alone"] = T.autograd.grad(OnlyVjp.apply(x).sum(), x)
+    out["dirty leaf"] = error(lambda: Dirty.apply(t(T, [1.0, 2.0], True)))
+    h = x * 1.0
+    d = Dirty.apply(h)
+    out["dirty"] = [d is h, _state(h), T.autograd.grad(h.sum(), x)]
+    return out
+
+
+@scenario
+def s_hooks(T):
+    x = t(T, [1.0, 2.0], True)
+    y = x * 3.0
+    seen = []
+    y.grad_fn.register_prehook(lambda go: seen.append(["pre", type(go).__name__, list(go)]))
+    y.grad_fn.register_hook(lambda gi, go: seen.append(["post", list(gi), list(go)]))
+    handle = x.register_post_accumulate_grad_hook(lambda p: seen.append(["accumulated", p.grad]))
+    y.sum().backward()
+    handle.remove()
+    z = x * 3.0
+    z.grad_fn.register_prehook(lambda go: (go[0] * 10.0,))
+    z.grad_fn.register_hook(lambda gi, go: (gi[0] + 1.0,) + tuple(gi[1:]))
+    x.grad = None
+    z.sum().backward()
+    return {"seen": seen, "changed": x.grad,
+            "non-leaf": error(lambda: z.register_post_accumulate_grad_hook(lambda p: None))}
+
+
+@scenario
+def s_backward_and_grad_more(T):
+    x = t(T, [1.0, 2.0], True)
+    h = x * 2.0
+    loss = (h * h).sum()
+    loss.backward(inputs=[h], retain_graph=True)
+    first = [h.retains_grad, h.grad, x.grad]
+    loss.backward(inputs=[h])
+    z = t(T, 1.0, True)
+    (m,) = T.autograd.grad((x * 2.0).sum(), [z], materialize_grads=True)
+    (mc,) = T.autograd.grad((x * 2.0).sum(), [z], materialize_grads=True, create_graph=True)
+    return {"inputs non-leaf": first, "again": h.grad, "materialized": [m, m.requires_grad],
+            "materialized create_graph": [mc, mc.requires_grad]}
+
+
+@scenario
+def s_split_chunk_unbind(T):
+    x = t(T, [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], True)
+    a, b = T.split(x, 2, dim=1)
+    c = x.chunk(2, 0)
+    u = x.unbind(1)
+    s = x.split([1, 2], 1)
+    total = (a * 2.0).sum() + (c[1] ** 2).sum() + (u[2] * 3.0).sum() + s[0].sum()
+    base = T.arange(6.0, dtype=T.float64).reshape(2, 3)
+    v = base.unbind(0)
+    v[0].add_(10.0)
+    w = x * 1.0
+    parts = w.split([1, 2], 1)
+    return {
+        "split": [_state(a), _state(b), a.grad_fn is b.grad_fn], "chunk": [_state(p) for p in c],
+        "unbind": [_state(p) for p in u], "with sizes": [_state(p) for p in s],
+        "grad": T.autograd.grad(total, x),
+        "second order": T.autograd.grad(T.autograd.grad((T.split(x * x, 1, 0)[0] ** 2).sum(), x,
+                                                        create_graph=True)[0].sum(), x),
+        "views of the base": [base, v[1]],
+        "in-place on a piece": error(lambda: parts[1].mul_(2.0)),
+        "sizes must add up": error(lambda: T.split(x, [1, 1], 1)),
+        "var_mean": T.var_mean(x, 1),
+        "var_mean grad": T.autograd.grad(sum(v.sum() for v in T.var_mean(x, 1, unbiased=False)), x),
+    }
+
+
+@scenario
+def s_grad_mode_generators(T):
+    @T.no_grad()
+    def gen():
+        for _ in range(2):
+            yield T.is_grad_enabled()
+
+    values = list(gen())
+    g = gen()
+    first = next(g)
+    between = T.is_grad_enabled()
+
+    @T.enable_grad()
+    def inner():
+        yield T.is_grad_enabled()
+    with T.no_grad():
+        enabled = list(inner())
+    return {"no_grad generator": values, "between yields": [first, between], "enable_grad inside no_grad": enabled}
+
+
+# ----------------------------------------------------------------------------------------------
 # tests
 
 def _torch():
@@ -567,3 +791,51 @@ def test_training_loop_runs_as_written():
     tw, tloss = train(torch)
     np.testing.assert_allclose(w.detach().numpy(), tw.detach().numpy(), rtol=1e-10)
     assert loss.item() == pytest.approx(tloss.item(), rel=1e-8)
+
+
+def test_reentrant_backward_runs_deep():
+    """A backward that runs backward (checkpointing does), 3000 levels deep: no recursion limit."""
+    class Deep(G.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, depth):
+            ctx.depth = depth
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, g):
+            if ctx.depth > 0:
+                with G.enable_grad():
+                    y = G.tensor(1.0, requires_grad=True)
+                    Deep.apply(y, ctx.depth - 1).backward()
+            return g * 2.0, None
+    x = G.tensor(2.0, requires_grad=True)
+    Deep.apply(x, 3000).backward()
+    assert x.grad.item() == 2.0
+
+
+def test_reentrant_backward_errors_reach_the_caller():
+    class Fails(G.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, depth):
+            ctx.depth = depth
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, g):
+            if ctx.depth == 0:
+                raise ValueError("deep failure")
+            with G.enable_grad():
+                Fails.apply(G.tensor(1.0, requires_grad=True), ctx.depth - 1).backward()
+            return g, None
+    with pytest.raises(ValueError, match="deep failure"):
+        Fails.apply(G.tensor(2.0, requires_grad=True), 100).backward()
+
+
+def test_grad_mode_decorates_coroutines():
+    import asyncio
+
+    @G.no_grad()
+    async def work():
+        await asyncio.sleep(0)
+        return G.is_grad_enabled()
+    assert asyncio.run(work()) is False and G.is_grad_enabled()

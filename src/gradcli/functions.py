@@ -19,6 +19,8 @@ from . import backend
 from .constructors import _size, tensor
 from .ops import (OPS, _diag_scatter, _diagonal, _dim, _dims, _permute, _select, _slice, _t, _to, _unreduce,
                   apply, expand, mT, take, view)
+from .autograd import grad_mode
+from .autograd.graph import Node, next_seq, split_edges
 from .public import attach, register
 from .tensor import Tensor, _own, as_view
 
@@ -242,6 +244,7 @@ def _variance(name):
 
 for _name in ("var", "std"):
     register(_name, _variance(_name), method=True)
+API_VAR = _variance("var")
 
 
 @exposed(method=True)
@@ -393,6 +396,104 @@ def cat(tensors, dim=0):
     return apply(OPS["cat"], tuple(tensors), {"dim": _dim(dim, tensors[0].ndim)})
 
 
+class _PiecesNode(Node):
+    """The backward of ``split`` / ``chunk`` / ``unbind``: one node with an output per piece (as
+    PyTorch's ``SplitBackward0``, ``UnbindBackward0``); the input's gradient is the pieces'
+    gradients joined again, zeros for a piece that got none."""
+
+    __slots__ = ("kind", "dim", "shapes", "dtype", "n_outputs", "label")
+
+    def name(self):
+        return self.label
+
+    def apply(self, grads, mask):
+        grads = list(grads) if self.n_outputs > 1 else [grads]
+        known = next(g for g in grads if g is not None)
+        lead = tuple(known.shape[:known.ndim - len(self.shapes[0])])
+        pieces = [g if g is not None else
+                  Tensor(backend.xp_of(known._data).zeros(lead + tuple(s), dtype=known.dtype))
+                  for g, s in zip(grads, self.shapes)]
+        return ((stack if self.kind == "unbind" else cat)(pieces, dim=self.dim),)
+
+    def input_shapes(self):
+        n = self.dim
+        if self.kind == "unbind":
+            return (self.shapes[0][:len(self.shapes[0]) + n + 1] + (len(self.shapes),)
+                    + self.shapes[0][len(self.shapes[0]) + n + 1:],)
+        total = sum(s[n] for s in self.shapes)
+        first = self.shapes[0]
+        return (first[:len(first) + n] + (total,) + first[len(first) + n + 1:],)
+
+
+def _pieces(input, dim, bounds, kind, label):
+    """Views of ``input`` between ``bounds`` along ``dim`` (an index each for ``unbind``), sharing
+    one multi-output node."""
+    base = _own(input)
+    d = _dim(dim, input.ndim)
+    tail = (slice(None),) * (-d - 1)
+    if kind == "unbind":
+        keys = [(Ellipsis, i) + tail for i in bounds]
+        takes = [(lambda i: lambda t: _select(t, d, i))(i) for i in bounds]
+    else:
+        keys = [(Ellipsis, slice(a, b)) + tail for a, b in bounds]
+        takes = [(lambda a, b: lambda t: _slice(t, d, a, b, 1))(a, b) for a, b in bounds]
+    outs = [as_view(Tensor(base[key]), input, fn) for key, fn in zip(keys, takes)]
+    if grad_mode.state.enabled and input.requires_grad:
+        node = _PiecesNode.__new__(_PiecesNode)
+        node.next, node.nrs = split_edges([input._edge()])
+        node.seq = next_seq()
+        node.span = node.pre_hooks = node.retained = None
+        node.kind, node.dim, node.label, node.dtype = kind, d, label, input.dtype
+        node.shapes = tuple(tuple(o.shape) for o in outs)
+        node.n_outputs = len(outs)
+        for nr, o in enumerate(outs):
+            o.grad_fn, o._output_nr, o._requires_grad = node, nr, True
+    return tuple(outs)
+
+
+@exposed(language=False, method=True)
+def split(tensor, split_size_or_sections, dim=0):
+    """Pieces of ``split_size_or_sections`` elements along ``dim`` (the last one shorter), or of
+    the sizes in a list; views of ``tensor``."""
+    n = tensor.shape[_dim(dim, tensor.ndim)]
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sizes = [int(s) for s in split_size_or_sections]
+        if sum(sizes) != n:
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size "
+                               f"at dimension {dim}), but got split_sizes={sizes}")
+        label = "SplitWithSizesBackward0"
+    else:
+        step = int(split_size_or_sections)
+        if step <= 0:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {n}")
+        sizes = [min(step, n - a) for a in range(0, n, step)] or [0]
+        label = "SplitBackward0"
+    starts = np.cumsum([0] + sizes)
+    return _pieces(tensor, dim, list(zip(starts[:-1].tolist(), starts[1:].tolist())), "split", label)
+
+
+@exposed(language=False, method=True)
+def chunk(input, chunks, dim=0):
+    """At most ``chunks`` pieces of equal size (the last one smaller) along ``dim``."""
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " f"{chunks}")
+    n = input.shape[_dim(dim, input.ndim)]
+    return split(input, max(1, -(-n // chunks)), dim)
+
+
+@exposed(language=False, method=True)
+def unbind(input, dim=0):
+    """The slices of ``input`` along ``dim`` (that dimension removed), as views."""
+    return _pieces(input, dim, range(input.shape[_dim(dim, input.ndim)]), "unbind", "UnbindBackward0")
+
+
+@exposed(language=False)
+def var_mean(input, dim=None, unbiased=True, keepdim=False, correction=None):
+    """``(var(input, ...), mean(input, ...))``."""
+    return (API_VAR(input, dim, unbiased=unbiased, keepdim=keepdim, correction=correction),
+            apply(OPS["mean"], (_t(input),), {"dim": _dims(dim, _t(input).ndim), "keepdim": bool(keepdim)}))
+
+
 @exposed(doc="expand_as(x, y): x broadcast to y's shape", method=True)
 def expand_as(input, other):
     return expand(input, other.shape)
@@ -430,7 +531,10 @@ def _positions(x, key):
     """The flat position in ``x`` of each element of ``x[key]`` (numpy's indexing rules, which are
     PyTorch's)."""
     items = key if isinstance(key, tuple) else (key,)
-    return np.arange(math.prod(x.shape)).reshape(x.shape)[tuple(_index_array(i) for i in items)]
+    try:
+        return np.arange(math.prod(x.shape)).reshape(x.shape)[tuple(_index_array(i) for i in items)]
+    except IndexError as exc:
+        raise IndexError(str(exc).replace(" for axis ", " for dimension ")) from None
 
 
 @exposed(language=False, method=True)

@@ -45,6 +45,11 @@ def inplace(self, compute, *args):
         raise RuntimeError(LEAF)
     if enabled and base is not None and base._requires_grad and base.grad_fn is None:
         raise RuntimeError(VIEW_OF_LEAF)
+    if base is not None and self.grad_fn.__class__ is F._PiecesNode:
+        raise RuntimeError(f"Output {self._output_nr} of {self.grad_fn.name().removesuffix('Backward0')} is a view "
+                           "and is being modified inplace. This view is the output of a function that returns "
+                           "multiple views. Such functions do not allow the output views to be modified inplace. "
+                           "You should replace the inplace operation by an out-of-place one.")
     track = enabled and (self._requires_grad or any(a.__class__ is Tensor and a._requires_grad for a in args))
     if track:
         before = Tensor(np.array(self._data, copy=True), self._requires_grad, self.grad_fn)

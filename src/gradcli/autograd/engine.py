@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import threading
 from heapq import heappop, heappush
 
 from ..backend import xp_of
@@ -98,15 +99,43 @@ def execute(roots, grads, *, retain_graph=False, create_graph=False, capture=Non
     for (node, nr), g in zip(roots, grads):
         if node is not None:
             walk.send(node, nr, g, True)
-    previous = grad_mode.state.enabled
-    grad_mode.state.enabled = create_graph
-    try:
-        walk.run()
-    finally:
-        grad_mode.state.enabled = previous
+    depth = getattr(_reentrant, "depth", 0)
+    if depth >= _HANDOFF:                       # a backward inside a backward, deeply: a fresh thread
+        _in_thread(walk, create_graph)
+    else:
+        previous = grad_mode.state.enabled
+        grad_mode.state.enabled = create_graph
+        _reentrant.depth = depth + 1
+        try:
+            walk.run()
+        finally:
+            grad_mode.state.enabled = previous
+            _reentrant.depth = depth
     if capture is None:
         return None
     return [walk.captured.get(edge[0]) if edge[0] is not None else None for edge in capture[0]]
+
+
+#: how deep backward may run inside a custom Function's backward before the next level goes to a
+#: new thread (its own Python stack), as PyTorch's engine hands deep reentrant backwards to a pool
+_HANDOFF = 24
+_reentrant = threading.local()
+
+
+def _in_thread(walk, create_graph):
+    anomaly, failure = grad_mode.state.anomaly, []
+
+    def run():
+        grad_mode.state.enabled, grad_mode.state.anomaly = create_graph, anomaly
+        try:
+            walk.run()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            failure.append(exc)
+    thread = threading.Thread(target=run, name="gradcli-reentrant-backward")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
 class _Walk:

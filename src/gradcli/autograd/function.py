@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from ..tensor import Tensor, zeros
+from ..tensor import Tensor, _counter, zeros
 from . import grad_mode
 from .graph import FREED, NO_EDGE, Node, next_seq, split_edges
 
@@ -137,6 +137,7 @@ class Function:
         for t in dirty:
             if t._requires_grad and t.grad_fn is None and record:
                 raise RuntimeError("a leaf Variable that requires grad has been used in an in-place operation.")
+            _counter(t)[0] += 1                    # PyTorch counts marking it dirty as a write
         if not record:
             return outputs
         node.next, node.nrs = split_edges([t._edge() if need else NO_EDGE
