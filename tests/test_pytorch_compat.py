@@ -180,6 +180,39 @@ def s_select(T):
     }
 
 
+@scenario
+def s_edge_values_of_every_elementwise_op(T):
+    """Every elementwise function of the table at 0, -0, ±1, ±2, 0.5, ±inf and nan; the binary ones
+    at ties, zeros, infinities and nan: values and first derivatives."""
+    import gradcli.ops
+    points = [0.0, -0.0, 1.0, -1.0, INF, -INF, NAN, 2.0, -2.0, 0.5]
+    out = {}
+    for name in gradcli.ops.UNARY_OPS:
+        f = T.nn.functional.softplus if name == "softplus" else getattr(T, name)
+        out[name] = grads(T, f, points)
+    a = [0.0, 0.0, 1.0, -1.0, 2.0, INF, 0.0, NAN, 2.0, -2.0]
+    b = [0.0, 1.0, 1.0, -1.0, 2.0, 0.0, INF, 1.0, -0.5, 0.5]
+    for name, f in {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
+                    "div": lambda x, y: x / y, "pow": lambda x, y: x ** y, "maximum": T.maximum,
+                    "minimum": T.minimum, "atan2": T.atan2}.items():
+        out[name] = grads(T, f, a, b)
+    return out
+
+
+@scenario
+def s_edge_values_of_reductions(T):
+    reductions = {"sum": lambda x: x.sum(), "mean": lambda x: x.mean(), "prod": lambda x: x.prod(),
+                  "amax": lambda x: x.amax(), "max": lambda x: x.max(), "norm": lambda x: x.norm(),
+                  "norm 1": lambda x: x.norm(1), "norm inf": lambda x: x.norm(INF), "logsumexp": lambda x: x.logsumexp(0),
+                  "var": lambda x: x.var(), "std": lambda x: x.std(), "softmax": lambda x: x.softmax(0)[0],
+                  "log_softmax": lambda x: x.log_softmax(0)[0], "clamp": lambda x: x.clamp(0.0, 1.0).sum()}
+    out = {}
+    for label, data in {"zeros": [0.0, 0.0, 0.0], "ties": [1.0, 1.0, 1.0], "inf": [INF, 1.0, 2.0],
+                        "two -inf": [-INF, -INF, 1.0], "nan": [NAN, 1.0, 2.0], "zeros and one": [0.0, 1.0, 0.0]}.items():
+        out[label] = {name: grads(T, f, data) for name, f in reductions.items()}
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # gradcheck and gradgradcheck
 

@@ -457,11 +457,15 @@ defop("pow_tensor", lambda xp, x, y: x ** y,
 defop("rpow", lambda xp, x, base: base ** x, (_rpow_bwd,),
       "g * (out * log(base))", "a number to the power x", node="PowBackward2")
 defop("maximum", lambda xp, x, y: xp.maximum(x, y),
-      (lambda g, x, y: g * (x > y) + g * (x == y) * 0.5, lambda g, x, y: g * (y > x) + g * (x == y) * 0.5),
-      ("g * (x > y) + g * (x == y) * 0.5", "g * (y > x) + g * (x == y) * 0.5"), "elementwise maximum(a, b)")
+      (lambda g, x, y: _where(x < y, 0.0, _where(x == y, g * 0.5, g)),
+       lambda g, x, y: _where(x > y, 0.0, _where(x == y, g * 0.5, g))),      # nan: both get it, as PyTorch's
+      ("where(x < y, 0, where(x == y, g * 0.5, g))", "where(x > y, 0, where(x == y, g * 0.5, g))"),
+      "elementwise maximum(a, b)")
 defop("minimum", lambda xp, x, y: xp.minimum(x, y),
-      (lambda g, x, y: g * (x < y) + g * (x == y) * 0.5, lambda g, x, y: g * (y < x) + g * (x == y) * 0.5),
-      ("g * (x < y) + g * (x == y) * 0.5", "g * (y < x) + g * (x == y) * 0.5"), "elementwise minimum(a, b)")
+      (lambda g, x, y: _where(x > y, 0.0, _where(x == y, g * 0.5, g)),
+       lambda g, x, y: _where(x < y, 0.0, _where(x == y, g * 0.5, g))),
+      ("where(x > y, 0, where(x == y, g * 0.5, g))", "where(x < y, 0, where(x == y, g * 0.5, g))"),
+      "elementwise minimum(a, b)")
 defop("atan2", lambda xp, x, y: xp.arctan2(x, y),
       (lambda g, x, y: g * y * _recip0(x * x + y * y), lambda g, x, y: g * -x * _recip0(x * x + y * y)),
       ("g * y * where(x * x + y * y == 0, 0, 1 / (x * x + y * y))",
@@ -494,7 +498,8 @@ def unary(name, fwd, bwd, rules_text, doc, domain=(-2.0, 2.0), node=None):
 
 
 unary("abs", threads.unary("abs"), lambda g, x: g * x.sign(), "g * sign(x)", "absolute value", (0.2, 2.0))
-unary("sign", threads.unary("sign"), lambda g: g * 0.0, "g * 0", "sign of x (-1, 0 or 1)", (0.2, 2.0))
+unary("sign", lambda xp, x: xp.nan_to_num(xp.sign(x), nan=0.0), lambda g: g * 0.0, "g * 0",
+      "sign of x (-1, 0 or 1; 0 for nan, as PyTorch)", (0.2, 2.0))
 unary("sqrt", threads.unary("sqrt"), lambda g, out: g / (2.0 * out), "g / (2 * out)", "square root", (0.2, 3.0))
 unary("rsqrt", lambda xp, x: 1.0 / xp.sqrt(x), lambda g, out: -0.5 * g * out * out * out,
       "-0.5 * g * out * out * out", "1 / sqrt(x)", (0.2, 3.0))
@@ -532,8 +537,8 @@ unary("atanh", threads.unary("arctanh"), lambda g, x: g / (1.0 - x * x), "g / (1
       "inverse hyperbolic tangent", (-0.8, 0.8))
 unary("sigmoid", kernels.sigmoid, lambda g, out: g * out * (1.0 - out), "g * out * (1 - out)",
       "logistic sigmoid 1 / (1 + exp(-x))", (-3.0, 3.0))
-unary("relu", lambda xp, x: xp.maximum(x, 0.0) if x.dtype.kind == "f" else x, lambda g, out: g * (out > 0.0),
-      "g * (out > 0)", "max(x, 0)", (-2.0, 2.0))
+unary("relu", lambda xp, x: xp.maximum(x, 0.0) if x.dtype.kind == "f" else x, lambda g, out: _where(out <= 0.0, 0.0, g),
+      "where(out <= 0, 0, g)", "max(x, 0)", (-2.0, 2.0))
 unary("softplus", lambda xp, x: xp.where(x > 20.0, x, xp.log1p(xp.exp(xp.minimum(x, 20.0)))), lambda g,
       x: g * _softplus_slope(x), "g * sigmoid(x)", "log(1 + exp(x)) (linear above 20)", (-3.0, 3.0))
 unary("erf", kernels.erf, lambda g, x: g * (2.0 / math.sqrt(math.pi)) * (-(x * x)).exp(),
@@ -704,7 +709,7 @@ def _norm_bwd(g, x, out, xshape, p, dim, keepdim):
     if p == 1:
         return _unreduce(g, xshape, dim, keepdim) * x.sign()
     if p == math.inf:
-        return _spread(g, x.abs(), out, xshape, dim, keepdim) * x.sign()
+        return _share(g, x.abs(), out, xshape, dim, keepdim, True) * x.sign()
     g, out = _unreduce(g, xshape, dim, keepdim), _unreduce(out, xshape, dim, keepdim)
     if p == 2:
         return g * _where(out == 0.0, 0.0, x / out)
