@@ -18,9 +18,7 @@ import numpy as np
 from . import backend
 from .constructors import _size, tensor
 from .ops import (OPS, _diag_scatter, _diagonal, _dim, _dims, _permute, _select, _slice, _t, _to, _unreduce,
-                  apply, expand, mT, take, view)
-from .autograd import grad_mode
-from .autograd.graph import Node, next_seq, split_edges
+                  Node, _state, apply, expand, mT, next_seq, split_edges, take, view)
 from .public import attach, register
 from .tensor import Tensor, _own, as_view
 
@@ -438,7 +436,7 @@ def _pieces(input, dim, bounds, kind, label):
         keys = [(Ellipsis, slice(a, b)) + tail for a, b in bounds]
         takes = [(lambda a, b: lambda t: _slice(t, d, a, b, 1))(a, b) for a, b in bounds]
     outs = [as_view(Tensor(base[key]), input, fn) for key, fn in zip(keys, takes)]
-    if grad_mode.state.enabled and input.requires_grad:
+    if _state.enabled and input.requires_grad:
         node = _PiecesNode.__new__(_PiecesNode)
         node.next, node.nrs = split_edges([input._edge()])
         node.seq = next_seq()
