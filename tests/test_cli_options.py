@@ -426,3 +426,10 @@ def test_no_arguments_is_the_help_and_completion_usage_reads_plainly():
     assert (r.returncode, r.stdout) == (0, sub("--help").stdout)
     r = sub("completion")
     assert r.returncode == 2 and r.stderr.startswith("Usage: gradcli completion SHELL\n")
+
+
+def test_an_input_in_the_values_file_and_on_the_command_line_is_an_error(tmp_path):
+    (tmp_path / "v.json").write_text('{"b": 1, "c": 2}')
+    r = sub("eval", "b", "b=2", "--values", str(tmp_path / "v.json"), cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == f"error: input 'b' is given twice: in --values {tmp_path / 'v.json'} and as b=2; give it once\n"

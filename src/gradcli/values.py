@@ -91,6 +91,9 @@ def gather(assignments, values_file, inputs, dtype="float64", device="cpu", stdi
         if name not in inputs:
             raise GradcliError("value", f"unknown input '{name}': the program's inputs are "
                                f"{', '.join(inputs) or '(none)'}")
+        if name in given:
+            raise GradcliError("value", f"input '{name}' is given twice: in --values {values_file} and as "
+                               f"{text.strip()}; give it once")
         given[name] = parse_value(value, dtype=dtype, device=device, name=name, stdin=stdin)
     return given, notes
 
