@@ -459,6 +459,37 @@ def s_views_share_storage(T):
 
 
 @scenario
+def s_detach_and_data_versions(T):
+    """detach() shares the version counter (a write through it is caught); .data does not."""
+    x = t(T, [0.5, 1.0], True)
+    y = x.exp()
+    d = y.detach()
+    d.zero_()
+    caught = error(lambda: y.sum().backward())
+    z = x.exp()
+    z.data.mul_(2.0)
+    (gz,) = T.autograd.grad(z.sum(), x)
+    w = x * 1.0
+    v = w[0]
+    w.detach().add_(1.0)
+    return {"detach": [caught, y._version, d._version], "data": [z._version, gz], "view sees it": [v, v._version]}
+
+
+@scenario
+def s_inplace_on_views_of_non_leaves(T):
+    x = t(T, [[1.0, 2.0], [3.0, 4.0]], True)
+    y = x * 2.0
+    y[0].mul_(x[1])                 # a row scaled by another row of the input
+    y[:, 1] += 5.0
+    y.T[0, 1] = x[0, 0] ** 2        # through a transposed view
+    out = {"y": _state(y), "grad": T.autograd.grad((y * y).sum(), x, retain_graph=True)}
+    with T.no_grad():
+        y[1, 1] = 0.0               # no graph change under no_grad
+    out["after no_grad write"] = [_state(y), T.autograd.grad(y.sum(), x)]
+    return out
+
+
+@scenario
 def s_grad_attribute(T):
     x = t(T, [1.0, 2.0], True)
     (x * x).sum().backward()

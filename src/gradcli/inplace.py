@@ -85,8 +85,12 @@ def _store(self, array):
     xp.copyto(target, array, casting="unsafe")
     _counter(self)[0] += 1
     ops.modified[0] = True
-    for t in [self, *([self._base] if getattr(self, "_base", None) is not None else []), *views_of(_root(self))]:
-        _mark_output(t)
+    vc = _counter(self)
+    aliases = [t for t in (r() for r in vc[1])] if len(vc) > 1 else []     # what detach() was taken from
+    for t in [self, *([self._base] if getattr(self, "_base", None) is not None else []), *views_of(_root(self)),
+              *aliases]:
+        if t is not None:
+            _mark_output(t)
 
 
 def _root(t):

@@ -324,8 +324,12 @@ def _counter(t):
 
 
 def _alias(t, other):
-    """``other`` (on ``t``'s storage) shares ``t``'s version counter: ``detach``."""
-    other._vc = _counter(t)
+    """``other`` (on ``t``'s storage) shares ``t``'s version counter: ``detach``.  The counter
+    remembers ``t`` (weakly), whose graph must learn of a write through ``other``."""
+    vc = other._vc = _counter(t)
+    if len(vc) == 1:
+        vc.append([])
+    vc[1].append(weakref.ref(t))
     return other
 
 
