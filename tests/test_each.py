@@ -207,3 +207,9 @@ def test_each_file_errors():
     assert proc.returncode == 2 and "cannot read --each file" in proc.stderr
     proc = cli("grad", "-", "--each", "-", stdin="w*x")
     assert proc.returncode == 2 and "--each -" in proc.stderr
+
+
+def test_byte_order_mark_crlf_and_no_final_newline():
+    proc = cli("eval", "x * 2", "--each", "-", stdin='\ufeff{"x": 1}\r\n{"x": 2}\r\n{"x": 3}')
+    assert proc.returncode == 0, proc.stdout
+    assert [json.loads(line)["value"] for line in proc.stdout.splitlines()] == [2.0, 4.0, 6.0]

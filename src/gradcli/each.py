@@ -175,6 +175,8 @@ class Stream:
     def _decode(self, number, raw):
         """A line's values as {name: array or text}, None for a blank line, or an error line."""
         text = raw.strip()
+        if number == 1 and text.startswith(b"\xef\xbb\xbf"):
+            text = text[3:]                     # a UTF-8 byte order mark
         if not text:
             return None
         try:
