@@ -565,7 +565,9 @@ class FormulaBuilder:
         """The text of a forward value: a program name, the text that made it, or a literal."""
         if not hasattr(value, "grad_fn"):
             if isinstance(value, (bool, int, float)):
-                return self._literal(np.asarray(value))
+                literal = self._literal(np.asarray(value))
+                named = _constant_name(literal)
+                return literal if named is literal else self.b.note(named, ())
             raise Unsupported(f"a {type(value).__name__} operand")
         shape = tuple(value.shape)
         name = self.named.get(id(value))
@@ -729,7 +731,8 @@ class FormulaBuilder:
             found = resolve(tree.id)
             return found if found is not None else tree
         if kind is A.Const:
-            return tree
+            named = _constant_name(tree)
+            return tree if named is tree else self.b.note(named, ())
         if kind is A.Call:
             args = [self.substitute(a, resolve) for a in tree.args]
             kwargs = tuple((k, self.substitute(v, resolve)) for k, v in tree.kwargs)
@@ -823,7 +826,7 @@ class FormulaBuilder:
             if total.number:
                 return total
             return self.b.fill(self.name_gradient(node, total.value, inputs, gshape), total.shape)
-        if type(total) in (A.Name, A.Const):
+        if type(total) in (A.Name, A.Const) or type(total) is A.Array and _numbers(total):
             return total
         count = 0
         for i in inputs:
@@ -953,6 +956,20 @@ class FormulaBuilder:
                 keep.append(statement)
                 needed.update(n.id for n in A.walk(statement.value) if type(n) is A.Name)
         return list(reversed(keep))
+
+
+def _constant_name(e):
+    """``pi`` and ``e`` for the numbers they are (a parameter or operand written in as a number)."""
+    if type(e) is A.Const and isinstance(e.value, float) and e.value in _CONSTANT_NAMES:
+        return A.Name(_CONSTANT_NAMES[e.value])
+    return e
+
+
+_CONSTANT_NAMES = {math.pi: "pi", math.e: "e"}
+
+
+def _numbers(array) -> bool:
+    return all(type(n) in (A.Array, A.Const) for n in A.walk(array))
 
 
 def _strip_spans(ast):
