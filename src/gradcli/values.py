@@ -133,7 +133,8 @@ def _parse_value(text, dtype, device, name, stdin):
     program = parse(text)
     if program.inputs:
         free = program.inputs[0]
-        span = next(n.span for s in program.statements for n in _names(s) if n.id == free)
+        from .language.ast import scan_names
+        span = scan_names(program.statements)[0][free]          # where the free name is first read
         raise GradcliError("value", f"a value cannot use the name '{free}': write numbers, [lists], "
                            "constants (pi, e) and functions such as randn(3) or ones(2, 2) * 0.5"
                            ).locate(text, span)
@@ -363,8 +364,3 @@ def _constant(tensor, dtype, device):
     if array.dtype.kind not in "biuf":           # pragma: no cover - the language makes numbers
         raise GradcliError("value", f"a value must be numeric, not {array.dtype}")
     return G.tensor(array.astype(np.dtype(dtype)), dtype=dtype, device=device)
-
-
-def _names(statement):
-    from .language import ast as A
-    return [n for n in A.walk(statement) if isinstance(n, A.Name)]
