@@ -433,3 +433,24 @@ def test_an_input_in_the_values_file_and_on_the_command_line_is_an_error(tmp_pat
     r = sub("eval", "b", "b=2", "--values", str(tmp_path / "v.json"), cwd=tmp_path)
     assert (r.returncode, r.stdout) == (2, "")
     assert r.stderr == f"error: input 'b' is given twice: in --values {tmp_path / 'v.json'} and as b=2; give it once\n"
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval", "x*2", "--set", "x=3", "--json"],
+    ["grad", "w*x+b", "w=2", "x=3", "b=1", "--wrt", "w,x", "--wrt", "b", "--format", "plain"],
+    ["backward", "h=w*x; y=h+b", "w=2", "x=3", "b=1", "--retain-grad", "h", "--json"],
+    ["jacobian", "[x*y, x+y]", "x=2", "y=3", "--wrt=x", "--format=plain"],
+    ["diff", "x^3", "x=2", "--order", "2", "--json"],
+    ["graph", "tanh(w)", "w=1", "--format", "dot"],
+    ["functions", "sin"],
+    ["eval", "x +", "x=1", "--json"],
+], ids=lambda a: shlex.join(a)[:50])
+def test_both_paths_print_the_same(argv, capsys):
+    """End to end: the fast path (main) and the typer app print the same and exit the same."""
+    assert C.parse_fast(argv) is not None
+    with pytest.raises(SystemExit) as fast:
+        C.main(argv)
+    fast_out = capsys.readouterr()
+    typer_code = C.run_app(argv)
+    typer_out = capsys.readouterr()
+    assert (fast.value.code, fast_out.out, fast_out.err) == (typer_code, typer_out.out, typer_out.err)
