@@ -23,7 +23,7 @@ class Result:
     extra: dict = field(default_factory=dict)      # command keys of SPEC §4 (JSON)
     plain: list = field(default_factory=list)      # (name, value) items for plain / table
     rows: tuple | None = None                      # (columns, rows) for a table, else plain items
-    text: str | None = None                        # ready text (graph tree / dot)
+    text: str | None = None                        # ready text for plain / table (functions; "no graph")
     notes: list = field(default_factory=list)      # messages for stderr
     warnings: list = field(default_factory=list)   # PyTorch's warnings, told once each: table footnotes,
                                                    # JSON "warnings", stderr lines for plain output
