@@ -356,6 +356,9 @@ def s_inplace_errors(T):
     a.add_(1.0)
     e = (x * 1.0).exp()
     e.add_(1.0)
+    q = x * 2.0
+    qs = q.cos()
+    q.add_(1.0)                     # the error names q's grad_fn now (AddBackward0), as PyTorch's
     i = T.arange(3)
     return {
         "leaf": error(lambda: x.add_(1.0)),
@@ -364,6 +367,7 @@ def s_inplace_errors(T):
         "saved input modified": error(lambda: z.sum().backward()),
         "saved leaf input modified": error(lambda: ab.sum().backward()),
         "saved output modified": error(lambda: e.sum().backward()),
+        "named as saved": error(lambda: qs.sum().backward()),
         "expanded": error(lambda: T.ones(3).expand(2, 3).add_(1.0)),
         "broadcast too big": error(lambda: t(T, [1.0, 2.0]).add_(t(T, [[1.0, 2.0], [3.0, 4.0]]))),
         "int gets a float": error(lambda: i.add_(1.5)),

@@ -59,6 +59,7 @@ _EMPTY: dict = {}
 modified = [False]
 
 
+
 class Op:
     """One primitive of the table (see the module docstring)."""
 
@@ -228,18 +229,19 @@ def _check_versions(node, inputs):
     for k, t in enumerate(inputs):
         vc = getattr(t, "_vc", None) if t.__class__ is Tensor else None
         if vc is not None and vc[0] != (versions[k] if versions else 0):
-            raise RuntimeError(_modified(t, t.grad_fn, vc[0], versions[k] if versions else 0))
+            expected = versions[k] if versions else 0
+            raise RuntimeError(_modified(t, t.grad_fn, vc[0], expected, t._output_nr))
     out_vc = getattr(node, "out_vc", None)
     if out_vc is not None and node.op.keeps_out and out_vc[0] != node.out_version:
-        raise RuntimeError(_modified(node.out_of, node, out_vc[0], node.out_version))
+        raise RuntimeError(_modified(node.out_of, node, out_vc[0], node.out_version, node.out_of._output_nr))
 
 
-def _modified(t, grad_fn, version, expected):
+def _modified(t, grad_fn, version, expected, output_nr):
     kind = {"f8": "Double", "f4": "Float", "i8": "Long", "b1": "Bool"}.get(f"{t.dtype.kind}{t.dtype.itemsize}", "")
     where = ""
     if grad_fn is not None:
         name = grad_fn.name()
-        where = f", which is output {t._output_nr} of {name[:name.rfind('Backward')] if 'Backward' in name else name},"
+        where = f", which is output {output_nr} of {name[:name.rfind('Backward')] if 'Backward' in name else name},"
     return ("one of the variables needed for gradient computation has been modified by an inplace operation: "
             f"[torch.{kind}Tensor {list(t.shape)}]{where} is at version {version}; expected version {expected} "
             "instead. Hint: enable anomaly detection to find the operation that failed to compute its gradient, "
