@@ -271,14 +271,21 @@ def _room(width, group, numeric, widths) -> int:
 def _table(columns, rows, texts, group, numeric, widths, precision, width):
     from rich.table import Table
     from rich.text import Text
+    over = 3 * len(group) + 1 + sum(widths[i] if i not in numeric else 12 for i in group) - width
+    names = [i for i in group if columns[i] in ("name", "input") and i not in numeric]
+    if over > 0 and names:              # too wide even so: the name folds (never cut), grad_fn stays whole
+        widths = {**widths, names[0]: max(len(columns[names[0]]), widths[names[0]] - over)}
     room = max(12, _room(width, group, numeric, widths))
     digits = {i: min(precision, ERROR_COLUMNS.get(columns[i], precision)) for i in group}
     cells = [[t[i] if i not in numeric else _cell(row[i], digits[i], room) for i in group]
              for row, t in zip(rows, texts)]
-    table = Table(show_lines=any("\n" in c for row in cells for c in row))
+    folded = over > 0 and names and any(len(t[names[0]]) > widths[names[0]] for t in texts)
+    table = Table(show_lines=bool(folded) or any("\n" in c for row in cells for c in row))
     for i in group:
         if i in numeric:
             table.add_column(columns[i], overflow="fold")
+        elif names and i == names[0] and over > 0:
+            table.add_column(columns[i], width=widths[i], overflow="fold")
         else:
             table.add_column(columns[i], no_wrap=True, min_width=widths[i], overflow="fold")
     for row in cells:
