@@ -34,6 +34,11 @@ def _table():
     return public.FUNCTIONS, public.DOCS, rule, public.CONSTRUCTORS
 
 
+def names() -> list[str]:
+    """Every function of the language, in table order."""
+    return list(_table()[0])
+
+
 def signature(name, function) -> str:
     try:
         parameters = inspect.signature(function).parameters.values()

@@ -371,6 +371,12 @@ def _command_class(command, typer):
     return Command
 
 
+def _function_names(incomplete: str):
+    """Completion of ``gradcli functions NAME``: the language's functions."""
+    from .catalog import names
+    return [n for n in names() if n.startswith(incomplete)]
+
+
 def _typer_command(command, typer):
     """A function whose signature typer reads: PROGRAM, [NAME=VALUE]..., then the options."""
     import enum
@@ -385,7 +391,7 @@ def _typer_command(command, typer):
             Optional[List[str]], typer.Argument(metavar="NAME=VALUE", show_default=False)]))
     else:
         params.append(P("name", P.POSITIONAL_OR_KEYWORD, default=None, annotation=Annotated[
-            Optional[str], typer.Argument(metavar="NAME", show_default=False)]))
+            Optional[str], typer.Argument(metavar="NAME", show_default=False, autocompletion=_function_names)]))
     for option in options_for(command.name).values():
         params.append(P(option.dest, P.POSITIONAL_OR_KEYWORD, default=option.default,
                         annotation=_annotation(option, typer)))
