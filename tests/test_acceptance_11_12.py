@@ -65,3 +65,15 @@ None); add --retain-grad a_really_long_intermediate_name,loss to keep them
 (a_really_long_intermediate_name.retain_grad())
 """
     assert all(len(line) <= 80 for line in text.splitlines())
+
+
+# issue 12, deliverable 5: "exit codes ... in gradcli --help" -- every cause of exit 1, --each's too
+# (SPEC §3: "exit 1 if any line failed"), which the list left out.
+def test_help_lists_every_cause_of_exit_1():
+    r = run("--help")
+    assert r.returncode == 0
+    assert "\n    1    the answer is a failure: check found a mismatch; a --each line failed\n" in r.stdout
+    r = run("grad", "x*2", "--each", "-", input='{"x": 1}\n{"x": [1, 2}\n')
+    assert r.returncode == 1 and r.stdout.splitlines()[0] == (
+        '{"program":"x*2","value":2.0,"shape":[],"dtype":"float64","grad_fn":"MulBackward0","grads":{"x":2.0}}')
+    assert json.loads(r.stdout.splitlines()[1])["error"]["kind"] == "value"

@@ -134,7 +134,7 @@ OPTIONS = (
 #: shown by ``gradcli --help``: (exit code, meaning) and (environment variable, effect)
 EXIT_CODES = (
     ("0", "success"),
-    ("1", "the answer is a failure: check found a mismatch"),
+    ("1", "the answer is a failure: check found a mismatch; a --each line failed"),
     ("2", "bad input: syntax, names, values, shapes, options, files, usage"),
     ("70", "a bug in gradcli (please report it)"),
     ("130", "interrupted"),
