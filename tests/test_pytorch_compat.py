@@ -907,3 +907,24 @@ def test_grad_mode_decorates_coroutines():
         await asyncio.sleep(0)
         return G.is_grad_enabled()
     assert asyncio.run(work()) is False and G.is_grad_enabled()
+
+
+def _cli(*argv):
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    env = {**__import__("os").environ, "PYTHONPATH": str(root / "src"), "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "gradcli", *argv], capture_output=True, text=True, env=env,
+                          timeout=60)
+
+
+def test_language_indexes_with_integer_arrays_and_masks():
+    """The language keeps float64 numbers; an array of whole numbers or a mask indexes (PyTorch's
+    advanced indexing), and gradients flow back to the picked elements."""
+    r = _cli("grad", "sum(x[arange(2)] ** 2) + sum(x[x > 2])", "x=[1, 2, 3]")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["x", "[2.0,4.0,1.0]"]
+    r = _cli("eval", "x[[0, 2, 2]]", "x=[1, 2, 3]")
+    assert r.returncode == 0 and r.stdout.split() == ["value", "[1.0,3.0,3.0]"]
+    r = _cli("eval", "x[[0.5]]", "x=[1, 2, 3]")
+    assert r.returncode == 2 and "an index array must hold whole numbers" in r.stderr

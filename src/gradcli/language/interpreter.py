@@ -225,7 +225,7 @@ class _Machine:
             return slice(*(None if v is None else self.integer(v, part)
                            for v, part in zip(values, (node.start, node.stop, node.step))))
         if kind is A.Index:
-            items = [v if isinstance(v, slice) else self.integer(v, n) for v, n in zip(values[1:], node.items)]
+            items = [v if isinstance(v, slice) else self.index_item(v, n) for v, n in zip(values[1:], node.items)]
             key = items[0] if len(items) == 1 else tuple(items)
             return self.guard(node, "indexing", [values[0]], lambda: self.tensor(values[0], node)[key])
         if kind is A.Attr:
@@ -376,6 +376,18 @@ class _Machine:
 
     def _literal_dtype(self, node):
         return None if any(isinstance(n, A.Const) and isinstance(n.value, bool) for n in A.walk(node)) else self.dtype
+
+    def index_item(self, value, node):
+        """An index: an integer, or an array of them (a tensor of whole numbers) or a mask (PyTorch's
+        advanced indexing: ``x[idx]``, ``x[x > 0]``)."""
+        if isinstance(value, self.G.Tensor) and value.ndim:
+            if value.dtype.kind in "biu":
+                return value
+            numbers = value.detach().numpy()
+            if not (numbers == numbers.round()).all():
+                raise GradcliError("type", "an index array must hold whole numbers").locate(self.source, node.span)
+            return value.detach().long()
+        return self.integer(value, node)
 
     def integer(self, value, node) -> int:
         if isinstance(value, bool) or not _is_number(value):
