@@ -149,6 +149,8 @@ def test_nonfinite_cells_do_not_vanish():
     assert "│ x    │ (2,)  │ [inf 0.5] │" in shown
     code, shown = on_terminal("backward", "h = log(x); y = sum(h)", "x=[-1, 1]", "--retain-grad", "h")
     assert code == 0 and shown == (
+        "note: the output holds NaN; first: log produced NaN (forward) at line 1, column 5 (--detect-anomaly "
+        "stops there, --strict makes it an error)\n"
         "backward: h = log(x); y = sum(h)\n"
         "┏━━━━━━┳━━━━━━━┳━━━━━━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━━┓\n"
         "┃ name ┃ shape ┃ requires_grad ┃ is_leaf ┃ grad_fn      ┃\n"

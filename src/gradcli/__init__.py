@@ -11,6 +11,13 @@ import numpy as _np
 
 __version__ = "0.1.0"
 
+import sys as _sys
+
+if _sys.argv[:1] == ["-m"] or _sys.argv[0].endswith(("/gradcli", "\\gradcli", "gradcli.exe")):
+    from .errors import quiet_interrupts     # gradcli is the program: Ctrl-C while importing is quiet
+    quiet_interrupts()
+del _sys
+
 from . import autograd, backend, constructors, functions, inplace, ops  # noqa: F401 - importing registers the names
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from .public import API, FUNCTIONS  # noqa: F401

@@ -25,24 +25,34 @@ def _split(items) -> list:
 
 
 def _program_text(program: str) -> str:
-    from .errors import GradcliError
-    if program == "-":
-        if sys.stdin is not None and sys.stdin.isatty():
-            print("gradcli: reading the program from standard input (end it with Ctrl-D)", file=sys.stderr)
-        return sys.stdin.read()
-    if program.startswith("@"):
-        path = program[1:]
-        try:
-            with open(path, encoding="utf-8-sig") as handle:
-                return handle.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            why = getattr(exc, "strerror", None) or exc
-            raise GradcliError("file", f"cannot read program file '{path}': {why}") from None
-    return program
+    from .limits import read_program         # regular files and stdin only, bounded, in chunks
+    if program == "-" and sys.stdin is not None and sys.stdin.isatty():
+        _say("gradcli: reading the program from standard input (end it with Ctrl-D)")
+    return read_program(program)
 
 
 def _color() -> bool:
-    return (sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb")
+    return (sys.stdout is not None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+            and os.environ.get("TERM") != "dumb")
+
+
+def _say(text) -> None:
+    """A line on stderr; a closed or full stderr is no reason to fail (nor to write on stdout)."""
+    if sys.stderr is None:
+        return
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        sys.stderr = None
+
+
+def _write_failed(exc) -> int:
+    """stdout is closed or full: say so on stderr, exit 74 (EX_IOERR; README, exit codes)."""
+    from .errors import KINDS
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it is closed"
+    _say(f"error: cannot write the output: {why}")
+    _quiet_pipe()
+    return KINDS["output"]
 
 
 def wants_json(argv) -> bool:
@@ -71,8 +81,11 @@ def run(name: str, args: dict) -> int:
     fmt = args.get("fmt", "auto")
     if args.get("json_"):
         fmt = "json" if fmt in ("auto", "json") else fmt
+    writing = False
     try:
         from .errors import GradcliError
+        if sys.stdout is None:
+            raise GradcliError("output", "standard output is closed: there is nowhere to write the answer")
         if args.get("json_") and fmt != "json":
             fmt = "json"
             raise GradcliError("usage", f"--json and --format {args['fmt']} contradict each other: give one")
@@ -106,20 +119,22 @@ def run(name: str, args: dict) -> int:
                 raise GradcliError("option", "--each - reads the values from stdin, so the program cannot "
                                    "also come from stdin: give it as text or @FILE")
             import numpy as np
+            from .anomaly import guarded
             with np.errstate(all="ignore"):       # inf and nan are answers here (as in PyTorch), not warnings
                 if each is not None:
                     from .each import Stream
                     return Stream(function, spec, call_args).run(each)
-                result = function(spec, **call_args)
+                result = guarded(function, spec, **call_args)   # limits, --detect-anomaly, --strict
         else:
             result = function(args.get("name"), **call_args)
         for note in result.notes:
-            print(note, file=sys.stderr)
+            _say(note)
         if fmt == "auto":
             fmt = "table" if sys.stdout.isatty() else "plain"
         if fmt == "plain":                  # tables show them as footnotes, JSON as "warnings"
             for warning in getattr(result, "warnings", ()):
-                print(f"warning: {warning}", file=sys.stderr)
+                _say(f"warning: {warning}")
+        writing = True
         render.render(result, fmt, precision=args.get("precision", 6), color=_color(), origin=args.get("program"))
         sys.stdout.flush()
         code = 0 if result.ok else 1
@@ -129,14 +144,15 @@ def run(name: str, args: dict) -> int:
         _quiet_pipe()
         code = 0
     except Exception as exc:                                    # noqa: BLE001 - the one place
-        code = _report(exc, fmt)
+        code = _write_failed(exc) if writing and isinstance(exc, (OSError, ValueError)) else _report(exc, fmt)
     return code
 
 
 def _progress_bar(fmt):
     """A factory of rich progress bars on stderr, or None: only when both stdout and stderr are a
     terminal and the output is not JSON (a bar never mixes with piped or JSON output)."""
-    if fmt == "json" or not (sys.stderr.isatty() and sys.stdout.isatty()) or os.environ.get("TERM") == "dumb":
+    if fmt == "json" or sys.stderr is None or sys.stdout is None or not (sys.stderr.isatty() and sys.stdout.isatty()) \
+            or os.environ.get("TERM") == "dumb":
         return None
 
     def factory(total, description):
@@ -170,25 +186,25 @@ def _no_twice(assignments, sets):
 
 
 def _report(exc, fmt) -> int:
-    from .errors import GradcliError
-    if isinstance(exc, GradcliError):
-        if fmt == "json":
-            from .render import error_json
-            print(error_json(exc), file=sys.stderr)
-        else:
-            print(f"error: {exc.describe()}", file=sys.stderr)
-        return exc.exit_code
-    message = f"internal error: {type(exc).__name__}: {exc}"
-    if fmt == "json":
-        from .render import dumps
-        print(dumps({"error": {"kind": "internal", "message": message, "line": None, "column": None}}),
-              file=sys.stderr)
-    else:
-        print(f"gradcli: {message}\nThis is a bug in gradcli; please report it with the command you ran "
-              "(set GRADCLI_DEBUG=1 to see the traceback).", file=sys.stderr)
-    if os.environ.get("GRADCLI_DEBUG"):
+    from .errors import clean, user_error
+    error = user_error(exc)              # out of memory, a plugin's own error, ...: the user's, exit 2
+    if os.environ.get("GRADCLI_DEBUG") and error is not exc and sys.stderr is not None:
         import traceback
         traceback.print_exception(exc)
+    if error is not None:
+        if fmt == "json":
+            from .render import error_json
+            _say(error_json(error))
+        else:
+            _say(f"error: {error.describe()}")
+        return error.exit_code
+    message = clean(f"internal error: {type(exc).__name__}: {exc}")
+    if fmt == "json":
+        from .render import dumps
+        _say(dumps({"error": {"kind": "internal", "message": message, "line": None, "column": None}}))
+    else:
+        _say(f"gradcli: {message}\nThis is a bug in gradcli; please report it with the command you ran "
+             "(set GRADCLI_DEBUG=1 to see the traceback).")
     return 70
 
 
@@ -196,14 +212,15 @@ def _usage_error(message, argv) -> int:
     """A usage error (unknown option, bad choice, missing argument): exit 2, as JSON under --json."""
     if wants_json(argv):
         from .render import dumps
-        print(dumps({"error": {"kind": "usage", "message": message, "line": None, "column": None}}),
-              file=sys.stderr)
+        _say(dumps({"error": {"kind": "usage", "message": message, "line": None, "column": None}}))
     else:
-        print(message, file=sys.stderr)
+        _say(message)
     return 2
 
 
 def _quiet_pipe():
+    if sys.stdout is None:
+        return
     try:                                                  # stdout is gone: stop Python's flush complaint
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -510,6 +527,10 @@ def run_app(argv) -> int:
 def main(argv=None) -> None:
     """The console script: ``gradcli``."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    from .errors import quiet_interrupts
+    quiet_interrupts()
+    if sys.stdout is None:                   # started with stdout closed (>&-)
+        sys.exit(_write_failed(None))
     argv = argv or ["--help"]
     try:
         parsed = parse_fast(argv)
@@ -521,3 +542,5 @@ def main(argv=None) -> None:
     except BrokenPipeError:
         _quiet_pipe()
         sys.exit(0)
+    except OSError as exc:                   # --help and usage text into a full stdout
+        sys.exit(_write_failed(exc))

@@ -54,6 +54,10 @@ class Inputs:
     given: dict | None = None                      # name -> Tensor, beside ``values`` / ``values_file``
     functions: dict | None = None                  # plugin functions already loaded (else ``plugins``)
     stdin_owner: str | None = None  # "the program" when PROGRAM was read from standard input
+    # issue 13 (gradcli.anomaly.guarded, gradcli.limits)
+    max_elements: int | None = None                # --max-elements (else GRADCLI_MAX_ELEMENTS or 2^27)
+    detect_anomaly: bool = False                   # --detect-anomaly: the first NaN/inf is an error (exit 1)
+    strict: bool = False                           # --strict: a non-finite answer is an error (exit 1)
 
 
 class _Run:
@@ -69,6 +73,8 @@ class _Run:
             from .backend import get_xp
             get_xp(spec.device)                    # a clear "dependency" error without cupy
         if spec.seed is not None:
+            if not 0 <= spec.seed < 2 ** 64:
+                raise GradcliError("option", f"--seed {spec.seed}: expected a whole number from 0 to 2^64 - 1")
             G.manual_seed(spec.seed)
         self.program = spec.parsed if spec.parsed is not None else parse(spec.program)
         self.functions = {}
@@ -159,7 +165,10 @@ def _floating(tensor) -> bool:
     return str(tensor.dtype).removeprefix("torch.") in ("float64", "float32", "float16")
 
 
-def _autograd(exc) -> GradcliError:
+def _autograd(exc):
+    from .autograd import AnomalyError
+    if isinstance(exc, AnomalyError):            # --detect-anomaly: anomaly.guarded locates it
+        return exc
     return GradcliError("autograd", str(exc))
 
 
@@ -374,7 +383,7 @@ def jacobian(spec: Inputs, wrt=()) -> Result:
     run = _Run(spec)
     names = run.wrt(wrt, intermediates=True)
     count = _numel(run.output) * sum(_numel(run.named(n)) for n in names)
-    _guard_size("Jacobian", count, names)
+    _guard_size(run, "Jacobian", _numel(run.output), sum(_numel(run.named(n)) for n in names), names)
     result = run.result("jacobian")
     with _progress(spec, None, f"jacobian: {count:,} numbers in one batched backward pass", count):
         blocks = _jacobian_blocks(run, names, result)
@@ -428,13 +437,16 @@ def _graph_jacobian(run, out, names, result=None, create_graph=False):
     return blocks
 
 
-MAX_NUMBERS = 50_000_000     # 400 MB of float64: beyond that a result is surely a mistake
-
-
-def _guard_size(what, count, names):
-    if count > MAX_NUMBERS:
-        raise GradcliError("value", f"the {what} w.r.t. {', '.join(names)} would have {count:,} numbers "
-                           f"(more than {MAX_NUMBERS:,}): choose fewer inputs with --wrt")
+def _guard_size(run, what, rows, columns, names):
+    """Refuse a Jacobian / Hessian / check over the element limit before computing it: its result
+    (``rows`` x ``columns`` numbers) and its batched backward pass (``rows`` copies of the
+    largest tensor of the graph) are each one tensor."""
+    from .limits import check_elements, largest_tensor
+    hint = f"choose fewer inputs with --wrt (now {', '.join(names)}) or smaller values"
+    check_elements(rows * columns, f"the {what} ({rows:,} x {columns:,})", hint=hint)
+    largest = largest_tensor(run.output)
+    check_elements(rows * largest, f"computing the {what} ({rows:,} backward passes at once through tensors "
+                   f"of up to {largest:,} numbers)", hint=hint)
 
 
 def hessian(spec: Inputs, wrt=()) -> Result:
@@ -444,8 +456,8 @@ def hessian(spec: Inputs, wrt=()) -> Result:
     names = run.wrt(wrt, intermediates=True)
     if _numel(run.output) != 1:
         raise GradcliError("autograd", f"hessian needs a scalar output; the output has shape {tuple(run.output.shape)}")
-    count = sum(_numel(run.named(n)) for n in names) ** 2
-    _guard_size("Hessian", count, names)
+    count = sum(_numel(run.named(n)) for n in names)
+    _guard_size(run, "Hessian", count, count, names)
     result = run.result("hessian")
     with _progress(spec, None, f"hessian: {count:,} numbers in one batched double-backward pass", count):
         blocks = _hessian_blocks(run, names, result)
@@ -496,12 +508,19 @@ def diff(spec: Inputs, wrt=(), order: int | None = None, formula: bool = False) 
                                f"({', '.join(run.inputs)}): say which with --wrt NAME")
         names = names or list(run.inputs)[:1]
         names = names * order
+    if order is not None and order < 1:
+        raise GradcliError("option", f"--order {order}: the order of a derivative is at least 1")
     if not names:
         raise GradcliError("option", "diff needs --wrt NAME[,NAME...] or --order N")
+    from .limits import MAX_DIFF_NODES, MAX_ORDER
+    if len(names) > MAX_ORDER:
+        raise GradcliError("limit", f"diff: {len(names)} derivatives in a row is over the limit of {MAX_ORDER}: "
+                           "each derivative differentiates the whole graph of the one before, so time and "
+                           "memory grow with every order (often doubling: tanh's 15th derivative takes ~40 s)")
     run.wrt(names, default_all=False, intermediates=True)
     G = run.G
     current = run.output
-    for name in names:
+    for step, name in enumerate(names):
         x = run.named(name)
         if _numel(current) != 1:
             current = current.sum()
@@ -512,6 +531,8 @@ def diff(spec: Inputs, wrt=(), order: int | None = None, formula: bool = False) 
             except RuntimeError as exc:
                 raise _autograd(exc) from None
         current = g if g is not None else G.zeros(*x.shape, dtype=spec.dtype) if x.shape else G.tensor(0.0, dtype=spec.dtype)
+        if step + 1 < len(names):
+            _guard_growth(current, step + 1, len(names), MAX_DIFF_NODES)
     result = run.result("diff")
     result.extra["wrt"] = names
     result.extra["derivative"] = array(current)
@@ -533,6 +554,25 @@ def derivative_label(names) -> str:
     def power(n):
         return str(n) if n > 1 else ""
     return f"d{power(len(names))}/" + " ".join(f"d{name}{power(n)}" for name, n in runs)
+
+
+def _guard_growth(current, done, total, limit):
+    """Stop ``diff`` before the next derivative when the graph it must differentiate is already too
+    big: each order builds a graph about twice the size of the one before."""
+    root = getattr(current, "grad_fn", None)
+    if root is None:
+        return
+    seen, stack = {id(root)}, [root]
+    while stack:
+        node = stack.pop()
+        for child, _ in getattr(node, "next_functions", ()):
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                stack.append(child)
+        if len(seen) > limit:
+            raise GradcliError("limit", f"diff: after {done} of {total} derivatives the graph already has more "
+                               f"than {limit:,} operations, and each further order roughly doubles it (time and "
+                               f"memory grow exponentially with the order): ask for a lower order")
 
 
 def graph(spec: Inputs) -> Result:
@@ -584,6 +624,8 @@ def check(spec: Inputs, wrt=(), order: int = 1, eps: float | None = None, atol: 
     C.validate(order, eps, atol, rtol)
     run = _Run(spec)
     names = [n for n in run.wrt(wrt) if run.inputs[n].requires_grad]
+    count = sum(_numel(run.inputs[n]) for n in names)
+    _guard_size(run, "check", _numel(run.output) + (count if order >= 2 else 0), count, names)
     total = C.evaluations(run, names, order)
     with _progress(spec, total, f"check: {total:,} evaluations of the program") as tick:
         try:

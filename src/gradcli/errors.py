@@ -19,10 +19,15 @@ KINDS = {
     "file": 2,          # unreadable file
     "dependency": 2,    # missing optional dependency (cupy)
     "autograd": 2,      # an autograd rule was broken (implicit grad of non-scalar, ...)
-    "plugin": 2,        # a plugin file failed to load
+    "plugin": 2,        # a plugin file failed to load, or its code raised
+    "limit": 2,         # over a limit (--max-elements, program size, diff order), or out of memory
     "check": 1,         # check found a mismatch
-    "nonfinite": 1,     # --strict saw NaN or infinity
+    "nonfinite": 1,     # --strict or --detect-anomaly saw NaN or infinity
+    "output": 74,       # the output could not be written (stdout closed or full): EX_IOERR
 }
+
+#: exit code of Ctrl-C (128 + SIGINT), quietly
+INTERRUPTED = 130
 
 
 class GradcliError(Exception):
@@ -36,6 +41,7 @@ class GradcliError(Exception):
 
     def __init__(self, kind: str, message: str, line: int | None = None, column: int | None = None,
                  span: tuple[int, int] | None = None, source: str | None = None, hint: str | None = None):
+        message = clean(message)
         super().__init__(message)
         self.hint = hint
         self.kind = kind
@@ -84,6 +90,79 @@ class GradcliError(Exception):
         return self
 
 
+_MAX_MESSAGE = 2000
+
+
+def clean(text: str, keep_newlines: bool = True) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences) shown as ``\\x1b``, and
+    cut in the middle past a couple of thousand characters (a 10 MB name gives a short message)."""
+    text = str(text)
+    if len(text) > _MAX_MESSAGE:
+        text = text[:_MAX_MESSAGE // 2] + f" ... ({len(text) - _MAX_MESSAGE:,} characters left out) ... " \
+            + text[-_MAX_MESSAGE // 2:]
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or (keep_newlines and c == "\n") else
+                   (" " if c == "\t" else ascii(c)[1:-1]) for c in text)
+
+
+def quiet_interrupts() -> None:
+    """When gradcli runs as a program: Ctrl-C at any moment (even while modules are still being
+    imported, before ``main`` can catch it) exits 130 without a traceback.  Set once, by
+    ``cli.main`` and, for the first moments, by the package when it is the program being run."""
+    import sys
+    previous = sys.excepthook
+    if getattr(previous, "_gradcli", False):
+        return
+
+    def hook(kind, value, traceback):
+        if issubclass(kind, KeyboardInterrupt):
+            import os
+            os._exit(INTERRUPTED)
+        previous(kind, value, traceback)
+    hook._gradcli = True
+    sys.excepthook = hook
+
+
+def user_error(exc: BaseException) -> GradcliError | None:
+    """The ``GradcliError`` a non-gradcli exception stands for when it is the user's doing (the
+    machine ran out of memory, a plugin's code raised, a matrix was singular, ...), else None: a
+    bug in gradcli."""
+    if isinstance(exc, GradcliError):
+        return exc
+    name = type(exc).__name__
+    plugin = _plugin_frame(exc)
+    if plugin is not None:
+        module, line = plugin
+        return GradcliError("plugin", f"plugin code raised {name} (in {module}, line {line}): {_short(exc)}")
+    if isinstance(exc, MemoryError):
+        detail = f": {_short(exc)}" if str(exc) else ""
+        return GradcliError("limit", f"out of memory{detail}; use smaller inputs, fewer --wrt inputs, or a lower "
+                            "--max-elements to be stopped before allocating")
+    if name == "LinAlgError":
+        return GradcliError("value", f"linear algebra failed: {_short(exc)} (a singular matrix has no inverse; "
+                            "its gradient through det/inv is undefined here)")
+    if isinstance(exc, RecursionError):
+        return GradcliError("value", "the input is nested too deeply to process")
+    return None
+
+
+def _short(exc, limit=300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _plugin_frame(exc):
+    """(plugin module, line) of the innermost traceback frame in a ``--plugin`` file, or None."""
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if isinstance(module, str) and module.startswith("gradcli_plugin_"):
+            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
 def position(source: str, offset: int) -> tuple[int, int]:
     """1-based (line, column) of a character offset into ``source``."""
     offset = max(0, min(offset, len(source)))
@@ -101,6 +180,8 @@ def excerpt(source: str, line: int, column: int, width: int = 1) -> str:
     if not 1 <= line <= len(lines):
         return ""
     text = lines[line - 1].rstrip("\r").replace("\t", " ")
+    if not text.isprintable():          # escape sequences in a comment must not reach the terminal
+        text = "".join(c if c.isprintable() else "?" for c in text)
     start = 0
     if len(text) > 100:
         start = max(0, column - 60)

@@ -128,20 +128,31 @@ OPTIONS = (
     Option("--eps", "eps", "float", "finite-difference step (1e-6)", commands=("check",), metavar="EPS"),
     Option("--atol", "atol", "float", "absolute tolerance (1e-5)", commands=("check",), metavar="ATOL"),
     Option("--rtol", "rtol", "float", "relative tolerance (1e-3)", commands=("check",), metavar="RTOL"),
+    # -- limits and non-finite numbers (issue 13: gradcli.limits, gradcli.anomaly) ---------------
+    Option("--max-elements", "max_elements", "int", "the most numbers any tensor, file, Jacobian or Hessian may "
+           "hold (default 2^27; also GRADCLI_MAX_ELEMENTS)", metavar="N", to="spec"),
+    Option("--detect-anomaly", "detect_anomaly", "flag", "the first NaN or infinity (forward or backward) is an "
+           "error naming the operation (exit 1)", default=False, to="spec"),
+    Option("--strict", "strict", "flag", "exit 1 when the output or a gradient holds NaN or infinity",
+           default=False, to="spec"),
 )
 
 
 #: shown by ``gradcli --help``: (exit code, meaning) and (environment variable, effect)
 EXIT_CODES = (
     ("0", "success"),
-    ("1", "the answer is a failure: check found a mismatch; a --each line failed"),
-    ("2", "bad input: syntax, names, values, shapes, options, files, usage"),
+    ("1", "the answer is a failure: check found a mismatch; a --each line failed; --strict / --detect-anomaly "
+          "saw NaN or infinity"),
+    ("2", "bad input: syntax, names, values, shapes, options, files, usage, over a limit"),
     ("70", "a bug in gradcli (please report it)"),
+    ("74", "the output could not be written (stdout closed or full)"),
     ("130", "interrupted"),
 )
 ENVIRONMENT = (
     ("GRADCLI_NUM_THREADS", "threads for large elementwise operations (1: none)"),
     ("GRADCLI_DEBUG=1", "show the Python traceback of an internal error"),
+    ("GRADCLI_MAX_ELEMENTS", "the element limit (default 2^27; --max-elements overrides it)"),
+    ("GRADCLI_MAX_PROGRAM_SIZE", "the largest program in bytes (default 16 MB)"),
     ("NO_COLOR", "no colour in tables (also TERM=dumb)"),
 )
 

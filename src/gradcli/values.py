@@ -22,6 +22,7 @@ import stat
 import sys
 from pathlib import Path
 
+from . import limits
 from .errors import GradcliError
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*\Z")
@@ -53,9 +54,9 @@ class Stdin:
         stream = sys.stdin
         if stream is None:
             raise GradcliError("file", f"{who}: there is no standard input to read")
-        if stream.isatty():
+        if stream.isatty() and sys.stderr is not None:
             print(f"gradcli: reading {who} from the terminal; end it with Ctrl-D", file=sys.stderr)
-        data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
+        data = _bounded(stream.buffer if hasattr(stream, "buffer") else stream, who)
         return data.encode("utf-8") if isinstance(data, str) else data
 
 
@@ -135,6 +136,11 @@ def _parse_value(text, dtype, device, name, stdin):
         free = program.inputs[0]
         from .language.ast import scan_names
         span = scan_names(program.statements)[0][free]          # where the free name is first read
+        special = {"nan": "0/0", "NaN": "0/0", "inf": "1/0", "Infinity": "1/0", "infinity": "1/0"}
+        if free in special:
+            raise GradcliError("value", f"'{free}' is not a name gradcli knows: write {special[free]} for "
+                               f"{'NaN' if special[free] == '0/0' else 'infinity'} (and -1/0), or "
+                               '"NaN" / "Infinity" in a JSON file').locate(text, span)
         raise GradcliError("value", f"a value cannot use the name '{free}': write numbers, [lists], "
                            "constants (pi, e) and functions such as randn(3) or ones(2, 2) * 0.5"
                            ).locate(text, span)
@@ -153,11 +159,20 @@ def load_array(path: str, dtype="float64", device="cpu", stdin=None, who="a valu
     suffix = file.suffix.lower()
     try:
         if suffix == ".npy":
-            array = np.load(file, allow_pickle=False)
+            with open(file, "rb") as handle:
+                limits.npy_header(handle, f"'{path}'")  # the shape, checked before reading data
+                handle.seek(0)
+                array = np.load(handle, allow_pickle=False)
         elif suffix == ".json":
-            array = _from_json(json.loads(file.read_text(encoding="utf-8")), path)
+            array = _from_json(_json(file.read_text(encoding="utf-8"), f"'{path}'"), path)
         elif suffix in (".txt", ".csv", ".tsv"):
-            array = np.loadtxt(file, dtype=np.float64, delimiter="," if suffix == ".csv" else None)
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", UserWarning)     # numpy's "input contained no data"
+                try:
+                    array = np.loadtxt(file, dtype=np.float64, delimiter="," if suffix == ".csv" else None)
+                except UserWarning:
+                    raise GradcliError("value", f"'{path}' holds no numbers") from None
         else:
             raise GradcliError("file", f"cannot read '{path}': unsupported file type '{suffix or file.name}' "
                                "(use .npy, .json, .txt or .csv; --values takes .json or .npz)")
@@ -165,7 +180,7 @@ def load_array(path: str, dtype="float64", device="cpu", stdin=None, who="a valu
         raise
     except (OSError, UnicodeDecodeError) as exc:
         raise GradcliError("file", f"cannot read '{path}': {exc}") from None
-    except (ValueError, TypeError, EOFError) as exc:
+    except (ValueError, TypeError, EOFError, OverflowError) as exc:
         raise GradcliError("value", f"'{path}' does not hold a numeric array: {exc}") from None
     return _from_array(array, path, dtype, device)
 
@@ -188,7 +203,7 @@ def load_values(path: str, dtype="float64", device="cpu", stdin=None, keep=None)
         if suffix == ".json":
             text = raw.decode("utf-8") if special else file.read_text(encoding="utf-8")
             try:
-                data = json.loads(text)
+                data = _json(text, where)
             except json.JSONDecodeError as exc:
                 raise GradcliError("value", f"{where} is not a JSON object of name -> value: {exc}") from None
             if not isinstance(data, dict):
@@ -206,6 +221,7 @@ def load_values(path: str, dtype="float64", device="cpu", stdin=None, keep=None)
                     out[name] = _from_array(_from_json(value, f"in the value of {name} in {where}", quoted=False),
                                             f"{where}: {name}", dtype, device)
         elif suffix == ".npz":
+            _npz_headers(io.BytesIO(raw) if special else file, where)   # every shape, before reading data
             with np.load(io.BytesIO(raw) if special else file, allow_pickle=False) as archive:
                 for name in archive.files:
                     _check_name(name, where)
@@ -223,7 +239,7 @@ def load_values(path: str, dtype="float64", device="cpu", stdin=None, keep=None)
         raise
     except (OSError, UnicodeDecodeError) as exc:
         raise GradcliError("file", f"cannot read '{path}': {exc}") from None
-    except (ValueError, TypeError, EOFError) as exc:
+    except (ValueError, TypeError, EOFError, OverflowError) as exc:
         raise GradcliError("value", f"'{path}' does not hold numeric values: {exc}") from None
     return out
 
@@ -242,7 +258,9 @@ def _readable(path) -> Path | None:
     except FileNotFoundError:
         raise GradcliError("file", f"cannot read '{path}': no such file") from None
     except OSError as exc:
-        raise GradcliError("file", f"cannot read '{path}': {exc.strerror or exc}") from None
+        raise GradcliError("file", f"cannot read '{path}': {limits._why(exc)}") from None
+    if not os.access(file, os.R_OK):
+        raise GradcliError("file", f"cannot read '{path}': permission denied")
     if stat.S_ISDIR(mode):
         raise GradcliError("file", f"cannot read '{path}': it is a directory; name a file in it")
     if stat.S_ISSOCK(mode):
@@ -264,7 +282,7 @@ def _special(path, file, stdin, who) -> bytes:
     kind = "a named pipe (FIFO)" if stat.S_ISFIFO(file.stat().st_mode) else "a device"
     try:
         with open(file, "rb") as handle:
-            return handle.read()
+            return _bounded(handle, f"'{path}'")
     except OSError as exc:
         raise GradcliError("file", f"cannot read '{path}' ({kind}): {exc.strerror or exc}") from None
 
@@ -273,6 +291,7 @@ def _sniff_array(data: bytes, where):
     """An array from bytes of unknown type: .npy, JSON, or a whitespace / comma table."""
     import numpy as np
     if data.startswith(b"\x93NUMPY"):
+        limits.npy_header(io.BytesIO(data), where)
         try:
             return np.load(io.BytesIO(data), allow_pickle=False)
         except (ValueError, EOFError, OSError) as exc:
@@ -284,7 +303,7 @@ def _sniff_array(data: bytes, where):
     if not text:
         raise GradcliError("value", f"{where} is empty: give a number, a JSON array or a table of numbers")
     try:
-        parsed = json.loads(text)
+        parsed = _json(text, where)
     except json.JSONDecodeError:
         parsed = None
     if parsed is not None:
@@ -294,6 +313,43 @@ def _sniff_array(data: bytes, where):
         return np.loadtxt(io.StringIO(text), dtype=np.float64, delimiter=delimiter, ndmin=0)
     except ValueError as exc:
         raise GradcliError("value", f"{where} holds neither JSON nor a table of numbers: {exc}") from None
+
+
+def _bounded(stream, where) -> bytes:
+    """All of ``stream`` (standard input, a pipe, a device), read in chunks and refused once it is
+    larger than any array the element limit allows (``yes |`` and ``/dev/zero`` end)."""
+    limit = 8 * limits.max_elements() + (1 << 20)
+    parts, total = [], 0
+    while True:
+        chunk = stream.read(1 << 16)
+        if not chunk:
+            return (b"" if not parts or isinstance(parts[0], bytes) else "").join(parts)
+        total += len(chunk)
+        if total > limit:
+            raise GradcliError("limit", f"{where} is larger than {limits.size(limit, 1)}, more than an array "
+                               "within the element limit can take (--max-elements or GRADCLI_MAX_ELEMENTS)")
+        parts.append(chunk)
+
+
+def _json(text, where):
+    """A JSON document; one nested too deeply is an error, not a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise GradcliError("value", f"{where} is nested too deeply to read") from None
+
+
+def _npz_headers(file, where):
+    import zipfile
+    try:
+        with zipfile.ZipFile(file) as archive:
+            for info in archive.infolist():
+                if info.filename.endswith(".npy"):
+                    with archive.open(info) as handle:
+                        limits.npy_header(handle, f"{where}: {info.filename[:-4]}")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+        where = where if where.startswith("'") or where == "standard input" else f"'{where}'"
+        raise GradcliError("file", f"{where} is not a .npz archive (a zip of .npy arrays): {exc}") from None
 
 
 def _in_file(error, name, where):
@@ -323,11 +379,15 @@ def _from_json(data, where, quoted=True):
                                f"found {json.dumps(item)[:40]}")
     if special:
         data = _map_nested(data, lambda v: _JSON_SPECIAL.get(v, v) if isinstance(v, str) else v)
+    shown = f"'{where}'" if quoted else where
     try:
         return np.array(data, dtype=np.float64)
-    except ValueError as exc:
-        shown = f"'{where}'" if quoted else where
+    except ValueError:
         raise GradcliError("value", f"{shown}: the nested lists are ragged (rows of different lengths)") from None
+    except OverflowError:
+        raise GradcliError("value", f"{shown}: a number is too large for float64 (at most about 1.8e308)") from None
+    except RecursionError:
+        raise GradcliError("value", f"{shown} is nested too deeply") from None
 
 
 def _map_nested(data, fn):
@@ -352,6 +412,7 @@ def _from_array(array, where, dtype, device):
     array = np.asarray(array)
     if array.dtype.kind not in "biuf":
         raise GradcliError("value", f"'{where}' holds {array.dtype} data, not numbers")
+    limits.check_shape(array.shape, where if where.startswith("'") or where == "standard input" else f"'{where}'")
     import gradcli as G
     return G.tensor(array.astype(np.dtype(dtype)), dtype=dtype, device=device)
 

@@ -56,10 +56,13 @@ class Builder:
     def number(self, c):
         (token,) = c
         text = token.value
-        if text.isdigit() and int(text) <= _INT64_MAX:
+        if text.isdigit() and len(text) <= 19 and int(text) <= _INT64_MAX:   # no int() of 4301 digits
             value = int(text)
         else:
             value = float(text)
+            if value == float("inf") and text.isdigit():      # as int -> float in Python: an overflow
+                raise GradcliError("value", f"the integer {text[:12]}... ({len(text)} digits) is too large "
+                                   "for a float (at most about 1.8e308)", span=(token.start_pos, token.end_pos))
         return A.Const(value, (token.start_pos, token.end_pos))
 
     def name(self, c):

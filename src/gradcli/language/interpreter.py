@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 
 from .. import public
+from .. import limits
+from ..autograd.grad_mode import is_anomaly_enabled
 from ..errors import GradcliError
 from . import ast as A
 from .parser import paused_gc
@@ -92,6 +94,9 @@ def run(program: A.Program, values: dict, functions: dict | None = None, *,
     machine = _Machine(G, table, set(functions or ()), ops.CONSTANTS, env, program.source, dtype, device)
     machine.record = record
     inputs = dict(env)
+    if machine.anomaly:
+        for name in program.inputs:
+            _check_input(program, name, env[name])
     tensors = dict(env)
     output = None
     try:
@@ -152,6 +157,8 @@ class _Machine:
         self._accepts: dict = {}
         self.modes: list = []          # the grad-mode context managers entered and not yet left
         self.record = None             # see ``run``
+        self._literals: dict = {}          # id(Array node) -> nested list, or None: each array walked once
+        self.anomaly = is_anomaly_enabled()     # --detect-anomaly: check every output as it is made
 
     # -- the walk -----------------------------------------------------------------------------
     def leave_modes(self):
@@ -182,8 +189,9 @@ class _Machine:
                 values = results[len(results) - count:]
                 del results[len(results) - count:]
                 results.append(self.combine(node, values))
-            elif kind is A.Array and _literal(node) is not None:
-                results.append(self.G.tensor(_literal(node), dtype=self._literal_dtype(node), device=self.device))
+            elif kind is A.Array and self.literal(node) is not None:
+                results.append(self.guard(node, "an array literal", [], lambda: self.G.tensor(
+                    self.literal(node), dtype=self._literal_dtype(node), device=self.device)))
             elif kind is A.Call and not node.kwargs and node.func not in LIST_FUNCTIONS:
                 if node.func not in self.table:
                     if node.func in GRAD_MODES:
@@ -275,6 +283,10 @@ class _Machine:
                     return folded
         elif func in CONSTRUCTORS:
             kwargs = self._with_dtype(func, kwargs)
+            try:
+                limits.check_constructor(func, args, kwargs)      # before numpy allocates anything
+            except GradcliError as err:
+                raise err.locate(self.source, node.span) from None
         elif args and _is_number(args[0]):
             # a function's first argument is the tensor it acts on (as x in x.sum()): tanh(2)
             args[0] = self.tensor(args[0], node)
@@ -285,6 +297,8 @@ class _Machine:
         except Exception as exc:                              # noqa: BLE001 - sorted in refused
             operands = args[0] if func in LIST_FUNCTIONS and args and isinstance(args[0], list) else args
             raise self.refused(node, label(func), operands, exc, func in self.plugins) from None
+        if self.anomaly:
+            self.check_finite(node, label(func), args, out)
         grad_fn = getattr(out, "grad_fn", None)
         if grad_fn is not None and getattr(grad_fn, "span", None) is None:
             try:
@@ -303,6 +317,8 @@ class _Machine:
             raise err.locate(self.source, node.span) from None
         except Exception as exc:                              # noqa: BLE001 - sorted in refused
             raise self.refused(node, what, operands, exc, False) from None
+        if self.anomaly:
+            self.check_finite(node, what, operands, out)
         grad_fn = getattr(out, "grad_fn", None)
         if grad_fn is not None and getattr(grad_fn, "span", None) is None:
             try:
@@ -313,6 +329,21 @@ class _Machine:
             self.record.append((node, out))
         return out
 
+    def literal(self, node):
+        """``_literal(node)``, found for every array inside ``node`` in one walk (an array nested
+        N deep is walked once, not N times)."""
+        key = id(node)
+        if key not in self._literals:
+            self._literals.update(_literals(node))
+        return self._literals[key]
+
+    def check_finite(self, node, what, operands, out):
+        from ..anomaly import forward_error
+        flat = [o for item in operands for o in (item if isinstance(item, list) else (item,))]
+        error = forward_error(what, out, flat)
+        if error is not None:
+            raise error.locate(self.source, node.span)
+
     def refused(self, node, what, operands, exc, plugin) -> GradcliError:
         shapes = [f"({', '.join(map(str, o.shape))}{',' if len(o.shape) == 1 else ''})"
                   for o in operands if hasattr(o, "shape")]
@@ -322,9 +353,15 @@ class _Machine:
             kind, message = "plugin", f"plugin function {what} failed: {name}: {detail}"
         elif name == "LinAlgError":
             kind, message = "value", f"{what}: {detail}"
-        elif isinstance(exc, (ValueError, IndexError)):
+        elif "inhomogeneous" in detail:
+            kind, message = "shape", f"ragged {what.removeprefix('an ')}: its rows have different lengths"
+        elif isinstance(exc, MemoryError) or "Maximum allowed dimension" in detail:
+            kind, message = "limit", f"{what}: too large to allocate ({detail})"
+        elif isinstance(exc, IndexError) or isinstance(exc, ValueError) and shapes and _about_shapes(detail):
             shown = f": shapes {' and '.join(shapes)}" if shapes else ""
             kind, message = "shape", f"shape mismatch in {what}{shown}: {detail}"
+        elif isinstance(exc, ValueError):
+            kind, message = "value", f"bad arguments to {what}: {detail}"
         elif isinstance(exc, TypeError):
             kind, message = "type", f"bad arguments to {what}: {detail}"
             if type(node) is A.Call and node.func in self.table:
@@ -550,6 +587,44 @@ def _literal(node):
             return None
         out_stack[-1].append(number)
     return out_stack[0][0]
+
+
+_SHAPE_WORDS = re.compile(r"shape|broadcast|dimension|dim\b|axis|align|size|mismatch|reshape|index", re.I)
+
+
+def _about_shapes(detail: str) -> bool:
+    return bool(_SHAPE_WORDS.search(detail))
+
+
+def _check_input(program, name, value):
+    from ..anomaly import input_error
+    error = input_error(name, value)
+    if error is not None:
+        span = next((n.span for s in program.statements for n in A.walk(s)
+                     if isinstance(n, A.Name) and n.id == name), (0, 0))
+        raise error.locate(program.source, span)
+
+
+def _literals(root) -> dict:
+    """``{id(array): nested list or None}`` for ``root`` and every array inside it, bottom-up in
+    one iterative walk: an array is a literal when all its elements are numbers or literals."""
+    found: dict = {}
+    work = [(root, False)]
+    while work:
+        item, done = work.pop()
+        if not done:
+            work.append((item, True))
+            work.extend((child, False) for child in item.elements if type(child) is A.Array)
+            continue
+        values = []
+        for child in item.elements:
+            value = found[id(child)] if type(child) is A.Array else _number_of(child)
+            if value is None:
+                values = None
+                break
+            values.append(value)
+        found[id(item)] = values
+    return found
 
 
 def _number_of(node):
