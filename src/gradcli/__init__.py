@@ -7,16 +7,16 @@ op table, the PyTorch-style functions and the constructors (also those registere
 """
 from __future__ import annotations
 
-import numpy as _np
-
-__version__ = "0.1.0"
-
 import sys as _sys
 
 if _sys.argv[:1] == ["-m"] or _sys.argv[0].endswith(("/gradcli", "\\gradcli", "gradcli.exe")):
     from .errors import quiet_interrupts     # gradcli is the program: Ctrl-C while importing is quiet
     quiet_interrupts()
 del _sys
+
+import numpy as _np  # noqa: E402 - after the quiet Ctrl-C above
+
+__version__ = "0.1.0"
 
 from . import autograd, backend, constructors, functions, inplace, ops  # noqa: F401 - importing registers the names
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401

@@ -116,12 +116,25 @@ def quiet_interrupts() -> None:
         return
 
     def hook(kind, value, traceback):
-        if issubclass(kind, KeyboardInterrupt):
+        if _interrupted(value):
             import os
             os._exit(INTERRUPTED)
         previous(kind, value, traceback)
     hook._gradcli = True
     sys.excepthook = hook
+
+
+def _interrupted(exc) -> bool:
+    """Ctrl-C, also when a library turned it into another error (numpy's C extensions raise
+    ImportError when the interrupt lands while they import)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt) or \
+                (isinstance(exc, ImportError) and "PyCapsule_Import could not import" in str(exc)):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def user_error(exc: BaseException) -> GradcliError | None:
