@@ -67,12 +67,14 @@ None); add --retain-grad a_really_long_intermediate_name,loss to keep them
     assert all(len(line) <= 80 for line in text.splitlines())
 
 
-# issue 12, deliverable 5: "exit codes ... in gradcli --help" -- every cause of exit 1, --each's too
-# (SPEC §3: "exit 1 if any line failed"), which the list left out.
+# issue 12, deliverable 5: "exit codes ... in gradcli --help" -- every cause of exit 1 (--strict,
+# --detect-anomaly, and --each's "exit 1 if any line failed", SPEC §3), within 80 columns.
 def test_help_lists_every_cause_of_exit_1():
     r = run("--help")
     assert r.returncode == 0
-    assert "\n    1    the answer is a failure: check found a mismatch; a --each line failed\n" in r.stdout
+    assert ("\n    1    the answer is a failure: check found a mismatch, --strict or\n"
+            "         --detect-anomaly saw a NaN or infinity, a --each line failed\n") in r.stdout
+    assert max(map(len, r.stdout.splitlines())) <= 80
     r = run("grad", "x*2", "--each", "-", input='{"x": 1}\n{"x": [1, 2}\n')
     assert r.returncode == 1 and r.stdout.splitlines()[0] == (
         '{"program":"x*2","value":2.0,"shape":[],"dtype":"float64","grad_fn":"MulBackward0","grads":{"x":2.0}}')

@@ -300,9 +300,13 @@ def _help(command) -> str:
 def _root_help() -> str:
     """``gradcli --help``: what it is, an example, exit codes and environment (click keeps
     paragraphs that start with a \\b line as they are)."""
-    def rows(table):
+    import textwrap
+
+    def rows(table):                    # a long text wraps under itself (click indents 2 more: 80 columns)
         width = max(len(key) for key, _ in table)
-        return "\n".join(f"  {key:<{width}}  {text}" for key, text in table)
+        return "\n".join(textwrap.fill(f"  {key:<{width}}  {text}", 78, subsequent_indent=" " * (width + 4),
+                                       break_on_hyphens=False)
+                         for key, text in table)
     indent, env = rows(EXIT_CODES), rows(ENVIRONMENT)
     return (f"{ROOT_HELP}\n\nExample:\n\n    {find_command('grad').example}\n\n"
             "Run 'gradcli COMMAND -h' for a command's options, 'gradcli functions' for the functions "

@@ -141,7 +141,8 @@ OPTIONS = (
 #: shown by ``gradcli --help``: (exit code, meaning) and (environment variable, effect)
 EXIT_CODES = (
     ("0", "success"),
-    ("1", "the answer is a failure: check found a mismatch; a --each line failed"),
+    ("1", "the answer is a failure: check found a mismatch, --strict or --detect-anomaly saw a NaN or "
+          "infinity, a --each line failed"),
     ("2", "bad input: syntax, names, values, shapes, options, files, usage, over a limit"),
     ("70", "a bug in gradcli (please report it)"),
     ("74", "the output could not be written (stdout closed or full)"),
