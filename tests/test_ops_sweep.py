@@ -53,7 +53,7 @@ def test_every_differentiable_table_op_is_swept():
     # reached only as the derivative of another op (checked by the second-order sweep)
     inner = {"sum_to", "select_back", "slice_back", "softplus_slope", "prod_others",
              "copy_grad",    # the engine's: a leaf's first .grad under create_graph (test_lessons)
-             "take", "take_back", "put", "fill"}   # indexing, index_put, fill_: tests/test_pytorch_compat.py
+             "take", "take_back", "put", "fill", "masked_fill"}   # indexing, index_put, fill_: tests/test_pytorch_compat.py
     elsewhere = {"to"}          # dtype conversion: float32 rounding defeats finite differences (test_engine)
     assert set(ops.OPS) - nondiff - inner - elsewhere - reached == set()
 

@@ -494,6 +494,19 @@ def s_inplace_on_views_of_non_leaves(T):
 
 
 @scenario
+def s_masked_fill(T):
+    x = t(T, [[1.0, -2.0], [3.0, -4.0]], True)
+    w = t(T, 5.0, True)
+    a = x.masked_fill(x < 0, 0.0)
+    b = T.masked_fill(x, T.tensor([True, False]), w)
+    c = x * 1.0
+    c.masked_fill_(c > 2.0, -1.0)
+    return {"scalar": _state(a), "tensor value": _state(b), "in place": _state(c),
+            "grads": T.autograd.grad(a.sum() + (b * b).sum() + c.sum(), [x, w]),
+            "not a mask": error(lambda: x.masked_fill(T.tensor([1, 0]), 0.0))}
+
+
+@scenario
 def s_grad_attribute(T):
     x = t(T, [1.0, 2.0], True)
     (x * x).sum().backward()

@@ -54,6 +54,7 @@ EXTRA = [
     ("stack", lambda a, b: G.stack([a, b], dim=1), [(2, 3), (2, 3)]),
     ("copy_grad", lambda a: ops.apply(ops.OPS["copy_grad"], (a,)), [(3,)]),   # the engine's (create_graph)
     ("fill", lambda a, b: G.ops.fill(a, b, "FillBackward3"), [(2, 3), ()]),
+    ("masked_fill", lambda a, b: G.masked_fill(a, a > 0.0, b), [(2, 3), ()]),
 ]
 
 

@@ -130,6 +130,18 @@ def where(condition, input, other):
     return tensor(np.where(cond, input, other))
 
 
+@exposed(language=False, method=True)
+def masked_fill(input, mask, value):
+    """``input`` with ``value`` where ``mask`` (a bool tensor, broadcast) holds."""
+    mask = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+    if mask.dtype.kind != "b":
+        kind = {"i8": "long int", "i4": "int", "f8": "double", "f4": "float"}.get(f"{mask.dtype.kind}{mask.dtype.itemsize}",
+                                                                              mask.dtype.name)
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {kind}")
+    scalar = not isinstance(value, Tensor)
+    return apply(OPS["masked_fill"], (input, float(value) if scalar else value), {"cond": mask, "scalar": scalar})
+
+
 @exposed(method=("clamp", "clip"))
 def clamp(input, min=None, max=None):     # noqa: A002 - PyTorch's keyword names
     if min is None and max is None:

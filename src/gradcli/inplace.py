@@ -170,6 +170,7 @@ _METHODS = {
     "copy_": _full_like,
     "zero_": lambda t: _filled("ZeroBackward0")(t, 0.0),
     "neg_": lambda t: F.neg(t),
+    "masked_fill_": lambda t, mask, value: F.masked_fill(t, mask, value),
 }
 for _name in ops.UNARY_OPS:
     _METHODS.setdefault(_name + "_", (lambda name: lambda t: getattr(t, name)())(_name))

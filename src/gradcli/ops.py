@@ -565,6 +565,10 @@ for _name, _f in [("lt", operator.lt), ("le", operator.le), ("gt", operator.gt),
 defop("where", lambda xp, x, y, cond: xp.where(cond, x, y),
       (lambda g, cond: _where(cond, g, 0.0), lambda g, cond: _where(cond, 0.0, g)),
       ("where(cond, g, 0)", "where(cond, 0, g)"), "where(cond, a, b): a where cond holds, else b")
+defop("masked_fill", lambda xp, x, value, cond, scalar: xp.where(cond, xp.asarray(value, dtype=x.dtype), x),
+      (lambda g, cond: _where(cond, 0.0, g), lambda g, cond: _where(cond, g, 0.0)),
+      ("where(cond, 0, g)", "where(cond, g, 0)"), "x with value where the mask cond holds (masked_fill)",
+      node=lambda p: "MaskedFillBackward0" if p["scalar"] else "MaskedFillBackward1")
 defop("clamp", lambda xp, x, min, max: xp.clip(x, min, max),
       (lambda g, x, min, max: g * _between(x, min, max),), "g * (clamp(x, min=min, max=max) == x)",
       "clamp(x, min=, max=): x limited to [min, max]", node="ClampBackward1")
