@@ -16,7 +16,21 @@ from .tensor import Tensor
 
 
 class _Random:
-    generator = np.random.default_rng()
+    """The generator behind ``rand`` / ``randn``.  Made on first use, not at import: importing
+    ``numpy.random`` costs 5-10 ms of every start-up, and most programs draw no random numbers.
+    An unseeded generator takes fresh entropy either way, so making it late changes nothing."""
+
+    _generator = None
+
+    @property
+    def generator(self):
+        if self._generator is None:
+            self._generator = np.random.default_rng()
+        return self._generator
+
+    @generator.setter
+    def generator(self, value):
+        self._generator = value
 
 
 _random = _Random()

@@ -15,7 +15,6 @@ regular expressions, and the words for messages.  Building them reads lark's ana
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -43,6 +42,9 @@ def grammar_text() -> str:
 
 
 def digest(grammar: str) -> str:
+    # imported here, when tables are built: at import it cost 2 ms of every start-up
+    import hashlib
+
     return hashlib.sha256(grammar.encode("utf-8")).hexdigest()
 
 
