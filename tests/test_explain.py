@@ -136,6 +136,13 @@ def test_retain_grad_and_freeze():
     assert [s.get("accumulates") for s in result.extra["steps"] if "accumulates" in s] == ["w", "x"]
 
 
+def test_an_input_as_the_output_accumulates_the_seed():
+    result = explain(commands.Inputs(program="y = x; y", values=["x=[1, 2]"]), grad_output="[3, 4]")
+    assert {n: np.asarray(g).tolist() for n, g in result.extra["grads"].items()} == {"x": [3.0, 4.0]}
+    assert [(s["node"], s["accumulates"], np.asarray(s["grad"]).tolist()) for s in result.extra["steps"]] == [
+        ("AccumulateGrad", "x", [3.0, 4.0])]
+
+
 def test_pow_rule_has_its_parameter_written_in():
     result = explain(commands.Inputs(program="sum(x ^ 3)", values=["x=[1, 2]"]))
     assert result.extra["steps"][1]["rule"] == "x: g * 3 * x ^ (3 - 1)"

@@ -190,6 +190,16 @@ def test_second_derivative_formula_of_every_function(text, spec):
         _check_order(text, spec, [names[0], names[1]], zlib.crc32(text.encode()) + 2)
 
 
+def test_an_input_as_the_output_has_the_seed_as_its_formula():
+    """d x / d x = 1: the output is the input's own leaf (no grad_fn), also as the last order of a
+    higher derivative (x^2/2 -> x -> 1, x*y -> y -> 1)."""
+    assert gradient_formulas(parse("x"), _tensors({"x": 3.0}), ["x"])[0] == {"x": "1"}
+    assert gradient_formulas(parse("y = x; y"), _tensors({"x": [1.0, 2.0]}), ["x"],
+                             seed=G.tensor([3.0, 4.0]))[0] == {"x": "[3, 4]"}
+    assert derivative_formula(parse("x ^ 2 / 2"), _tensors({"x": 3.0}), ["x", "x"])[0] == "1"
+    assert derivative_formula(parse("x * y"), _tensors({"x": 3.0, "y": 2.0}), ["x", "y"])[0] == "1"
+
+
 def test_a_step_without_a_rule_text_gives_null_and_says_why():
     from gradcli.autograd import Function
 

@@ -84,7 +84,7 @@ def explain(spec, grad_output=None) -> Result:
         seed = G.tensor(np.ones(tuple(out.shape)), dtype=spec.dtype)
     trace = _Trace()
     try:
-        engine.execute([(out.grad_fn, getattr(out, "_output_nr", 0))], [seed], trace=trace)
+        engine.execute([out._edge()], [seed], trace=trace)      # a leaf output (``x``): its AccumulateGrad
     except RuntimeError as exc:
         raise GradcliError("autograd", str(exc)) from None
     source = run.program.source

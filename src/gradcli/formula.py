@@ -1033,7 +1033,9 @@ def gradient_formulas(program, inputs, names, functions=None, dtype=None, device
             if tensor is None or not getattr(tensor, "requires_grad", False):
                 continue
             targets[name] = tensor._edge() if hasattr(tensor, "_edge") else (tensor.grad_fn, 0)
-        if not getattr(out, "requires_grad", False) or out.grad_fn is None or not targets:
+        # where the output's gradient goes: its grad_fn, or (an input itself: ``x``) its leaf
+        root = out._edge() if hasattr(out, "_edge") else (getattr(out, "grad_fn", None), 0)
+        if not getattr(out, "requires_grad", False) or root[0] is None or not targets:
             for name in names:
                 formulas[name] = None
             return formulas, notes
@@ -1048,9 +1050,9 @@ def gradient_formulas(program, inputs, names, functions=None, dtype=None, device
             if not shape and type(start) is A.Const:
                 start = _Fill(start.value, ())
             builder.b.note(start, shape)
-        builder.seed(out.grad_fn, start)
+        builder.seed(root[0], start)
         edges = list(targets.values())
-        engine.execute([(out.grad_fn, 0)], [seed_tensor], retain_graph=True, create_graph=False,
+        engine.execute([root], [seed_tensor], retain_graph=True, create_graph=False,
                        capture=(edges, False), trace=builder)
         for name in names:
             if name not in targets:
