@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 import pytest
-from test_formula import OP_PROGRAMS, _points, random_program
+from cases import OP_PROGRAMS, points, random_program
 
 import gradcli as G
 from gradcli import commands
@@ -26,7 +26,7 @@ COMPOSITE = [
 
 
 def _inputs(spec, seed):
-    values = _points({n: (s, d) for n, (s, d) in spec.items()}, seed)
+    values = points({n: (s, d) for n, (s, d) in spec.items()}, seed)
     return [f"{n}={json.dumps(np.asarray(v).tolist())}" for n, v in values.items()], values
 
 

@@ -12,69 +12,11 @@ import zlib
 
 import numpy as np
 import pytest
+from cases import DIFFERENTIABLE, OP_PROGRAMS, points, random_program
 
 import gradcli as G
 from gradcli.formula import derivative_formula, gradient_formulas
 from gradcli.language import parse, run
-
-# one program per differentiable function: (program, {input: (shape, (low, high))})
-V3, M23, M33 = (3,), (2, 3), (3, 3)
-ANY, POS, UNIT = (-2.0, 2.0), (0.3, 2.0), (-0.8, 0.8)
-OP_PROGRAMS = [
-    ("sum(abs(x))", {"x": (V3, POS)}), ("sum(acos(x))", {"x": (V3, UNIT)}),
-    ("sum(acosh(x))", {"x": (V3, (1.2, 3.0))}), ("sum(x + y)", {"x": (V3, ANY), "y": (M23, ANY)}),
-    ("amax(x * y)", {"x": (M23, ANY), "y": ((), POS)}), ("amin(x, dim=0).sum()", {"x": (M23, ANY)}),
-    ("sum(asin(x))", {"x": (V3, UNIT)}), ("sum(asinh(x))", {"x": (V3, ANY)}), ("sum(atan(x))", {"x": (V3, ANY)}),
-    ("sum(atan2(x, y))", {"x": (V3, POS), "y": ((), POS)}), ("sum(atanh(x))", {"x": (V3, UNIT)}),
-    ("sum(clamp(x, min=-0.5, max=0.5) * x)", {"x": (V3, ANY)}), ("sum(cos(x))", {"x": (M23, ANY)}),
-    ("sum(cosh(x))", {"x": (V3, ANY)}), ("det(x)", {"x": (M33, (-1.0, 1.0))}),
-    ("sum(diag(x) * 2)", {"x": (V3, ANY)}), ("sum(diag(x))", {"x": (M33, ANY)}),
-    ("sum(x / y)", {"x": (M23, ANY), "y": (V3, POS)}), ("dot(x, y)", {"x": (V3, ANY), "y": (V3, ANY)}),
-    ("sum(erf(x))", {"x": (V3, ANY)}), ("sum(exp(x))", {"x": (V3, ANY)}), ("sum(exp2(x))", {"x": (V3, ANY)}),
-    ("sum(expand_as(x, y) * y)", {"x": (V3, ANY), "y": (M23, ANY)}), ("sum(expm1(x))", {"x": (V3, ANY)}),
-    ("sum(flatten(x) * [1, 2, 3, 4, 5, 6])", {"x": (M23, ANY)}), ("sum(inv(x) * x)", {"x": (M33, (-1.0, 1.0))}),
-    ("sum(log(x))", {"x": (V3, POS)}), ("sum(log10(x))", {"x": (V3, POS)}), ("sum(log1p(x))", {"x": (V3, (-0.5, 2.0))}),
-    ("sum(log2(x))", {"x": (V3, POS)}), ("sum(log_softmax(x, 1) * [1, 2, 3])", {"x": (M23, ANY)}),
-    ("logsumexp(x, 0).sum()", {"x": (M23, ANY)}), ("sum(x @ y)", {"x": (M23, ANY), "y": ((3, 2), ANY)}),
-    ("x @ A @ x", {"x": (V3, ANY), "A": (M33, ANY)}), ("max(x)", {"x": (V3, ANY)}),
-    ("max(x, dim=1).sum()", {"x": (M23, ANY)}), ("sum(maximum(x, y))", {"x": (V3, ANY), "y": (V3, ANY)}),
-    ("mean(x * x)", {"x": (M23, ANY)}), ("mean(x, dim=1, keepdim=True).sum()", {"x": (M23, ANY)}),
-    ("min(x)", {"x": (V3, ANY)}), ("sum(minimum(x, y))", {"x": (V3, ANY), "y": ((), ANY)}),
-    ("sum(x * y)", {"x": (V3, ANY), "y": (M23, ANY)}), ("sum(-x * y)", {"x": (V3, ANY), "y": ((), ANY)}),
-    ("norm(x)", {"x": (V3, POS)}), ("norm(x, p=3)", {"x": (V3, POS)}), ("sum(outer(x, y))", {"x": (V3, ANY), "y": ((2,), ANY)}),
-    ("sum(+x * x)", {"x": (V3, ANY)}), ("sum(x ^ 3) + sum(x ^ 2.5)", {"x": (V3, POS)}),
-    ("sum(pow(x, y))", {"x": (V3, POS), "y": (V3, ANY)}), ("sum(2 ^ x)", {"x": (V3, ANY)}),
-    ("prod(x)", {"x": (V3, (0.5, 1.5))}), ("prod(x, dim=0).sum()", {"x": (M23, (0.5, 1.5))}),
-    ("sum(reciprocal(x))", {"x": (V3, POS)}), ("sum(relu(x) * x)", {"x": (V3, ANY)}),
-    ("sum(reshape(x, 3, 2) @ [1, 2])", {"x": (M23, ANY)}), ("sum(reshape_as(x, y) * y)", {"x": (M23, ANY), "y": ((3, 2), ANY)}),
-    ("sum(rsqrt(x))", {"x": (V3, POS)}), ("sum(sigmoid(x))", {"x": (V3, ANY)}), ("sum(sign(x) * x)", {"x": (V3, POS)}),
-    ("sum(sin(x))", {"x": (V3, ANY)}), ("sum(sinh(x))", {"x": (V3, ANY)}),
-    ("sum(softmax(x, 1) * [1, 2, 3])", {"x": (M23, ANY)}), ("sum(softplus(x))", {"x": (V3, ANY)}),
-    ("sum(sqrt(x))", {"x": (V3, POS)}), ("sum(square(x))", {"x": (V3, ANY)}),
-    ("sum(squeeze(reshape(x, 1, 3)) * x)", {"x": (V3, ANY)}), ("sum(stack([x, y * x], 0) * 2)", {"x": (V3, ANY), "y": (V3, ANY)}),
-    ("std(x)", {"x": (V3, ANY)}), ("sum(x - y)", {"x": (M23, ANY), "y": ((2, 1), ANY)}), ("sum(x) * y", {"x": (V3, ANY), "y": ((), ANY)}),
-    ("sum(tan(x))", {"x": (V3, (-1.2, 1.2))}), ("sum(tanh(x))", {"x": (V3, ANY)}), ("trace(x @ x)", {"x": (M33, ANY)}),
-    ("sum(transpose(x, 0, 1) @ x)", {"x": (M23, ANY)}), ("sum(x.T * [1, 2])", {"x": (M23, ANY)}),
-    ("sum(unreduce(x, y, dim=1, keepdim=True) * y)", {"x": ((2, 1), ANY), "y": (M23, ANY)}),
-    ("sum(unsqueeze(x, 1) * y)", {"x": (V3, ANY), "y": ((3, 2), ANY)}), ("var(x)", {"x": (V3, ANY)}),
-    ("var(x, dim=0).sum()", {"x": (M23, ANY)}), ("sum(where(x > 0, x * x, y))", {"x": (V3, ANY), "y": (V3, ANY)}),
-    ("sum(1 - x) + sum(2 / x) + sum(x / 2)", {"x": (V3, POS)}),
-    ("h = tanh(W @ x + b); y = sum(h ^ 2)", {"W": (M23, ANY), "x": (V3, ANY), "b": ((2,), ANY)}),
-    # indexing and cat: no rule text in the table; written with masks, 0/1 matrices and slices
-    ("sum(x[0] * x)", {"x": (V3, ANY)}), ("sum(cat([x, x * y], 0) * [1, 2, 3, 4, 5, 6])", {"x": (V3, ANY), "y": (V3, ANY)}),
-    ("sum(x[:, 1] * x[1]) + x[-1, -1]", {"x": (M33, ANY)}), ("sum(x[::2, 1:] ^ 2)", {"x": (M33, ANY)}),
-    ("sum((1 - x[:-1]) ^ 2 + 100 * (x[1:] - x[:-1] ^ 2) ^ 2)", {"x": ((4,), ANY)}),
-    ("sum(cat([x, y], 1) ^ 2)", {"x": (M23, ANY), "y": ((2, 1), ANY)}),
-]
-def _points(spec, seed):
-    rng = np.random.default_rng(seed)
-    while True:
-        values = {n: rng.uniform(lo, hi, size=s) for n, (s, (lo, hi)) in spec.items()}
-        # stay off the kinks of max/min/abs/relu/clamp, where one-sided derivatives differ
-        flat = np.concatenate([np.ravel(v) for v in values.values()])
-        gaps = np.abs(np.subtract.outer(flat, flat))[~np.eye(flat.size, dtype=bool)] if flat.size > 1 else [1]
-        if np.min(gaps) > 1e-2 and np.min(np.abs(np.abs(flat) - 0.5)) > 1e-2 and np.min(np.abs(flat)) > 1e-2:
-            return values
 
 
 def _tensors(values):
@@ -114,7 +56,7 @@ def _numeric(text, values, name, eps=1e-6):
 
 
 def _check_first(text, spec, seed):
-    values = _points(spec, seed)
+    values = points(spec, seed)
     formulas, notes = gradient_formulas(parse(text), _tensors(values), list(spec))
     want = _engine_grads(text, values)
     for name in spec:
@@ -143,7 +85,7 @@ def _engine_derivative(text, values, names):
 
 
 def _check_order(text, spec, names, seed):
-    values = _points(spec, seed)
+    values = points(spec, seed)
     formula, notes = derivative_formula(parse(text), _tensors(values), names)
     assert formula is not None, (text, names, notes)
     got = _evaluate(formula, values)
@@ -166,14 +108,12 @@ def _check_order(text, spec, names, seed):
 
 
 def test_every_differentiable_function_has_a_program_here():
-    import test_ops_sweep
-
     from gradcli.language import ast as A
     covered = set()
     for text, _ in OP_PROGRAMS:
         for statement in parse(text).statements:
             covered.update(n.func for n in A.walk(statement) if isinstance(n, A.Call))
-    missing = set(test_ops_sweep.DIFFERENTIABLE) - covered - {"select"}        # x[0] is select
+    missing = set(DIFFERENTIABLE) - covered - {"select"}        # x[0] is select
     assert not missing, missing
 
 
@@ -222,46 +162,6 @@ def test_a_step_without_a_rule_text_gives_null_and_says_why():
 # ---------------------------------------------------------------------------------------------
 # random composite programs
 
-UNARY = ["sin", "cos", "tanh", "exp", "sigmoid", "softplus", "atan", "erf", "square", "asinh"]
-POSITIVE = ["log", "sqrt", "reciprocal"]        # applied to x*x + 0.5 so that they are defined
-
-
-def random_program(rng: random.Random):
-    """A program of 2-4 statements over inputs x (3,), y (3,), s (), with assignments and
-    broadcasting; returns (text, spec)."""
-    spec = {"x": ((3,), ANY), "y": ((3,), ANY), "s": ((), ANY)}
-    names = ["x", "y", "s"]
-
-    def expr(depth):
-        if depth == 0 or rng.random() < 0.2:
-            return rng.choice(names + ["2", "0.5"])
-        kind = rng.random()
-        if kind < 0.35:
-            return f"{rng.choice(UNARY)}({expr(depth - 1)})"
-        if kind < 0.45:
-            inner = expr(depth - 1)
-            return f"{rng.choice(POSITIVE)}({inner} * {inner} + 0.5)"
-        if kind < 0.85:
-            op = rng.choice(["+", "-", "*", "*", "/"])
-            right = expr(depth - 1)
-            if op == "/":
-                right = f"(1.5 + tanh({right}))"
-            return f"({expr(depth - 1)} {op} {right})"
-        if kind < 0.92:
-            return f"({expr(depth - 1)}) ^ {rng.choice(['2', '3'])}"
-        return f"mean({expr(depth - 1)}) * {rng.choice(names)}"
-
-    lines = []
-    for k in range(rng.randint(1, 3)):
-        name = f"h{k}"
-        lines.append(f"{name} = {expr(3)}")
-        names.append(name)
-    lines.append(f"sum({expr(3)} * {rng.choice(names)}) + {rng.choice(['s', 'sum(x * y)', 'h0 * 2', '0'])}")
-    text = "; ".join(lines)
-    used = parse(text).inputs
-    return text, {n: spec[n] for n in used}
-
-
 @pytest.mark.parametrize("k", range(50))
 def test_random_composite_program(k):
     rng = random.Random(1000 + k)
@@ -293,7 +193,7 @@ def test_simplified_text(text, values, expected):
 
 def test_no_identity_left_in_the_text():
     for text, spec in OP_PROGRAMS[:40]:
-        values = _points(spec, 3)
+        values = points(spec, 3)
         formulas, _ = gradient_formulas(parse(text), _tensors(values), list(spec))
         for formula in formulas.values():
             assert not re.search(r"\* 1\b(?!\.)|\b1 \*(?! *[0-9])|\+ 0\b(?!\.)|\^ 1\b(?!\.)|- -|--", formula), formula

@@ -26,7 +26,7 @@ GOLDEN = ROOT / "tests" / "golden" / "lessons.json"
 TUTORIAL = ROOT / "docs" / "tutorial.md"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_readme import examples  # noqa: E402 - the README's console blocks, read the same way
+from cases import examples  # noqa: E402 - console blocks, read as the README's are
 
 
 def _console_script():

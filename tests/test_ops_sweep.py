@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from cases import (
     CASES,
+    COMPARISONS,
+    DIFFERENTIABLE,
     check_float32_stays_float32,
     check_gradcheck_and_gradgradcheck,
     check_hessian_equals_differences_of_the_gradient,
@@ -22,9 +24,6 @@ import gradcli as G
 from gradcli import ops, public
 
 CONSTRUCTORS = public.CONSTRUCTORS
-COMPARISONS = {"lt", "le", "gt", "ge", "eq", "ne"}
-NO_GRADIENT = {"numel", "ones_like"}
-DIFFERENTIABLE = sorted(set(ops.FUNCTIONS) - CONSTRUCTORS - COMPARISONS - NO_GRADIENT)
 
 
 # ----------------------------------------------------------------------------------------------

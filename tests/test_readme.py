@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cases import examples
 
 from gradcli import ops
 
@@ -17,23 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
 
-
-def examples(path=README):
-    """(command, expected output) pairs from the ```console blocks of ``path`` (the README)."""
-    found = []
-    for block in re.findall(r"```console\n(.*?)```", path.read_text(encoding="utf-8"), re.S):
-        for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
-            command, _, output = chunk.partition("\n")
-            found.append((command, output))
-    return found
-
-
 def test_readme_has_examples_of_every_command():
-    commands = {shlex.split(c)[1] for c, _ in examples()}
-    assert {"eval", "grad", "backward", "jacobian", "hessian", "diff", "graph"} <= commands
+    commands = {shlex.split(c)[1] for c, _ in examples(README)}
+    assert {"eval", "grad", "backward", "jacobian", "hessian", "diff", "graph", "explain"} <= commands
+    assert {"--formula", "--each"} <= {word for c, _ in examples(README) for word in shlex.split(c)}
 
 
-@pytest.mark.parametrize("command,expected", examples(), ids=[c for c, _ in examples()])
+@pytest.mark.parametrize("command,expected", examples(README), ids=[c for c, _ in examples(README)])
 def test_readme_example(command, expected):
     argv = shlex.split(command)
     assert argv[0] == "gradcli"
