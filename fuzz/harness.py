@@ -94,6 +94,56 @@ def expression(rng: random.Random, depth: int = 3) -> str:
     return f"clamp({sub()}, min={rng.choice(NUMBERS)})"
 
 
+ELEMENTWISE = ("abs", "sqrt", "square", "exp", "log", "log1p", "sin", "cos", "tanh", "sigmoid", "relu", "softplus",
+               "erf", "atan", "asinh", "reciprocal", "rsqrt", "expm1")
+
+
+def sane_expression(rng: random.Random, depth: int = 3) -> str:
+    """Mostly well-formed: x and y of one shape, elementwise functions, operators, numbers."""
+    if depth <= 0 or rng.random() < 0.3:
+        return rng.choice(("x", "y", "x", "y", rng.choice(NUMBERS[:8])))
+    sub = lambda: sane_expression(rng, depth - 1)  # noqa: E731
+    kind = rng.random()
+    if kind < 0.45:
+        return f"({sub()} {rng.choice(('+', '-', '*', '/', '^'))} {sub()})"
+    if kind < 0.85:
+        return f"{rng.choice(ELEMENTWISE)}({sub()})"
+    if kind < 0.92:
+        return f"maximum({sub()}, {sub()})"
+    return f"where({sub()} > 0, {sub()}, {sub()})"
+
+
+def sane_case(rng: random.Random) -> "Case":
+    command = rng.choice(COMMANDS)
+    body = sane_expression(rng, rng.randint(1, 4))
+    scalar_out = command in ("grad", "hessian", "backward", "check") or rng.random() < 0.5
+    text = f"h = {body}; sum(h)" if scalar_out and rng.random() < 0.5 else (f"sum({body})" if scalar_out else body)
+    shape = rng.choice(((), (2,), (3,)))
+    def val():
+        numbers = [rng.choice(("0.5", "-1.5", "2", "0", "1e-3", "3", "-0.25", "10")) for _ in range(max(1, sum(shape)))]
+        return numbers[0] if not shape else "[" + ", ".join(numbers[:shape[0]]) + "]"
+    import re
+    used = [n for n in ("x", "y") if re.search(rf"\b{n}\b", text)]
+    argv = [command, text] + [f"{n}={val()}" for n in used]
+    if command in ("diff", "grad", "jacobian", "hessian", "check") and "x" not in used:
+        argv[1] = text = f"{text} + x" if not scalar_out else f"{text} + sum(x)"
+        argv.append(f"x={val()}")
+    if command in ("grad", "jacobian", "hessian", "check") and rng.random() < 0.3:
+        argv += ["--wrt", rng.choice(("x", "y", "x,y"))]
+    if command == "diff":
+        argv += ["--wrt", rng.choice(("x", "x,y", "x,x", "y,x,x"))] if rng.random() < 0.6 else ["--wrt", "x", "--order", str(rng.randint(1, 8))]
+    if command == "check" and rng.random() < 0.3:
+        argv += ["--order", "2"]
+    for flag, p in (("--json", 0.3), ("--strict", 0.15), ("--detect-anomaly", 0.15)):
+        if rng.random() < p:
+            argv.append(flag)
+    if rng.random() < 0.1:
+        argv += ["--dtype", "float32"]
+    if rng.random() < 0.1 and "--json" not in argv:
+        argv += ["--format", rng.choice(("plain", "table", "json"))]
+    return Case(argv)
+
+
 def program(rng: random.Random) -> str:
     statements = []
     for i in range(rng.randint(1, 3)):
@@ -114,6 +164,8 @@ def mutate(rng: random.Random, text: str) -> str:
         return text
     chars = list(text)
     for _ in range(rng.randint(1, 3)):
+        if not chars:
+            break
         i = rng.randrange(len(chars))
         action = rng.random()
         if action < 0.4:
@@ -202,6 +254,8 @@ def make_files(folder: Path) -> dict:
 # -- whole command lines -------------------------------------------------------------------------
 
 def generate(rng: random.Random, files: dict) -> Case:
+    if rng.random() < 0.4:
+        return sane_case(rng)
     command = rng.choice(COMMANDS)
     mode = rng.random()
     stdin = b""
@@ -276,11 +330,28 @@ def generate(rng: random.Random, files: dict) -> Case:
         options.append(rng.choice(("--bogus", "--wrt", "-h", "--set", "--device", "--device=cuda:x")))
     if rng.random() < 0.03:
         options += ["--device", rng.choice(("cuda", "tpu", "cpu"))]
-    rest = values + options
+    groups = [[v] for v in values] + _groups(options)
     if options_after:
-        rng.shuffle(rest)
-    argv += rest
+        rng.shuffle(groups)                 # options in any order, each flag with its value
+    argv += [item for group in groups for item in group]
+    if rng.random() < 0.03 and len(argv) > 2:
+        del argv[rng.randrange(2, len(argv))]                  # a flag that lost its value, and such
     return Case(argv, stdin)
+
+
+def _groups(options):
+    groups = []
+    for item in options:
+        if groups and item.startswith("-") is False and groups[-1][0].startswith("--") and len(groups[-1]) == 1 \
+                and groups[-1][0] not in _SWITCHES:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+_SWITCHES = {"--zero-grad", "--retain-graph", "--create-graph", "--json", "--detect-anomaly", "--strict", "--bogus",
+             "-h"}
 
 
 # -- running one -----------------------------------------------------------------------------

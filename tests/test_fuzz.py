@@ -18,7 +18,7 @@ from hypothesis import strategies as st  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fuzz"))
 import harness  # noqa: E402
 
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+SETTINGS = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
 
 
@@ -97,7 +97,7 @@ def test_programs_values_and_options(command, program, x, y, options):
 
 
 @SETTINGS
-@given(soup=st.text(alphabet=st.sampled_from(harness.TOKENS), max_size=30), command=commands)
+@given(soup=st.lists(st.sampled_from(harness.TOKENS), max_size=30).map("".join), command=commands)
 def test_token_soups(soup, command):
     check(harness.Case([command, "--", soup, "x=1", "y=2"] if soup.startswith("-") else [command, soup, "x=1", "y=2"]))
 

@@ -249,15 +249,22 @@ def read_program(program: str, stdin=None) -> str:
         except (OSError, ValueError, AttributeError):
             fd = None
         if fd is None:                       # a replaced stdin (tests): read it in bounded pieces
+            stream = getattr(stdin, "buffer", stdin)
             parts, total = [], 0
-            while True:
-                chunk = stdin.read(_CHUNK)
-                if not chunk:
-                    return "".join(parts)
-                total += len(chunk)
-                if total > limit:
-                    raise _too_big("the program on standard input", limit)
-                parts.append(chunk)
+            try:
+                while True:
+                    chunk = stream.read(_CHUNK)
+                    if not chunk:
+                        break
+                    total += len(chunk)
+                    if total > limit:
+                        raise _too_big("the program on standard input", limit)
+                    parts.append(chunk)
+            except UnicodeDecodeError as exc:
+                raise GradcliError("file", f"the program on standard input is not UTF-8 text ({exc.reason})") from None
+            if parts and isinstance(parts[0], bytes):
+                return _decode(b"".join(parts), "the program on standard input")
+            return "".join(parts)
         try:
             data = read_bounded(fd, "the program on standard input", limit)
         except OSError as exc:
