@@ -206,6 +206,18 @@ def test_constructors_over_the_limit(program):
     assert time.monotonic() - start < 20
 
 
+@pytest.mark.parametrize("program", ["outer(x, x)", "x + x.T", "sum(x.T @ x)"])
+def test_results_of_two_operands_over_the_limit(program):
+    start = time.monotonic()
+    user_error(gradcli("eval", program, "x=ones(1, 20000)"), words=["400,000,000 numbers", "3.0 GiB"])
+    assert time.monotonic() - start < 20
+
+
+def test_each_keeps_the_element_limit():
+    r = gradcli("eval", "x * ones(200)", "--each", "-", "--max-elements", "100", input='{"x": 1}\n')
+    assert r.returncode == 1 and "limit of 100" in r.stdout
+
+
 def test_max_elements_from_the_environment():
     user_error(gradcli("eval", "zeros(10, 10)", env={"GRADCLI_MAX_ELEMENTS": "50"}), words=["100 numbers"])
     assert gradcli("eval", "zeros(5, 5)", env={"GRADCLI_MAX_ELEMENTS": "50"}).returncode == 0

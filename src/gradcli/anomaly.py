@@ -123,7 +123,10 @@ def input_error(name: str, value) -> GradcliError | None:
 
 def first_bad(value) -> str | None:
     """"nan", "inf" or None for a Tensor, array or number."""
-    data = getattr(value, "data", value) if not isinstance(value, (int, float)) else value
+    data = value
+    if not isinstance(value, (int, float)):
+        data = getattr(value, "_data", None)               # a Tensor's array (``.data`` is a Tensor)
+        data = getattr(value, "data", value) if data is None else data
     if isinstance(data, bool) or data is None:
         return None
     if isinstance(data, (int, float)):

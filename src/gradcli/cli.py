@@ -123,6 +123,8 @@ def run(name: str, args: dict) -> int:
             with np.errstate(all="ignore"):       # inf and nan are answers here (as in PyTorch), not warnings
                 if each is not None:
                     from .each import Stream
+                    from .limits import set_max_elements
+                    set_max_elements(spec.max_elements)      # each line's tensors stay within the limit
                     return Stream(function, spec, call_args).run(each)
                 result = guarded(function, spec, **call_args)   # limits, --detect-anomaly, --strict
         else:

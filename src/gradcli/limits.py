@@ -193,6 +193,8 @@ def open_regular(path: str, what: str = "file") -> int:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise GradcliError("file", f"cannot read {what} '{shown}': {_why(exc)}") from None
+    except ValueError:                      # a NUL character: no file can have that name
+        raise GradcliError("file", f"cannot read {what} '{shown}': a file name cannot hold a NUL character") from None
     try:
         info = os.fstat(fd)
         kind = _not_regular(info.st_mode)

@@ -259,6 +259,8 @@ def _readable(path) -> Path | None:
         raise GradcliError("file", f"cannot read '{path}': no such file") from None
     except OSError as exc:
         raise GradcliError("file", f"cannot read '{path}': {limits._why(exc)}") from None
+    except ValueError:
+        raise GradcliError("file", f"cannot read '{path}': a file name cannot hold a NUL character") from None
     if not os.access(file, os.R_OK):
         raise GradcliError("file", f"cannot read '{path}': permission denied")
     if stat.S_ISDIR(mode):

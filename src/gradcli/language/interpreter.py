@@ -159,6 +159,7 @@ class _Machine:
         self.record = None             # see ``run``
         self._literals: dict = {}          # id(Array node) -> nested list, or None: each array walked once
         self.anomaly = is_anomaly_enabled()     # --detect-anomaly: check every output as it is made
+        self.Tensor, self.max_elements = G.Tensor, limits.max_elements()
 
     # -- the walk -----------------------------------------------------------------------------
     def leave_modes(self):
@@ -290,6 +291,9 @@ class _Machine:
         elif args and _is_number(args[0]):
             # a function's first argument is the tensor it acts on (as x in x.sum()): tanh(2)
             args[0] = self.tensor(args[0], node)
+        if len(args) == 2 and type(args[1]) is self.Tensor and type(args[0]) is self.Tensor \
+                and args[0]._data.size * args[1]._data.size > self.max_elements:
+            self.check_size(node, func, args)          # broadcasting or an outer product: maybe too big
         try:
             out = self.table[func](*args, **kwargs)
         except GradcliError as err:
@@ -336,6 +340,31 @@ class _Machine:
         if key not in self._literals:
             self._literals.update(_literals(node))
         return self._literals[key]
+
+    def check_size(self, node, func, args):
+        """Refuse a result over the element limit before computing it (a product of two operands'
+        sizes can only be exceeded by nothing we make, so only then is the exact size worked out)."""
+        import numpy as np
+        a, b = (tuple(t.shape) for t in args)
+        if func in ("matmul", "outer", "dot", "mm", "mv"):
+            if func == "outer":
+                shape = (limits.numel(a), limits.numel(b))
+            elif len(a) >= 2 and len(b) >= 2:
+                try:
+                    shape = np.broadcast_shapes(a[:-2], b[:-2]) + (a[-2], b[-1])
+                except ValueError:
+                    return
+            else:
+                return
+        else:
+            try:
+                shape = np.broadcast_shapes(a, b)
+            except ValueError:
+                return                          # the op reports the mismatch itself
+        try:
+            limits.check_shape(shape, f"the result of {label(func)}")
+        except GradcliError as err:
+            raise err.locate(self.source, node.span) from None
 
     def check_finite(self, node, what, operands, out):
         from ..anomaly import forward_error
