@@ -859,7 +859,7 @@ defop("inv", lambda xp, x: xp.linalg.inv(x),
       (lambda g, out: -mT(out).matmul(g).matmul(mT(out)),),
       "-(transpose(out, -2, -1) @ g @ transpose(out, -2, -1))", "inv(x): matrix inverse", domain=(-1.0, 1.0),
       node="LinalgInvExBackward0")
-defop("diagonal", lambda xp, x: xp.diagonal(x, axis1=-2, axis2=-1),
+defop("diagonal", lambda xp, x: xp.diagonal(x, axis1=-2, axis2=-1).copy(),     # a copy, as torch.diag's
       (lambda g, xshape: _diag_scatter(g, _tail(xshape, 2)),), "diag(g)",
       "diagonal of a matrix", node="DiagonalBackward0_copy")
 defop("diag_scatter", lambda xp, x, shape: _diag_scatter_fwd(xp, x, shape),
