@@ -35,6 +35,9 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds before a run counts as a hang")
     parser.add_argument("--memory-gb", type=float, default=4.0, help="address-space cap (RLIMIT_AS)")
     parser.add_argument("--max-elements", default="20000", help="GRADCLI_MAX_ELEMENTS for the runs (speed)")
+    parser.add_argument("--seconds", type=float, default=None, help="stop after this long (the summary counts "
+                        "what ran)")
+    parser.add_argument("--summary", default=None, help="also write the summary here, every 1000 inputs")
     args = parser.parse_args(argv)
 
     limit = int(args.memory_gb * 2 ** 30)
@@ -49,7 +52,10 @@ def main(argv=None):
     findings = 0
     out = open(args.out, "w", encoding="utf-8") if args.out else None
     start = time.monotonic()
+    done = 0
     for i in range(args.count):
+        if args.seconds is not None and time.monotonic() - start > args.seconds:
+            break
         case = generate(rng, files)
         outcome = run(case, timeout=args.timeout)
         codes[outcome.code if not (outcome.crash or outcome.hang) else "crash" if outcome.crash else "hang"] += 1
@@ -65,17 +71,26 @@ def main(argv=None):
                                       "shell": case.shell(), "stderr": outcome.stderr[-2000:],
                                       "crash": outcome.crash}) + "\n")
                 out.flush()
+        done = i + 1
+        if args.summary and done % 1000 == 0:
+            Path(args.summary).write_text(json.dumps(_summary(done, args.seed, start, codes, findings, distinct),
+                                                     indent=1))
         if (i + 1) % 5000 == 0:
             rate = (i + 1) / (time.monotonic() - start)
             print(f"{i + 1:,} inputs, {findings} findings ({len(distinct)} distinct), {rate:.0f}/s",
                   file=sys.stderr, flush=True)
-    elapsed = time.monotonic() - start
-    summary = {"inputs": args.count, "seed": args.seed, "seconds": round(elapsed, 1),
-               "exit_codes": {str(k): v for k, v in sorted(codes.items(), key=lambda kv: str(kv[0]))},
-               "findings": findings, "distinct_findings": len(distinct), "exit_70": codes.get(70, 0),
-               "by_signature": distinct}
+    summary = _summary(done, args.seed, start, codes, findings, distinct)
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     return 1 if findings else 0
+
+
+def _summary(done, seed, start, codes, findings, distinct):
+    return {"inputs": done, "seed": seed, "seconds": round(time.monotonic() - start, 1),
+            "exit_codes": {str(k): v for k, v in sorted(codes.items(), key=lambda kv: str(kv[0]))},
+            "findings": findings, "distinct_findings": len(distinct), "exit_70": codes.get(70, 0),
+            "by_signature": distinct}
 
 
 if __name__ == "__main__":

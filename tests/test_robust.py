@@ -93,6 +93,7 @@ def test_negative_base_gives_nan_not_a_crash():
     (("eval", "x", "x=[[1,2],[3]]"), ["ragged"]),
     (("eval", "[[1, 2], [3]]"), ["ragged"]),
     (("eval", "rand(2)", "--seed", "-1"), ["--seed"]),
+    (("eval", "1", "--precision", "-1"), ["--precision"]),
     (("eval", "1 + " + "9" * 4301), ["too large"]),
     (("eval", "x", "x=nan"), ["0/0"]),
     (("eval", "ones(2, device=1)"), ["device"]),
