@@ -63,3 +63,17 @@ def test_unseeded_generator_is_made_on_first_use():
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert r.stdout.strip() == "ok", r.stderr
+
+
+def test_the_anomaly_rerun_leaves_the_generator_unmade_and_replays_one_made_in_the_first_run(monkeypatch):
+    """Without --detect-anomaly a non-finite answer reruns the command to name where it came from
+    (gradcli.anomaly); the rerun must draw the same numbers, and saving the state for it must not
+    make the generator (that would import numpy.random on every start)."""
+    import gradcli as G
+    from gradcli import anomaly, constructors
+    monkeypatch.setattr(constructors, "_random", constructors._Random())
+    saved = anomaly._rng_state()
+    assert saved is None and constructors._random._generator is None
+    first = G.rand(3).tolist()                  # the first run makes it
+    anomaly._set_rng_state(saved)
+    assert G.rand(3).tolist() == first          # the rerun draws the same numbers

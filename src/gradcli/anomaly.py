@@ -176,21 +176,18 @@ def _label(key: str) -> str:
             "max_rel_error": "check's relative error"}.get(key, f"'{key}'")
 
 
-def _generator():
-    try:
-        from .constructors import _random
-        return _random.generator
-    except ImportError:                                  # pragma: no cover - older layout
-        return None
-
-
 def _rng_state():
-    generator = _generator()
+    """The state of ``rand``/``randn``'s generator; None when none is made yet (it is made on first
+    use: asking for it here would import numpy.random on every start)."""
+    from .constructors import _random
+    generator = _random._generator
     return None if generator is None else generator.bit_generator.state
 
 
 def _set_rng_state(state):
-    """Put ``rand``/``randn`` back where they were, so the second run draws the same numbers."""
-    generator = _generator()
-    if state is not None and generator is not None:
-        generator.bit_generator.state = state
+    """Put ``rand``/``randn`` back where they were, so the second run draws the same numbers (a
+    generator made during the first run starts again from the state it was made with)."""
+    from .constructors import _random
+    generator = _random._generator
+    if generator is not None:
+        generator.bit_generator.state = state if state is not None else _random.made_with

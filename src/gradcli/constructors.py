@@ -21,16 +21,18 @@ class _Random:
     An unseeded generator takes fresh entropy either way, so making it late changes nothing."""
 
     _generator = None
+    made_with = None        # the state it was made (or seeded) with: where a rerun starts again
 
     @property
     def generator(self):
         if self._generator is None:
-            self._generator = np.random.default_rng()
+            self.generator = np.random.default_rng()
         return self._generator
 
     @generator.setter
     def generator(self, value):
         self._generator = value
+        self.made_with = value.bit_generator.state
 
 
 _random = _Random()
