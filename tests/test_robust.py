@@ -319,7 +319,8 @@ def test_ctrl_c_at_any_moment_exits_130_quietly(delay):
     """From the moment gradcli's package starts importing (numpy's libraries appear in the process:
     the package has installed its quiet Ctrl-C first) to the end.  Before that, Python itself is
     still starting (site, .pth files): no program's code runs yet."""
-    process = subprocess.Popen([sys.executable, "-m", "gradcli", "diff", "tanh(x)", "x=0.3", "--order", "11"],
+    # a command of a few seconds (diff --order 11 now ends in under a second, before the last delay)
+    process = subprocess.Popen([sys.executable, "-m", "gradcli", "jacobian", "tanh(x @ x)", "x=randn(45, 45)"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)
     deadline = time.monotonic() + 30
     while not _numpy_loading(process.pid) and time.monotonic() < deadline and process.poll() is None:
