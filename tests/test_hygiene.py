@@ -1,12 +1,14 @@
 """House rules that a reader cannot see from one file (issue 9, hygiene): test modules share
-their cases through ``tests/cases.py``, never by importing each other, and no test skips on a
-module of gradcli's own being absent (a skip that can never fire)."""
+their cases through ``tests/cases.py``, never by importing each other; no test skips on a
+module of gradcli's own being absent (a skip that can never fire); every error kind is raised
+somewhere (``check``'s exit 1 is its result's verdict, not an error)."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
+SRC = TESTS.parent / "src" / "gradcli"
 
 
 def _imports(tree):
@@ -36,3 +38,14 @@ def test_no_skip_on_gradcli_itself_being_absent():
                     and str(node.args[0].value).split(".")[0] == "gradcli"):
                 found.append(f"{path.name}:{node.lineno}")
     assert not found, "gradcli is always importable here; a skip on it can never fire: " + ", ".join(found)
+
+
+def test_every_error_kind_is_raised_somewhere():
+    from gradcli.errors import KINDS
+    raised = set()
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "GradcliError"
+                    and node.args and isinstance(node.args[0], ast.Constant)):
+                raised.add(node.args[0].value)
+    assert set(KINDS) - raised == set()

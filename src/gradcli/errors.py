@@ -21,7 +21,6 @@ KINDS = {
     "autograd": 2,      # an autograd rule was broken (implicit grad of non-scalar, ...)
     "plugin": 2,        # a plugin file failed to load, or its code raised
     "limit": 2,         # over a limit (--max-elements, program size, diff order), or out of memory
-    "check": 1,         # check found a mismatch
     "nonfinite": 1,     # --strict or --detect-anomaly saw NaN or infinity
     "output": 74,       # the output could not be written (stdout closed or full): EX_IOERR
 }
