@@ -74,8 +74,16 @@ class Op:
     def backward(self, node, g, inputs, needed):
         if self.single:
             return self.rules(*[_source(s, node, g, inputs) for s in self.sources])
+        rules = self.rules
+        if len(rules) == 2 and len(needed) == 2:     # the usual cases written out (the hot path)
+            (r0, r1), (c0, c1) = rules, self.callers
+            return [c0(r0, node, g, inputs) if needed[0] and r0 is not None else None,
+                    c1(r1, node, g, inputs) if needed[1] and r1 is not None else None]
+        if len(rules) == 1 and len(needed) == 1:
+            r0 = rules[0]
+            return [self.callers[0](r0, node, g, inputs) if needed[0] and r0 is not None else None]
         return [call(rule, node, g, inputs) if need and rule is not None else None
-                for rule, call, need in zip(self.rules, self.callers, needed)]
+                for rule, call, need in zip(rules, self.callers, needed)]
 
 
 def _caller(plan):
@@ -188,7 +196,7 @@ class OpNode(Node):
         tuple fewer per node while the graph is built: fewer objects for the garbage collector)."""
         nexts = self.next
         if nexts is None:
-            nexts, self.nrs = split_edges([a._edge() if a.__class__ is Tensor else NO_EDGE for a in self.inputs])
+            nexts, self.nrs = _edges_of(self.inputs)
             self.next = nexts
         return nexts
 
@@ -223,6 +231,30 @@ class OpNode(Node):
             self.n = 0
 
 
+def _edges_of(inputs) -> tuple:
+    """``(next, nrs)`` (``split_edges``) of the inputs' edges (``Tensor._edge``).  Two inputs, the
+    usual case, are written out: a tensor with a grad_fn is that edge, anything else asks
+    ``_edge`` (one call, a list and a split fewer per node on the hot path)."""
+    if len(inputs) == 2:
+        a, b = inputs
+        if a.__class__ is Tensor:
+            na = a.grad_fn
+            i = a._output_nr if na is not None else 0
+            if na is None and a._requires_grad:
+                na, i = a._edge()
+        else:
+            na, i = None, 0
+        if b.__class__ is Tensor:
+            nb = b.grad_fn
+            j = b._output_nr if nb is not None else 0
+            if nb is None and b._requires_grad:
+                nb, j = b._edge()
+        else:
+            nb, j = None, 0
+        return (na, nb), ((i, j) if i or j else None)
+    return split_edges([a._edge() if a.__class__ is Tensor else NO_EDGE for a in inputs])
+
+
 def _check_versions(node, inputs):
     """PyTorch's error for a saved tensor written in place since it was saved."""
     versions = getattr(node, "versions", None)
@@ -254,8 +286,17 @@ def apply(op, inputs, params=_EMPTY):
     The hot path of the engine: one pass over the inputs, no per-call allocations beyond the
     result, its node and the node's edge tuple.
     """
-    arrays = [a._data if a.__class__ is Tensor else a for a in inputs]
-    out = op.fwd(np if backend._cupy is None else _xp(arrays), *arrays, **params)
+    n = len(inputs)
+    if n == 2:                          # the usual cases written out: no list made
+        a, b = inputs
+        arrays = (a._data if a.__class__ is Tensor else a, b._data if b.__class__ is Tensor else b)
+    elif n == 1:
+        a = inputs[0]
+        arrays = (a._data if a.__class__ is Tensor else a,)
+    else:
+        arrays = [a._data if a.__class__ is Tensor else a for a in inputs]
+    xp = np if backend._cupy is None else _xp(arrays)
+    out = op.fwd(xp, *arrays, **params) if params else op.fwd(xp, *arrays)
     if _state.enabled and not op.nondiff:
         for a in inputs:
             if a.__class__ is Tensor and a._requires_grad:
@@ -267,8 +308,8 @@ def apply(op, inputs, params=_EMPTY):
             if modified[0]:
                 node.versions = tuple([_version(a) for a in inputs])
         else:
-            node = OpNode(op, params, None, None,
-                          [a._edge() if a.__class__ is Tensor else NO_EDGE for a in inputs])
+            node = OpNode(op, params, None, None, None)
+            node.next, node.nrs = _edges_of(inputs)
             node.shapes = tuple([getattr(a, "shape", ()) for a in arrays])
         return Tensor(out, True, node)
     return Tensor(out)

@@ -88,7 +88,12 @@ def unregister(name):
         delattr(Tensor, name)
 
 
+_FUNCTION = type(lambda: None)
+
+
 def _as_method(f, name):
+    if f.__class__ is _FUNCTION and f.__name__ == name:
+        return f                # a plain function binds as a method itself: no call in between
     def method(self, *args, **kwargs):
         return f(self, *args, **kwargs)
     method.__name__ = name
