@@ -129,14 +129,14 @@ def test_vjp_and_jvp_structure_and_values(name):
     assert structure(value) == (structure(outs[0]) if single_out else structure(outs))
     assert structure(vjp) == (f"T{arrays[0].shape}" if single_in else tuple(f"T{a.shape}" for a in arrays))
     vjp = (vjp,) if single_in else vjp
-    for j, a in enumerate(arrays):
+    for j in range(len(arrays)):
         want = sum(np.tensordot(vs_out[i], num[i][j], axes=vs_out[i].ndim) for i in range(len(outs)))
         np.testing.assert_allclose(_np(vjp[j]), want, rtol=1e-6, atol=1e-8)
 
     value, jvp = F.jvp(f, _args(arrays, single_in), _args(vs_in, single_in))
     assert structure(jvp) == (structure(outs[0]) if single_out else structure(outs))
     jvp = (jvp,) if single_out else jvp
-    for i, o in enumerate(outs):
+    for i in range(len(outs)):
         want = sum(np.tensordot(num[i][j], vs_in[j], axes=vs_in[j].ndim) for j in range(len(arrays)))
         np.testing.assert_allclose(_np(jvp[i]), want, rtol=1e-6, atol=1e-8)
     for v in (value if isinstance(value, tuple) else (value,)):
@@ -164,7 +164,7 @@ def test_hessian_hvp_vhp_structure_and_values(name):
         assert structure(value) == "T()" and not value.requires_grad
         assert structure(prod) == (f"T{arrays[0].shape}" if single else tuple(f"T{a.shape}" for a in arrays))
         prod = (prod,) if single else prod
-        for i, a in enumerate(arrays):
+        for i in range(len(arrays)):
             want = sum(np.tensordot(num[i][j], vs[j], axes=vs[j].ndim) for j in range(len(arrays)))
             np.testing.assert_allclose(_np(prod[i]), want, rtol=1e-5, atol=1e-7)
 

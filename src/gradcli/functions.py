@@ -443,10 +443,10 @@ def _pieces(input, dim, bounds, kind, label):
     tail = (slice(None),) * (-d - 1)
     if kind == "unbind":
         keys = [(Ellipsis, i) + tail for i in bounds]
-        takes = [(lambda i: lambda t: _select(t, d, i))(i) for i in bounds]
+        takes = [(lambda i: lambda t: _select(t, d, i))(i) for i in bounds]  # noqa: B023 - bound by the outer lambda
     else:
         keys = [(Ellipsis, slice(a, b)) + tail for a, b in bounds]
-        takes = [(lambda a, b: lambda t: _slice(t, d, a, b, 1))(a, b) for a, b in bounds]
+        takes = [(lambda a, b: lambda t: _slice(t, d, a, b, 1))(a, b) for a, b in bounds]  # noqa: B023 - bound by the outer lambda
     outs = [as_view(Tensor(base[key]), input, fn) for key, fn in zip(keys, takes)]
     if _state.enabled and input.requires_grad:
         node = _PiecesNode.__new__(_PiecesNode)

@@ -192,7 +192,7 @@ class _Machine:
                 results.append(self.combine(node, values))
             elif kind is A.Array and self.literal(node) is not None:
                 results.append(self.guard(node, "an array literal", [], lambda: self.G.tensor(
-                    self.literal(node), dtype=self._literal_dtype(node), device=self.device)))
+                    self.literal(node), dtype=self._literal_dtype(node), device=self.device)))  # noqa: B023 - called at once
             elif kind is A.Call and not node.kwargs and node.func not in LIST_FUNCTIONS:
                 if node.func not in self.table:
                     if node.func in GRAD_MODES:
