@@ -18,7 +18,7 @@ from hypothesis import strategies as st  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fuzz"))
 import harness  # noqa: E402
 
-SETTINGS = settings(max_examples=120, deadline=None, derandomize=True, database=None,
+SETTINGS = settings(max_examples=600, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
 
 
