@@ -5,11 +5,21 @@
 One module per workload (``w1_startup`` ... ``w8_each``), each with ``ID``, ``TITLE`` and
 ``run(cfg, report)``; ``bench.run_all`` runs them in-process and returns their reports.
 """
+
 from __future__ import annotations
 
 from importlib import import_module
 
-MODULES = ("w1_startup", "w2_pernode", "w3_dense", "w4_elementwise", "w5_hessian", "w6_cli_hessian", "w7_parse", "w8_each")
+MODULES = (
+    "w1_startup",
+    "w2_pernode",
+    "w3_dense",
+    "w4_elementwise",
+    "w5_hessian",
+    "w6_cli_hessian",
+    "w7_parse",
+    "w8_each",
+)
 
 
 def workloads():
@@ -23,4 +33,5 @@ def workloads():
 
 def run_all(cfg, only=None):
     from .runner import run_workloads
+
     return run_workloads(cfg, only)

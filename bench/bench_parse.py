@@ -1,7 +1,8 @@
 """Former stand-alone parse bench; now workload W7 of ``python -m bench``.
 
-    python bench/bench_parse.py        # the same as: python -m bench --only W7
+python bench/bench_parse.py        # the same as: python -m bench --only W7
 """
+
 import sys
 from pathlib import Path
 

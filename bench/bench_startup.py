@@ -1,7 +1,8 @@
 """Former stand-alone start-up bench; now workload W1 of ``python -m bench``.
 
-    python bench/bench_startup.py      # the same as: python -m bench --only W1
+python bench/bench_startup.py      # the same as: python -m bench --only W1
 """
+
 import sys
 from pathlib import Path
 

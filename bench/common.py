@@ -15,6 +15,7 @@ Timing rules (every workload follows them):
 
 Targets are printed with PASS / MISS; nothing here asserts a time.
 """
+
 from __future__ import annotations
 
 import gc
@@ -40,10 +41,11 @@ PEERS = ("torch", "jax", "autograd")
 # ------------------------------------------------------------------------------------------
 # configuration
 
+
 @dataclass
 class Config:
-    mode: str = "full"                     # "full" | "quick" | "smoke"
-    peers: tuple = PEERS                   # peers allowed to run (installed ones only do)
+    mode: str = "full"  # "full" | "quick" | "smoke"
+    peers: tuple = PEERS  # peers allowed to run (installed ones only do)
     verbose: bool = False
 
     def pick(self, full, quick, smoke):
@@ -66,15 +68,18 @@ def peer(name: str, cfg: Config):
     try:
         if name == "torch":
             import torch
+
             module = torch
         elif name == "jax":
             import jax
-            jax.config.update("jax_enable_x64", True)      # float64, as gradcli and the floor
+
+            jax.config.update("jax_enable_x64", True)  # float64, as gradcli and the floor
             jax.config.update("jax_platforms", "cpu")
             module = jax
         elif name == "autograd":
             import autograd
             import autograd.numpy  # noqa: F401
+
             module = autograd
     except Exception as exc:  # noqa: BLE001 - a broken install is as good as a missing one
         why = f"{type(exc).__name__}: {exc}"
@@ -94,11 +99,13 @@ def peer_note(name: str, cfg: Config) -> str:
 def peer_available(name: str) -> bool:
     """Whether a peer can be imported by a fresh interpreter (for the whole-process workloads)."""
     import importlib.util
+
     return importlib.util.find_spec(name) is not None
 
 
 # ------------------------------------------------------------------------------------------
 # timing
+
 
 def time_call(fn) -> float:
     gc.collect()
@@ -109,8 +116,9 @@ def time_call(fn) -> float:
     return elapsed
 
 
-def race(contestants, rounds: int, warmup: int = 1, max_rounds: dict | None = None,
-         warmups: dict | None = None) -> dict:
+def race(
+    contestants, rounds: int, warmup: int = 1, max_rounds: dict | None = None, warmups: dict | None = None
+) -> dict:
     """Times ``contestants`` ([(name, fn)]) alternately; returns {name: [seconds per round]}.
 
     ``max_rounds`` caps the rounds of an expensive contestant (it takes part in the first ones);
@@ -159,7 +167,7 @@ def peak_memory(fn) -> int:
 
 def gradcli_command() -> list:
     """The installed console script beside this interpreter, else ``python -m gradcli``."""
-    for folder in (Path(sys.executable).parent, ):
+    for folder in (Path(sys.executable).parent,):
         exe = folder / "gradcli"
         if exe.exists():
             return [str(exe)]
@@ -171,6 +179,7 @@ def gradcli_command() -> list:
 
 # ------------------------------------------------------------------------------------------
 # the report
+
 
 def fmt_time(seconds: float) -> str:
     if seconds is None or not math.isfinite(seconds):
@@ -189,15 +198,16 @@ def fmt_bytes(n: float) -> str:
 @dataclass
 class Report:
     """What one workload printed and found: timings, ratios, targets, failures."""
+
     wid: str
     title: str
-    tables: list = field(default_factory=list)      # [{"label", "rows": [{"name", "median", ...}]}]
-    ratios: list = field(default_factory=list)      # [{"label", "value"}]
-    targets: list = field(default_factory=list)     # [{"label", "value", "limit", "goal", "unit", "ok"}]
+    tables: list = field(default_factory=list)  # [{"label", "rows": [{"name", "median", ...}]}]
+    ratios: list = field(default_factory=list)  # [{"label", "value"}]
+    targets: list = field(default_factory=list)  # [{"label", "value", "limit", "goal", "unit", "ok"}]
     notes: list = field(default_factory=list)
     failures: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
-    judge: bool = True                               # False in smoke mode: tiny sizes prove nothing
+    judge: bool = True  # False in smoke mode: tiny sizes prove nothing
 
     def say(self, text: str = "") -> None:
         print(f"  {text}" if text else "", flush=True)
@@ -233,8 +243,10 @@ class Report:
         else:
             diff = np.abs(g - w)
             where = np.unravel_index(int(np.nanargmax(diff)), diff.shape) if diff.size else ()
-            self.fail(f"{label}: differs from the numpy floor; max |diff| {np.nanmax(diff):.3g} at {where} "
-                      f"(got {g[where] if diff.size else g}, floor {w[where] if diff.size else w})")
+            self.fail(
+                f"{label}: differs from the numpy floor; max |diff| {np.nanmax(diff):.3g} at {where} "
+                f"(got {g[where] if diff.size else g}, floor {w[where] if diff.size else w})"
+            )
         return False
 
     def table(self, label: str, times: dict, per: float | None = None, per_unit: str = "") -> dict:
@@ -253,8 +265,7 @@ class Report:
                 row[f"per_{per_unit}_s"] = med / per
                 extra = f"   {med / per * 1e6:8.3f} µs/{per_unit}"
             rows.append(row)
-            self.say(f"    {name:<34} median {fmt_time(med):>10}   min {fmt_time(min(ts)):>10}   "
-                     f"n={len(ts)}{extra}")
+            self.say(f"    {name:<34} median {fmt_time(med):>10}   min {fmt_time(min(ts)):>10}   n={len(ts)}{extra}")
         self.tables.append({"label": label, "rows": rows})
         return medians
 
@@ -264,8 +275,15 @@ class Report:
         self.say(f"    ratio {label:<40} {value:8.2f}x")
         return value
 
-    def target(self, label: str, value: float, limit: float, goal: float | None = None,
-               unit: str = "x", higher_is_better: bool = False) -> bool:
+    def target(
+        self,
+        label: str,
+        value: float,
+        limit: float,
+        goal: float | None = None,
+        unit: str = "x",
+        higher_is_better: bool = False,
+    ) -> bool:
         ok = (value >= limit) if higher_is_better else (value <= limit)
         sign = ">=" if higher_is_better else "<="
         goal_text = f", goal {sign} {goal:g}{unit}" if goal is not None else ""
@@ -280,18 +298,37 @@ class Report:
             ok, verdict = None, "not judged (smoke)"
         elif ok and goal is not None and not ((value >= goal) if higher_is_better else (value <= goal)):
             verdict = "PASS (goal missed)"
-        self.targets.append({"label": label, "value": value, "limit": limit, "goal": goal, "unit": unit,
-                             "ok": ok, "verdict": verdict, "text": f"{sign} {limit:g}{unit}{goal_text}"})
+        self.targets.append(
+            {
+                "label": label,
+                "value": value,
+                "limit": limit,
+                "goal": goal,
+                "unit": unit,
+                "ok": ok,
+                "verdict": verdict,
+                "text": f"{sign} {limit:g}{unit}{goal_text}",
+            }
+        )
         self.say(f"  TARGET {label}: {shown}  (target {sign} {limit:g}{unit}{goal_text})  -> {verdict}")
         return ok
 
     def as_dict(self) -> dict:
-        return {"id": self.wid, "title": self.title, "tables": self.tables, "ratios": self.ratios,
-                "targets": self.targets, "notes": self.notes, "failures": self.failures, "extra": self.extra}
+        return {
+            "id": self.wid,
+            "title": self.title,
+            "tables": self.tables,
+            "ratios": self.ratios,
+            "targets": self.targets,
+            "notes": self.notes,
+            "failures": self.failures,
+            "extra": self.extra,
+        }
 
 
 # ------------------------------------------------------------------------------------------
 # the machine
+
 
 def _cpu_model() -> str:
     try:
@@ -307,6 +344,7 @@ def _blas_threads():
     """(BLAS name, threads) for numpy, cheaply: threadpoolctl when installed, else OpenBLAS by ctypes."""
     try:
         from threadpoolctl import threadpool_info
+
         for info in threadpool_info():
             if info.get("user_api") == "blas":
                 return info.get("internal_api"), info.get("num_threads")
@@ -314,11 +352,15 @@ def _blas_threads():
         pass
     try:
         import ctypes
+
         libs = Path(np.__file__).resolve().parent.parent / "numpy.libs"
         for lib in sorted(libs.glob("*openblas*")):
             handle = ctypes.CDLL(str(lib))
-            for symbol in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
-                           "openblas_get_num_threads"):
+            for symbol in (
+                "scipy_openblas_get_num_threads64_",
+                "openblas_get_num_threads64_",
+                "openblas_get_num_threads",
+            ):
                 fn = getattr(handle, symbol, None)
                 if fn is not None:
                     return "openblas", int(fn())
@@ -340,8 +382,10 @@ def _git(*args) -> str:
 
 
 def environment(cfg: Config) -> dict:
-    import gradcli
     import lark
+
+    import gradcli
+
     env = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "mode": cfg.mode,
@@ -350,8 +394,10 @@ def environment(cfg: Config) -> dict:
         "cpu": _cpu_model(),
         "os.cpu_count": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "thread_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                                       "OPENBLAS_NUM_THREADS", "GRADCLI_NUM_THREADS", "XLA_FLAGS")},
+        "thread_env": {
+            k: os.environ.get(k)
+            for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GRADCLI_NUM_THREADS", "XLA_FLAGS")
+        },
         "gradcli": gradcli.__version__,
         "gradcli_path": str(Path(gradcli.__file__).parent),
         "git_commit": _git("rev-parse", "--short", "HEAD"),
@@ -374,6 +420,7 @@ def environment(cfg: Config) -> dict:
         if name == "autograd" and env[name] == "?":
             try:
                 from importlib.metadata import version
+
                 env[name] = version("autograd")
             except Exception:  # noqa: BLE001
                 pass
@@ -383,16 +430,21 @@ def environment(cfg: Config) -> dict:
 def print_environment(env: dict) -> None:
     print("=" * 78)
     print(f"gradcli benchmarks ({env['mode']})  {env['date']}")
-    print(f"machine : {env['cpu']}; os.cpu_count()={env['os.cpu_count']}, usable={env['usable_cpus']}; "
-          f"{env['platform']}")
-    print(f"threads : numpy BLAS {env['numpy_blas']} threads={env['numpy_blas_threads']}; "
-          f"torch.get_num_threads()={env.get('torch_threads', '-')} "
-          f"(interop {env.get('torch_interop_threads', '-')}); "
-          + ", ".join(f"{k}={v}" for k, v in env["thread_env"].items()))
-    print(f"versions: python {env['python']}, gradcli {env['gradcli']} (git {env['git_commit']}"
-          f"{', src has uncommitted changes' if env['src_dirty'] else ''}), numpy {env['numpy']}, "
-          f"lark {env['lark']}, torch {env['torch'] or 'absent'}, jax {env['jax'] or 'absent'}, "
-          f"autograd {env['autograd'] or 'absent'}")
+    print(
+        f"machine : {env['cpu']}; os.cpu_count()={env['os.cpu_count']}, usable={env['usable_cpus']}; {env['platform']}"
+    )
+    print(
+        f"threads : numpy BLAS {env['numpy_blas']} threads={env['numpy_blas_threads']}; "
+        f"torch.get_num_threads()={env.get('torch_threads', '-')} "
+        f"(interop {env.get('torch_interop_threads', '-')}); "
+        + ", ".join(f"{k}={v}" for k, v in env["thread_env"].items())
+    )
+    print(
+        f"versions: python {env['python']}, gradcli {env['gradcli']} (git {env['git_commit']}"
+        f"{', src has uncommitted changes' if env['src_dirty'] else ''}), numpy {env['numpy']}, "
+        f"lark {env['lark']}, torch {env['torch'] or 'absent'}, jax {env['jax'] or 'absent'}, "
+        f"autograd {env['autograd'] or 'absent'}"
+    )
     print("=" * 78, flush=True)
 
 
@@ -401,4 +453,5 @@ def dumps(data) -> str:
         if isinstance(value, (np.floating, np.integer)):
             return value.item()
         return str(value)
+
     return json.dumps(data, indent=1, default=default)

@@ -4,6 +4,7 @@ W2 (per node), W3 (dense), W4 (elementwise, n=10^6), W5 (Hessian, --n 1000) run 
 cProfile, after one un-profiled warm-up; W1 / W6 (whole processes) print ``python -X importtime``'s
 slowest imports of the command instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,26 +19,35 @@ import numpy as np
 
 def target(wid: str, n: int | None):
     import gradcli as G
+
     if wid == "W2":
         from .w2_pernode import gradcli_run
+
         return lambda: gradcli_run(5000)
     if wid == "W3":
         from .w3_dense import gradcli_fn
+
         rng = np.random.default_rng(3)
-        W, x, b = (G.tensor(v, requires_grad=True) for v in (rng.standard_normal((1000, 1000)),
-                                                          rng.standard_normal((1000, 256)),
-                                                          rng.standard_normal((1000, 1))))
+        W, x, b = (
+            G.tensor(v, requires_grad=True)
+            for v in (
+                rng.standard_normal((1000, 1000)),
+                rng.standard_normal((1000, 256)),
+                rng.standard_normal((1000, 1)),
+            )
+        )
         run = gradcli_fn()
         return lambda: run(W, x, b)
     if wid == "W4":
         x = G.tensor(np.random.default_rng(4).standard_normal(n or 10**6), requires_grad=True)
-        return lambda: G.autograd.grad((G.sin(x) * G.exp(-x ** 2) + G.log(1 + x * x)).sum(), (x,))
+        return lambda: G.autograd.grad((G.sin(x) * G.exp(-(x**2)) + G.log(1 + x * x)).sum(), (x,))
     if wid == "W5":
         from gradcli.autograd.functional import hessian
+
         n = n or 1000
         rng = np.random.default_rng(5)
         A, x = G.tensor(rng.standard_normal((n, n))), G.tensor(rng.standard_normal(n))
-        return lambda: hessian(lambda v: (v ** 4).sum() + v @ A @ v + G.sin(v).sum(), x)
+        return lambda: hessian(lambda v: (v**4).sum() + v @ A @ v + G.sin(v).sum(), x)
     raise SystemExit(f"no in-process profile for {wid}")
 
 
@@ -47,7 +57,7 @@ def importtime(argv) -> None:
     rows = []
     for line in err.splitlines():
         if line.startswith("import time:") and "|" in line:
-            parts = line[len("import time:"):].split("|")
+            parts = line[len("import time:") :].split("|")
             try:
                 rows.append((int(parts[1]), int(parts[0]), parts[2].rstrip()))
             except ValueError:
@@ -68,9 +78,13 @@ def main(argv=None) -> None:
     wid = args.workload.upper()
     if wid in ("W1", "W6"):
         from .common import gradcli_command
+
         cmd = [sys.executable, "-c", "import sys; from gradcli.cli import main; sys.argv[0] = 'gradcli'; main()"]
-        tail = (["grad", "w*x+b", "w=2", "x=3", "b=1", "--json"] if wid == "W1" else
-                ["eval", "sum(x^4) + x @ A @ x + sum(sin(x))", "x=[1, 2]", "A=eye(2)", "--json"])
+        tail = (
+            ["grad", "w*x+b", "w=2", "x=3", "b=1", "--json"]
+            if wid == "W1"
+            else ["eval", "sum(x^4) + x @ A @ x + sum(sin(x))", "x=[1, 2]", "A=eye(2)", "--json"]
+        )
         print(f"python -X importtime: {' '.join(gradcli_command() + tail)}")
         importtime(cmd + tail)
         return

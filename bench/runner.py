@@ -4,6 +4,7 @@ Prints the machine, thread counts and versions, then each workload's medians, ra
 targets (PASS / MISS). Exit 1 when any contestant's numbers differ from the numpy floor (or a
 workload crashed); a MISS never changes the exit code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,16 +66,19 @@ def summary(reports) -> str:
 
 def markdown(env: dict, reports) -> str:
     """The results as Markdown (the body of BENCHMARKS.md)."""
-    out = [f"Run: {env['date']}, `python -m bench{'' if env['mode'] == 'full' else ' --' + env['mode']}`, "
-           f"gradcli git `{env['git_commit']}`{' (src with uncommitted changes)' if env['src_dirty'] else ''}.", "",
-           f"- Machine: {env['cpu']}, `nproc` = {env['usable_cpus']} (os.cpu_count() = {env['os.cpu_count']}); "
-           f"{env['platform']}",
-           f"- Threads: numpy BLAS {env['numpy_blas']} with {env['numpy_blas_threads']} threads; "
-           f"torch.get_num_threads() = {env.get('torch_threads', '-')}; "
-           + ", ".join(f"{k}={v}" for k, v in env["thread_env"].items()),
-           f"- Versions: Python {env['python']}, gradcli {env['gradcli']}, numpy {env['numpy']}, lark {env['lark']}, "
-           f"torch {env['torch'] or 'absent'}, jax {env['jax'] or 'absent'}, HIPS autograd {env['autograd'] or 'absent'}",
-           ""]
+    out = [
+        f"Run: {env['date']}, `python -m bench{'' if env['mode'] == 'full' else ' --' + env['mode']}`, "
+        f"gradcli git `{env['git_commit']}`{' (src with uncommitted changes)' if env['src_dirty'] else ''}.",
+        "",
+        f"- Machine: {env['cpu']}, `nproc` = {env['usable_cpus']} (os.cpu_count() = {env['os.cpu_count']}); "
+        f"{env['platform']}",
+        f"- Threads: numpy BLAS {env['numpy_blas']} with {env['numpy_blas_threads']} threads; "
+        f"torch.get_num_threads() = {env.get('torch_threads', '-')}; "
+        + ", ".join(f"{k}={v}" for k, v in env["thread_env"].items()),
+        f"- Versions: Python {env['python']}, gradcli {env['gradcli']}, numpy {env['numpy']}, lark {env['lark']}, "
+        f"torch {env['torch'] or 'absent'}, jax {env['jax'] or 'absent'}, HIPS autograd {env['autograd'] or 'absent'}",
+        "",
+    ]
     out += ["### Targets", "", "| | measure | value | target | verdict |", "| --- | --- | ---: | --- | --- |"]
     for rep in reports:
         for t in rep.targets:
@@ -82,8 +86,12 @@ def markdown(env: dict, reports) -> str:
             verdict = f"**{t['verdict']}**" if t["ok"] is False else t["verdict"]
             out.append(f"| {rep.wid} | {t['label']} | {shown} | {t['text']} | {verdict} |")
     fails = [(r.wid, f) for r in reports for f in r.failures]
-    out += ["", f"Correctness (every contestant against the numpy floor): "
-            + ("all agree." if not fails else "; ".join(f"**{w} FAILURE** {f}" for w, f in fails)), ""]
+    out += [
+        "",
+        "Correctness (every contestant against the numpy floor): "
+        + ("all agree." if not fails else "; ".join(f"**{w} FAILURE** {f}" for w, f in fails)),
+        "",
+    ]
     for rep in reports:
         out += [f"### {rep.wid} {rep.title}", ""]
         for tab in rep.tables:
@@ -91,21 +99,30 @@ def markdown(env: dict, reports) -> str:
             for row in tab["rows"]:
                 per = [k for k in row if k.startswith("per_")]
                 extra = f" ({row[per[0]] * 1e6:.3f} µs/{per[0][4:-2]})" if per else ""
-                out.append(f"| {row['name']} | {fmt_time(row['median_s'])}{extra} | {fmt_time(row['min_s'])} | {row['rounds']} |")
+                out.append(
+                    f"| {row['name']} | {fmt_time(row['median_s'])}{extra} "
+                    f"| {fmt_time(row['min_s'])} | {row['rounds']} |"
+                )
             out.append("")
         if rep.ratios:
-            out += ["| ratio | |", "| --- | ---: |"] + [f"| {r['label']} | {r['value']:.2f}x |" for r in rep.ratios] + [""]
+            out += (
+                ["| ratio | |", "| --- | ---: |"] + [f"| {r['label']} | {r['value']:.2f}x |" for r in rep.ratios] + [""]
+            )
         for key, value in rep.extra.items():
             if key.startswith("peak_memory"):
-                out.append(f"Peak memory ({key[len('peak_memory_bytes'):].strip('_') or 'tracemalloc'}): "
-                           + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in value.items()))
+                out.append(
+                    f"Peak memory ({key[len('peak_memory_bytes') :].strip('_') or 'tracemalloc'}): "
+                    + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in value.items())
+                )
             elif key == "growth":
                 out += ["Cost growth with n (time ratio between sizes, exponent p of n):", ""]
                 out += [f"- {k}: {'; '.join(v)}" for k, v in value.items()]
             elif key in ("heavy_modules_loaded",):
                 out.append(f"Modules loaded by the JSON path (of rich, typer, lark, torch): {value}")
             elif key == "startup":
-                out.append("Fresh process: " + ", ".join(f"{k[:-2].replace('_', ' ')} {fmt_time(v)}" for k, v in value.items()))
+                out.append(
+                    "Fresh process: " + ", ".join(f"{k[:-2].replace('_', ' ')} {fmt_time(v)}" for k, v in value.items())
+                )
             elif key == "calibration_loop_s":
                 out.append(f"Machine calibration (Python loop of 10^7 steps): {fmt_time(value)}")
         out += [f"Notes: {'; '.join(rep.notes)}" if rep.notes else "", ""]
@@ -118,8 +135,11 @@ def main(argv=None) -> int:
     mode.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (under two minutes)")
     mode.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat: checks that everything runs")
     parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W2,W5")
-    parser.add_argument("--peers", default=",".join(PEERS),
-                        help=f"comma-separated peers to run when installed (default {','.join(PEERS)}; 'none' for none)")
+    parser.add_argument(
+        "--peers",
+        default=",".join(PEERS),
+        help=f"comma-separated peers to run when installed (default {','.join(PEERS)}; 'none' for none)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write every number as JSON")
     parser.add_argument("--markdown", metavar="FILE", help="write the results as Markdown (BENCHMARKS.md's body)")
     args = parser.parse_args(argv)

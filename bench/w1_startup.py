@@ -6,6 +6,7 @@ tables ship with the package (``GRADCLI_CACHE_DIR`` is set to an empty folder on
 gradcli that had caches would be measured from a clean state).
 Also reports whether the JSON path imported rich, typer or lark.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,14 @@ import tempfile
 from .common import Config, Report, gradcli_command, peer_available, race, run_process
 
 ID = "W1"
-TITLE = "start-up: gradcli grad \"w*x+b\" w=2 x=3 b=1 --json (whole process)"
+TITLE = 'start-up: gradcli grad "w*x+b" w=2 x=3 b=1 --json (whole process)'
 
 ARGS = ["grad", "w*x+b", "w=2", "x=3", "b=1", "--json"]
-PROBE = ("import sys, runpy\nsys.argv = ['gradcli'] + sys.argv[1:]\ntry:\n"
-         "    runpy.run_module('gradcli', run_name='__main__')\nexcept SystemExit: pass\n"
-         "print(sorted(m for m in ('rich', 'typer', 'lark', 'torch') if m in sys.modules), file=sys.stderr)")
+PROBE = (
+    "import sys, runpy\nsys.argv = ['gradcli'] + sys.argv[1:]\ntry:\n"
+    "    runpy.run_module('gradcli', run_name='__main__')\nexcept SystemExit: pass\n"
+    "print(sorted(m for m in ('rich', 'typer', 'lark', 'torch') if m in sys.modules), file=sys.stderr)"
+)
 
 
 def _compile_gradcli(rep: Report) -> None:
@@ -29,6 +32,7 @@ def _compile_gradcli(rep: Report) -> None:
     PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every module on every start."""
     import compileall
     import importlib.util
+
     spec = importlib.util.find_spec("gradcli")
     folder = os.path.dirname(spec.origin) if spec and spec.origin else None
     if folder and compileall.compile_dir(folder, quiet=1):
@@ -50,9 +54,11 @@ def run(cfg: Config, rep: Report) -> None:
         def proc(cmd):
             return lambda: run_process(cmd, env=env)
 
-        contestants = [("gradcli grad --json", proc(grad_cmd)),
-                       ("python -c 'import numpy'", proc([sys.executable, "-c", "import numpy"])),
-                       ("python -c 'pass'", proc([sys.executable, "-c", "pass"]))]
+        contestants = [
+            ("gradcli grad --json", proc(grad_cmd)),
+            ("python -c 'import numpy'", proc([sys.executable, "-c", "import numpy"])),
+            ("python -c 'pass'", proc([sys.executable, "-c", "pass"])),
+        ]
         expensive = {}
         for name in ("torch", "jax", "autograd"):
             if name not in cfg.peers:
@@ -66,15 +72,20 @@ def run(cfg: Config, rep: Report) -> None:
                     expensive[label] = cfg.pick(5, 2, 1)
         rounds = cfg.pick(21, 7, 1)
         # the expensive imports are not warmed: the bench process has imported them already
-        times = race(contestants, rounds=rounds, warmup=cfg.pick(2, 1, 0), max_rounds=expensive,
-                     warmups={label: 0 for label in expensive})
+        times = race(
+            contestants,
+            rounds=rounds,
+            warmup=cfg.pick(2, 1, 0),
+            max_rounds=expensive,
+            warmups={label: 0 for label in expensive},
+        )
         med = rep.table("wall time of the whole process", times)
         grad = med["gradcli grad --json"]
         vs_numpy = rep.ratio("gradcli / import numpy", grad, med["python -c 'import numpy'"])
         rep.ratio("gradcli / bare python", grad, med["python -c 'pass'"])
         for label in med:
             if label.startswith("python -c 'import ") and "numpy" not in label:
-                rep.ratio("gradcli / " + label[len("python -c '"):-1], grad, med[label])
+                rep.ratio("gradcli / " + label[len("python -c '") : -1], grad, med[label])
         rep.target("gradcli / import numpy", vs_numpy, 1.5, goal=1.3)
 
         probe = run_process([sys.executable, "-c", PROBE, *ARGS], env=env)

@@ -7,6 +7,7 @@ operation, as the others record them) when installed, and the floor: the same fo
 reverse loops by hand on Python floats. Reported as µs per node; target gradcli <= 1.0x torch,
 goal 0.5x.
 """
+
 from __future__ import annotations
 
 import gc
@@ -36,6 +37,7 @@ def floor(steps):
 
 def gradcli_run(steps):
     import gradcli as G
+
     a = G.tensor(A0, requires_grad=True)
     y0 = G.tensor(Y0, requires_grad=True)
     y = y0
@@ -60,6 +62,7 @@ def loop_fn(np_like, steps):
         for _ in range(steps):
             y = y * a + np_like.sin(y) * 0.5
         return y
+
     return f
 
 
@@ -81,18 +84,21 @@ def run(cfg: Config, rep: Report) -> None:
     # is what is compared); in a full run the same 5,000 steps, fewer rounds
     slow_steps = cfg.pick(steps, 1000, steps)
     if slow_steps != steps:
-        rep.note(f"HIPS autograd and jax run {slow_steps} steps ({4 * slow_steps} nodes) in --quick; "
-                 "compare their µs/node")
+        rep.note(
+            f"HIPS autograd and jax run {slow_steps} steps ({4 * slow_steps} nodes) in --quick; compare their µs/node"
+        )
     slow_want = floor(slow_steps)
     slow = {}
     autograd = peer("autograd", cfg)
     if autograd is not None:
         import autograd.numpy as anp
+
         ag_vg = autograd.value_and_grad(loop_fn(anp, slow_steps), (0, 1))
 
         def ag_run():
             y, (ga, gy) = ag_vg(A0, Y0)
             return y, ga, gy
+
         name = "HIPS autograd" + ("" if slow_steps == steps else f" ({4 * slow_steps} nodes)")
         contestants.append((name, ag_run))
         slow[name] = cfg.pick(2, 2, 1)
@@ -101,11 +107,13 @@ def run(cfg: Config, rep: Report) -> None:
     jax = peer("jax", cfg)
     if jax is not None:
         import jax.numpy as jnp
+
         jax_vg = jax.value_and_grad(loop_fn(jnp, slow_steps), (0, 1))
 
         def jax_run():
             y, (ga, gy) = jax_vg(jnp.float64(A0), jnp.float64(Y0))
             return float(y), float(ga), float(gy)
+
         name = "jax (grad, no jit)" + ("" if slow_steps == steps else f" ({4 * slow_steps} nodes)")
         contestants.append((name, jax_run))
         slow[name] = cfg.pick(2, 2, 1)
@@ -117,15 +125,25 @@ def run(cfg: Config, rep: Report) -> None:
             return gradcli_run(steps)
         finally:
             gc.enable()
+
     contestants.insert(1, ("gradcli, gc disabled (diagnostic)", gradcli_nogc))
     contestants.append(("floor: python floats by hand", lambda: floor(steps)))
-    times = race(contestants, rounds=cfg.pick(9, 5, 1), warmup=1, max_rounds=slow,
-                 warmups={name: 0 for name in slow})
-    med = rep.table(f"build + backward, {nodes} nodes", {k: v for k, v in times.items() if k not in slow},
-                    per=nodes, per_unit="node")
+    times = race(contestants, rounds=cfg.pick(9, 5, 1), warmup=1, max_rounds=slow, warmups={name: 0 for name in slow})
+    med = rep.table(
+        f"build + backward, {nodes} nodes",
+        {k: v for k, v in times.items() if k not in slow},
+        per=nodes,
+        per_unit="node",
+    )
     if slow:
-        med.update(rep.table(f"build + backward, {4 * slow_steps} nodes (tracing peers, fewer rounds)", {k: times[k] for k in slow},
-                             per=4 * slow_steps, per_unit="node"))
+        med.update(
+            rep.table(
+                f"build + backward, {4 * slow_steps} nodes (tracing peers, fewer rounds)",
+                {k: times[k] for k in slow},
+                per=4 * slow_steps,
+                per_unit="node",
+            )
+        )
     per_node = {k: v / (4 * slow_steps if k in slow else nodes) for k, v in med.items()}
     g = per_node["gradcli"]
     for name in med:

@@ -6,6 +6,7 @@ the floor: the same forward and backward written by hand in numpy. Target: gradc
 floor (the engine issue asked for 1.15x). Peak memory (tracemalloc, in a separate un-timed
 run; numpy reports its allocations to it, torch and jax do not): gradcli <= 1.3x the floor.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,7 @@ def floor(W, x, b):
     h += b
     np.tanh(h, out=h)
     y = np.vdot(h, h)
-    g = h * h                          # dy/dz = 2 h (1 - h^2)
+    g = h * h  # dy/dz = 2 h (1 - h^2)
     np.subtract(1.0, g, out=g)
     g *= h
     g *= 2.0
@@ -38,11 +39,13 @@ def gradcli_fn():
         y = (G.tanh(W @ x + b) ** 2).sum()
         gW, gx, gb = G.autograd.grad(y, (W, x, b))
         return y.item(), gW.data, gx.data, gb.data
+
     return run
 
 
 def run(cfg: Config, rep: Report) -> None:
     import gradcli as G
+
     m, k, n = cfg.pick((1000, 1000, 256), (1000, 1000, 256), (20, 20, 8))
     rng = np.random.default_rng(3)
     Wn = rng.standard_normal((m, k)) / np.sqrt(k)
@@ -69,23 +72,27 @@ def run(cfg: Config, rep: Report) -> None:
             y = (torch.tanh(Wt @ xt + bt) ** 2).sum()
             gW, gx, gb = torch.autograd.grad(y, (Wt, xt, bt))
             return y.item(), gW.numpy(), gx.numpy(), gb.numpy()
+
         contestants.append(("torch", torch_run))
         compare("torch", torch_run())
 
     autograd = peer("autograd", cfg)
     if autograd is not None:
         import autograd.numpy as anp
+
         ag = autograd.value_and_grad(lambda W, x, b: anp.sum(anp.tanh(anp.dot(W, x) + b) ** 2), (0, 1, 2))
 
         def ag_run():
             y, (gW, gx, gb) = ag(Wn, xn, bn)
             return y, gW, gx, gb
+
         contestants.append(("HIPS autograd", ag_run))
         compare("HIPS autograd", ag_run())
 
     jax = peer("jax", cfg)
     if jax is not None:
         import jax.numpy as jnp
+
         jf = jax.jit(jax.value_and_grad(lambda W, x, b: jnp.sum(jnp.tanh(W @ x + b) ** 2), (0, 1, 2)))
         Wj, xj, bj = (jnp.asarray(v) for v in (Wn, xn, bn))
 
@@ -93,6 +100,7 @@ def run(cfg: Config, rep: Report) -> None:
             y, (gW, gx, gb) = jf(Wj, xj, bj)
             gW.block_until_ready()
             return float(y), np.asarray(gW), np.asarray(gx), np.asarray(gb)
+
         contestants.append(("jax (jit)", jax_run))
         compare("jax (jit)", jax_run())
 

@@ -5,6 +5,7 @@ when installed, and the floor: numpy by hand (the derivative
 ``(cos x - 2x sin x) exp(-x^2) + 2x / (1 + x^2)`` with in-place updates). Target: gradcli <= 1.0x
 the floor; peak memory (tracemalloc, separate un-timed run) <= 2x the floor's.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,12 +21,12 @@ def floor(x):
     e = np.exp(-x2)
     s = np.sin(x)
     d = x2
-    d += 1.0                              # 1 + x^2 (x2 is no longer needed)
+    d += 1.0  # 1 + x^2 (x2 is no longer needed)
     y = s @ e + np.log(d).sum()
     g = np.cos(x)
     s *= x
     s *= 2.0
-    g -= s                                # cos x - 2x sin x
+    g -= s  # cos x - 2x sin x
     g *= e
     t = np.divide(x, d, out=e)
     t *= 2.0
@@ -35,6 +36,7 @@ def floor(x):
 
 def run(cfg: Config, rep: Report) -> None:
     import gradcli as G
+
     sizes = cfg.pick([10**6, 10**7], [10**6], [1000])
     rep.peer_notes(cfg)
     torch, autograd, jax = peer("torch", cfg), peer("autograd", cfg), peer("jax", cfg)
@@ -50,9 +52,10 @@ def run(cfg: Config, rep: Report) -> None:
         x = G.tensor(xn, requires_grad=True)
 
         def g_run():
-            y = (G.sin(x) * G.exp(-x ** 2) + G.log(1 + x * x)).sum()
+            y = (G.sin(x) * G.exp(-(x**2)) + G.log(1 + x * x)).sum()
             (gx,) = G.autograd.grad(y, (x,))
             return y.item(), gx.data
+
         contestants = [("gradcli", g_run)]
         compare("gradcli", g_run())
 
@@ -60,27 +63,31 @@ def run(cfg: Config, rep: Report) -> None:
             xt = torch.tensor(xn, requires_grad=True)
 
             def torch_run():
-                y = (torch.sin(xt) * torch.exp(-xt ** 2) + torch.log(1 + xt * xt)).sum()
+                y = (torch.sin(xt) * torch.exp(-(xt**2)) + torch.log(1 + xt * xt)).sum()
                 (gx,) = torch.autograd.grad(y, (xt,))
                 return y.item(), gx.numpy()
+
             contestants.append(("torch", torch_run))
             compare("torch", torch_run())
 
         if autograd is not None:
             import autograd.numpy as anp
-            ag = autograd.value_and_grad(lambda v: anp.sum(anp.sin(v) * anp.exp(-v ** 2) + anp.log(1 + v * v)))
+
+            ag = autograd.value_and_grad(lambda v: anp.sum(anp.sin(v) * anp.exp(-(v**2)) + anp.log(1 + v * v)))
             ag_run = lambda: ag(xn)  # noqa: E731
             contestants.append(("HIPS autograd", ag_run))
             compare("HIPS autograd", ag_run())
 
         if jax is not None:
             import jax.numpy as jnp
-            jf = jax.jit(jax.value_and_grad(lambda v: jnp.sum(jnp.sin(v) * jnp.exp(-v ** 2) + jnp.log(1 + v * v))))
+
+            jf = jax.jit(jax.value_and_grad(lambda v: jnp.sum(jnp.sin(v) * jnp.exp(-(v**2)) + jnp.log(1 + v * v))))
             xj = jnp.asarray(xn)
 
             def jax_run():
                 y, gx = jf(xj)
                 return float(y), np.asarray(gx)
+
             contestants.append(("jax (jit)", jax_run))
             compare("jax (jit)", jax_run())
 

@@ -6,6 +6,7 @@ vectorize=True)`` and ``torch.func.hessian``, HIPS ``autograd.hessian`` and jitt
 ``A + A.T + diag(12 x^2 - sin x)``. Target: gradcli <= 1.0x torch's functional hessian at every
 n. The growth of each contestant's cost with n is printed (exponent of n between sizes).
 """
+
 from __future__ import annotations
 
 import math
@@ -27,6 +28,7 @@ def floor(x, A):
 def run(cfg: Config, rep: Report) -> None:
     import gradcli as G
     from gradcli.autograd.functional import hessian
+
     sizes = cfg.pick([10, 100, 300, 1000], [10, 100, 300], [4, 9])
     rep.peer_notes(cfg)
     torch, autograd, jax = peer("torch", cfg), peer("autograd", cfg), peer("jax", cfg)
@@ -38,14 +40,14 @@ def run(cfg: Config, rep: Report) -> None:
         want = floor(xn, An)
 
         Ag, xg = G.tensor(An), G.tensor(xn)
-        fg = lambda v: (v ** 4).sum() + v @ Ag @ v + G.sin(v).sum()  # noqa: E731
+        fg = lambda v: (v**4).sum() + v @ Ag @ v + G.sin(v).sum()  # noqa: E731
         g_run = lambda: hessian(fg, xg).data  # noqa: E731
         contestants = [("gradcli functional.hessian", g_run)]
         rep.check(f"gradcli (n={n})", g_run(), want)
 
         if torch is not None:
             At, xt = torch.tensor(An), torch.tensor(xn)
-            ft = lambda v: (v ** 4).sum() + v @ At @ v + torch.sin(v).sum()  # noqa: E731
+            ft = lambda v: (v**4).sum() + v @ At @ v + torch.sin(v).sum()  # noqa: E731
             t_fun = lambda: torch.autograd.functional.hessian(ft, xt, vectorize=True).numpy()  # noqa: E731
             t_func_h = torch.func.hessian(ft)
             t_func = lambda: t_func_h(xt).numpy()  # noqa: E731
@@ -55,15 +57,17 @@ def run(cfg: Config, rep: Report) -> None:
 
         if autograd is not None:
             import autograd.numpy as anp
-            ah = autograd.hessian(lambda v: anp.sum(v ** 4) + anp.dot(v, anp.dot(An, v)) + anp.sum(anp.sin(v)))
+
+            ah = autograd.hessian(lambda v: anp.sum(v**4) + anp.dot(v, anp.dot(An, v)) + anp.sum(anp.sin(v)))
             a_run = lambda: ah(xn)  # noqa: E731
             contestants.append(("HIPS autograd.hessian", a_run))
             rep.check(f"HIPS autograd.hessian (n={n})", a_run(), want)
 
         if jax is not None:
             import jax.numpy as jnp
+
             Aj = jnp.asarray(An)
-            jh = jax.jit(jax.hessian(lambda v: jnp.sum(v ** 4) + v @ Aj @ v + jnp.sum(jnp.sin(v))))
+            jh = jax.jit(jax.hessian(lambda v: jnp.sum(v**4) + v @ Aj @ v + jnp.sum(jnp.sin(v))))
             xj = jnp.asarray(xn)
             j_run = lambda: np.asarray(jh(xj))  # noqa: E731
             contestants.append(("jax.hessian (jit)", j_run))
@@ -72,8 +76,9 @@ def run(cfg: Config, rep: Report) -> None:
             def j_compile_run():
                 # a new function each call: jax traces and compiles it again (the issue's goal
                 # counts the compile, as a one-off Hessian in a script pays it)
-                fresh = jax.jit(jax.hessian(lambda v: jnp.sum(v ** 4) + v @ Aj @ v + jnp.sum(jnp.sin(v))))
+                fresh = jax.jit(jax.hessian(lambda v: jnp.sum(v**4) + v @ Aj @ v + jnp.sum(jnp.sin(v))))
                 return np.asarray(fresh(xj))
+
             contestants.append(("jax.hessian (jit, compile counted)", j_compile_run))
             rep.check(f"jax.hessian with compile (n={n})", j_compile_run(), want)
 
@@ -90,12 +95,17 @@ def run(cfg: Config, rep: Report) -> None:
                 rep.ratio(f"gradcli / {name} (n={n})", g, med[name])
         rep.ratio(f"gradcli / floor (n={n})", g, med["floor: analytic numpy"])
         if "torch functional.hessian vectorize" in med:
-            rep.target(f"gradcli / torch functional.hessian (n={n})", g / med["torch functional.hessian vectorize"], 1.0)
+            rep.target(
+                f"gradcli / torch functional.hessian (n={n})", g / med["torch functional.hessian vectorize"], 1.0
+            )
         else:
             rep.note(f"no torch: the n={n} target is not judged")
         if "jax.hessian (jit, compile counted)" in med:
-            rep.target(f"goal: gradcli / jax.jit(jax.hessian) with compile (n={n})",
-                       g / med["jax.hessian (jit, compile counted)"], 1.0)
+            rep.target(
+                f"goal: gradcli / jax.jit(jax.hessian) with compile (n={n})",
+                g / med["jax.hessian (jit, compile counted)"],
+                1.0,
+            )
 
     if len(sizes) > 1:
         rep.say("cost growth with n (exponent p in time ~ n^p between consecutive sizes):")

@@ -7,6 +7,7 @@ printing the analytic Hessian. ``--wrt x`` because the issue's command line, wit
 for every input's block, A's included (a 90,000 x 90,000 block). Every process's JSON Hessian is
 checked against the analytic one. Target: gradcli <= 0.3x the torch script.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,32 +23,40 @@ from .common import Config, Report, gradcli_command, peer_available, race, run_p
 from .w5_hessian import floor
 
 ID = "W6"
-TITLE = "CLI Hessian: gradcli hessian \"sum(x^4) + x @ A @ x + sum(sin(x))\" n=300 (whole process)"
+TITLE = 'CLI Hessian: gradcli hessian "sum(x^4) + x @ A @ x + sum(sin(x))" n=300 (whole process)'
 
 PROGRAM = "sum(x^4) + x @ A @ x + sum(sin(x))"
 
 LOAD = "import json\nimport numpy as np\nx = np.load('x.npy'); A = np.load('A.npy')\n"
 SCRIPTS = {
-    "torch": LOAD + (
+    "torch": LOAD
+    + (
         "import torch\n"
         "xt, At = torch.from_numpy(x), torch.from_numpy(A)\n"
         "f = lambda v: (v ** 4).sum() + v @ At @ v + torch.sin(v).sum()\n"
         "H = torch.autograd.functional.hessian(f, xt, vectorize=True)\n"
-        "print(json.dumps({'value': f(xt).item(), 'hessian': {'x': {'x': H.tolist()}}}))\n"),
-    "jax": LOAD + (
+        "print(json.dumps({'value': f(xt).item(), 'hessian': {'x': {'x': H.tolist()}}}))\n"
+    ),
+    "jax": LOAD
+    + (
         "import jax\njax.config.update('jax_enable_x64', True)\nimport jax.numpy as jnp\n"
         "f = lambda v: jnp.sum(v ** 4) + v @ A @ v + jnp.sum(jnp.sin(v))\n"
         "H = jax.hessian(f)(jnp.asarray(x))\n"
-        "print(json.dumps({'value': float(f(x)), 'hessian': {'x': {'x': np.asarray(H).tolist()}}}))\n"),
-    "autograd": LOAD + (
+        "print(json.dumps({'value': float(f(x)), 'hessian': {'x': {'x': np.asarray(H).tolist()}}}))\n"
+    ),
+    "autograd": LOAD
+    + (
         "import autograd\nimport autograd.numpy as anp\n"
         "f = lambda v: anp.sum(v ** 4) + anp.dot(v, anp.dot(A, v)) + anp.sum(anp.sin(v))\n"
         "H = autograd.hessian(f)(x)\n"
-        "print(json.dumps({'value': float(f(x)), 'hessian': {'x': {'x': H.tolist()}}}))\n"),
-    "floor": LOAD + (
+        "print(json.dumps({'value': float(f(x)), 'hessian': {'x': {'x': H.tolist()}}}))\n"
+    ),
+    "floor": LOAD
+    + (
         "H = A + A.T\nH[np.diag_indices_from(H)] += 12 * x * x - np.sin(x)\n"
         "value = float(np.sum(x ** 4) + x @ A @ x + np.sum(np.sin(x)))\n"
-        "print(json.dumps({'value': value, 'hessian': {'x': {'x': H.tolist()}}}))\n"),
+        "print(json.dumps({'value': value, 'hessian': {'x': {'x': H.tolist()}}}))\n"
+    ),
 }
 
 
@@ -56,7 +65,7 @@ def run(cfg: Config, rep: Report) -> None:
     rng = np.random.default_rng(6)
     xn, An = rng.standard_normal(n), rng.standard_normal((n, n))
     want = floor(xn, An)
-    want_value = float(np.sum(xn ** 4) + xn @ An @ xn + np.sum(np.sin(xn)))
+    want_value = float(np.sum(xn**4) + xn @ An @ xn + np.sum(np.sin(xn)))
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "x.npy", xn)
         np.save(Path(tmp) / "A.npy", An)
@@ -78,7 +87,7 @@ def run(cfg: Config, rep: Report) -> None:
             runs[label] = [sys.executable, str(path)]
 
         first = {}
-        for label, argv in runs.items():      # correctness first (also the warm-up)
+        for label, argv in runs.items():  # correctness first (also the warm-up)
             start = time.perf_counter()
             out = json.loads(run_process(argv, cwd=tmp, env=env).stdout)
             first[label] = [time.perf_counter() - start]
@@ -87,8 +96,7 @@ def run(cfg: Config, rep: Report) -> None:
 
         # the checked runs are the first round (a process has nothing to warm but the OS's file
         # cache, which the imports of this bench and W1 have filled); then more rounds, alternating
-        contestants = [(label, (lambda argv=argv: run_process(argv, cwd=tmp, env=env)))
-                       for label, argv in runs.items()]
+        contestants = [(label, (lambda argv=argv: run_process(argv, cwd=tmp, env=env))) for label, argv in runs.items()]
         slow = {"torch script": cfg.pick(4, 1, 0), "jax script": cfg.pick(4, 0, 0)}
         more = race(contestants, rounds=cfg.pick(8, 4, 0), warmup=0, max_rounds=slow)
         times = {label: first[label] + more[label] for label in runs}

@@ -10,6 +10,7 @@
   shipped with the package (target < 20 ms) and the first parse.
 - a machine calibration: a 10^7-step Python loop (0.4-0.6 s on a current laptop).
 """
+
 from __future__ import annotations
 
 import ast
@@ -75,7 +76,7 @@ def run(cfg: Config, rep: Report) -> None:
         ast.parse(PY_LINE)
         return time.perf_counter() - start
 
-    gradcli_parse(), ast_parse()                      # warm-up: the parser is built once per process
+    gradcli_parse(), ast_parse()  # warm-up: the parser is built once per process
     reps = cfg.pick(2000, 500, 10)
     times = {"gradcli parse": [], "floor: Python ast.parse": []}
     for _ in range(reps):
@@ -89,8 +90,10 @@ def run(cfg: Config, rep: Report) -> None:
     terms = cfg.pick(500_000, 50_000, 500)
     scale = 500_000 / terms
     text = "+".join(["x"] * terms)
-    rep.say(f"big program: {len(text):,} characters ({terms:,} terms)"
-            + (f"; times scaled by {scale:g} to 1 MB (assumes linear cost)" if scale != 1 else ""))
+    rep.say(
+        f"big program: {len(text):,} characters ({terms:,} terms)"
+        + (f"; times scaled by {scale:g} to 1 MB (assumes linear cost)" if scale != 1 else "")
+    )
     program = parse(text)
     value = run_program(program, {"x": G.tensor(1.0)}).output.item()
     rep.check("big program value", value, float(terms))
@@ -120,15 +123,23 @@ def run(cfg: Config, rep: Report) -> None:
     rep.check("big program d/dx", x.grad.item(), float(terms))
     rep.table("big program with gradient", grad_times)
     del out, x
-    rep.target("1 MB program parse + evaluate" + (" (scaled estimate)" if scale != 1 else ""),
-               big["parse + evaluate"] * scale, 10.0, unit="s")
+    rep.target(
+        "1 MB program parse + evaluate" + (" (scaled estimate)" if scale != 1 else ""),
+        big["parse + evaluate"] * scale,
+        10.0,
+        unit="s",
+    )
 
     # start-up pieces, in fresh processes (the tables ship with the package: nothing on disk)
-    rows = [[float(v) for v in run_process([sys.executable, "-c", STARTUP]).stdout.split()]
-            for _ in range(cfg.pick(7, 3, 1))]
+    rows = [
+        [float(v) for v in run_process([sys.executable, "-c", STARTUP]).stdout.split()]
+        for _ in range(cfg.pick(7, 3, 1))
+    ]
     import_language, build, first_parse = (statistics.median(c) for c in zip(*rows))
-    rep.say(f"fresh process: import gradcli.language.parser {fmt_time(import_language)}, parser build from "
-            f"the shipped tables {fmt_time(build)}, first parse {fmt_time(first_parse)}")
+    rep.say(
+        f"fresh process: import gradcli.language.parser {fmt_time(import_language)}, parser build from "
+        f"the shipped tables {fmt_time(build)}, first parse {fmt_time(first_parse)}"
+    )
     rep.extra["startup"] = {"import_language_s": import_language, "build_s": build, "first_parse_s": first_parse}
     rep.target("parser build from the shipped tables (start-up cost)", build, 0.020, unit="s")
 
@@ -139,4 +150,3 @@ def ast_fails(text: str) -> bool:
     except (RecursionError, SyntaxError, MemoryError):
         return True
     return False
-

@@ -9,6 +9,7 @@ stdin/stdout/stderr and returns the outcome; ``verdict(outcome)`` says what is w
 
 Used by ``tests/test_fuzz.py`` (hypothesis) and ``fuzz/run.py`` (10^5 inputs).
 """
+
 from __future__ import annotations
 
 import io
@@ -23,20 +24,153 @@ from pathlib import Path
 
 NAMES = ("x", "y", "W", "b", "h")
 NUMBERS = ("0", "1", "2", "3", "2.5", ".5", "1e-3", "-1", "1e308", "1e400", "0/0", "1/0", "-0.0", "7", "100")
-UNARY = ("abs", "sign", "sqrt", "rsqrt", "square", "reciprocal", "exp", "exp2", "expm1", "log", "log2", "log10",
-         "log1p", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh",
-         "sigmoid", "relu", "softplus", "erf", "sum", "mean", "prod", "amax", "amin", "max", "min", "norm",
-         "logsumexp", "var", "std", "trace", "det", "inv", "diag", "flatten", "squeeze", "softmax", "log_softmax",
-         "detach", "no_grad", "enable_grad", "numel", "ones_like", "unsqueeze", "transpose", "neg")
-BINARY = ("pow", "atan2", "maximum", "minimum", "matmul", "dot", "outer", "add", "sub", "mul", "div", "reshape",
-          "expand_as", "reshape_as", "select", "unreduce", "set_grad_enabled")
+UNARY = (
+    "abs",
+    "sign",
+    "sqrt",
+    "rsqrt",
+    "square",
+    "reciprocal",
+    "exp",
+    "exp2",
+    "expm1",
+    "log",
+    "log2",
+    "log10",
+    "log1p",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "sigmoid",
+    "relu",
+    "softplus",
+    "erf",
+    "sum",
+    "mean",
+    "prod",
+    "amax",
+    "amin",
+    "max",
+    "min",
+    "norm",
+    "logsumexp",
+    "var",
+    "std",
+    "trace",
+    "det",
+    "inv",
+    "diag",
+    "flatten",
+    "squeeze",
+    "softmax",
+    "log_softmax",
+    "detach",
+    "no_grad",
+    "enable_grad",
+    "numel",
+    "ones_like",
+    "unsqueeze",
+    "transpose",
+    "neg",
+)
+BINARY = (
+    "pow",
+    "atan2",
+    "maximum",
+    "minimum",
+    "matmul",
+    "dot",
+    "outer",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "reshape",
+    "expand_as",
+    "reshape_as",
+    "select",
+    "unreduce",
+    "set_grad_enabled",
+)
 OPERATORS = ("+", "-", "*", "/", "@", "^", "**", "<", "<=", ">", ">=", "==", "!=")
 CONSTRUCTORS = ("zeros", "ones", "rand", "randn", "eye", "arange", "linspace")
-KWARGS = ("dim=0", "dim=-1", "dim=1", "dim=5", "axis=0", "keepdim=True", "keepdim=false", "p=2", "p=1", "min=0",
-          "max=1", "dtype=1", "bogus=3", "dim=[0, 1]", "dim=x")
-TOKENS = ("x", "y", "(", ")", "[", "]", ",", ";", "\n", "=", ".", ":", "#", "sum", "tanh", "T", "@", "^", "**",
-          "+", "-", "*", "/", "<", "==", "1", "2.5", "1e", "e", "pi", "True", "dim", "keepdim", "x.sum()",
-          " ", "\t", "'", '"', "\\", "$", "\x00", "\x1b[2J", "\ufeff", "é", "𝑥", "--", "@x", "-", "9" * 30)
+KWARGS = (
+    "dim=0",
+    "dim=-1",
+    "dim=1",
+    "dim=5",
+    "axis=0",
+    "keepdim=True",
+    "keepdim=false",
+    "p=2",
+    "p=1",
+    "min=0",
+    "max=1",
+    "dtype=1",
+    "bogus=3",
+    "dim=[0, 1]",
+    "dim=x",
+)
+TOKENS = (
+    "x",
+    "y",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    ";",
+    "\n",
+    "=",
+    ".",
+    ":",
+    "#",
+    "sum",
+    "tanh",
+    "T",
+    "@",
+    "^",
+    "**",
+    "+",
+    "-",
+    "*",
+    "/",
+    "<",
+    "==",
+    "1",
+    "2.5",
+    "1e",
+    "e",
+    "pi",
+    "True",
+    "dim",
+    "keepdim",
+    "x.sum()",
+    " ",
+    "\t",
+    "'",
+    '"',
+    "\\",
+    "$",
+    "\x00",
+    "\x1b[2J",
+    "\ufeff",
+    "é",
+    "𝑥",
+    "--",
+    "@x",
+    "-",
+    "9" * 30,
+)
 COMMANDS = ("eval", "grad", "backward", "jacobian", "hessian", "diff", "graph", "check")
 
 
@@ -48,6 +182,7 @@ class Case:
 
     def shell(self) -> str:
         import shlex
+
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
         return (env + " " if env else "") + "gradcli " + " ".join(shlex.quote(a) for a in self.argv)
 
@@ -57,11 +192,12 @@ class Outcome:
     code: object
     stdout: str
     stderr: str
-    crash: str | None = None        # a traceback that escaped main()
+    crash: str | None = None  # a traceback that escaped main()
     hang: bool = False
 
 
 # -- programs -----------------------------------------------------------------------------------
+
 
 def expression(rng: random.Random, depth: int = 3) -> str:
     if depth <= 0 or rng.random() < 0.25:
@@ -76,7 +212,9 @@ def expression(rng: random.Random, depth: int = 3) -> str:
     if kind < 0.55:
         return f"{rng.choice(BINARY)}({sub()}, {sub()})"
     if kind < 0.62:
-        sizes = ", ".join(rng.choice(("0", "1", "2", "3", "4", "-1", "2.5", "1e9", "x")) for _ in range(rng.randint(0, 3)))
+        sizes = ", ".join(
+            rng.choice(("0", "1", "2", "3", "4", "-1", "2.5", "1e9", "x")) for _ in range(rng.randint(0, 3))
+        )
         return f"{rng.choice(CONSTRUCTORS)}({sizes})"
     if kind < 0.70:
         return f"[{', '.join(sub() for _ in range(rng.randint(0, 3)))}]"
@@ -84,7 +222,9 @@ def expression(rng: random.Random, depth: int = 3) -> str:
         index = rng.choice(("0", "-1", "1:3", ":, 0", "::2", "[0, 1]", "x > 0", "5", "0.5", "x", "...", ":"))
         return f"{sub()}[{index}]"
     if kind < 0.84:
-        return f"{sub()}.{rng.choice(('T', 'sum()', 'sum(dim=0)', 'detach()', 'requires_grad_(False)', 'mean(1)', 'foo'))}"
+        return (
+            f"{sub()}.{rng.choice(('T', 'sum()', 'sum(dim=0)', 'detach()', 'requires_grad_(False)', 'mean(1)', 'foo'))}"
+        )
     if kind < 0.88:
         return f"-{sub()}"
     if kind < 0.92:
@@ -94,8 +234,26 @@ def expression(rng: random.Random, depth: int = 3) -> str:
     return f"clamp({sub()}, min={rng.choice(NUMBERS)})"
 
 
-ELEMENTWISE = ("abs", "sqrt", "square", "exp", "log", "log1p", "sin", "cos", "tanh", "sigmoid", "relu", "softplus",
-               "erf", "atan", "asinh", "reciprocal", "rsqrt", "expm1")
+ELEMENTWISE = (
+    "abs",
+    "sqrt",
+    "square",
+    "exp",
+    "log",
+    "log1p",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "softplus",
+    "erf",
+    "atan",
+    "asinh",
+    "reciprocal",
+    "rsqrt",
+    "expm1",
+)
 
 
 def sane_expression(rng: random.Random, depth: int = 3) -> str:
@@ -119,10 +277,13 @@ def sane_case(rng: random.Random) -> "Case":
     scalar_out = command in ("grad", "hessian", "backward", "check") or rng.random() < 0.5
     text = f"h = {body}; sum(h)" if scalar_out and rng.random() < 0.5 else (f"sum({body})" if scalar_out else body)
     shape = rng.choice(((), (2,), (3,)))
+
     def val():
         numbers = [rng.choice(("0.5", "-1.5", "2", "0", "1e-3", "3", "-0.25", "10")) for _ in range(max(1, sum(shape)))]
-        return numbers[0] if not shape else "[" + ", ".join(numbers[:shape[0]]) + "]"
+        return numbers[0] if not shape else "[" + ", ".join(numbers[: shape[0]]) + "]"
+
     import re
+
     used = [n for n in ("x", "y") if re.search(rf"\b{n}\b", text)]
     argv = [command, text] + [f"{n}={val()}" for n in used]
     if command in ("diff", "grad", "jacobian", "hessian", "check") and "x" not in used:
@@ -131,7 +292,11 @@ def sane_case(rng: random.Random) -> "Case":
     if command in ("grad", "jacobian", "hessian", "check") and rng.random() < 0.3:
         argv += ["--wrt", rng.choice(("x", "y", "x,y"))]
     if command == "diff":
-        argv += ["--wrt", rng.choice(("x", "x,y", "x,x", "y,x,x"))] if rng.random() < 0.6 else ["--wrt", "x", "--order", str(rng.randint(1, 8))]
+        argv += (
+            ["--wrt", rng.choice(("x", "x,y", "x,x", "y,x,x"))]
+            if rng.random() < 0.6
+            else ["--wrt", "x", "--order", str(rng.randint(1, 8))]
+        )
     if command == "check" and rng.random() < 0.3:
         argv += ["--order", "2"]
     for flag, p in (("--json", 0.3), ("--strict", 0.15), ("--detect-anomaly", 0.15)):
@@ -146,7 +311,7 @@ def sane_case(rng: random.Random) -> "Case":
 
 def program(rng: random.Random) -> str:
     statements = []
-    for i in range(rng.randint(1, 3)):
+    for _ in range(rng.randint(1, 3)):
         e = expression(rng, rng.randint(1, 4))
         statements.append(f"{rng.choice(('h', 'z', 'y', 'pi', 'sum'))} = {e}" if rng.random() < 0.3 else e)
     text = rng.choice(("; ", "\n", ";\n")).join(statements)
@@ -179,13 +344,14 @@ def mutate(rng: random.Random, text: str) -> str:
 
 # -- values and files ---------------------------------------------------------------------------
 
+
 def _list(rng: random.Random, depth: int) -> str:
     if depth == 0:
         return rng.choice(NUMBERS[:9])
     n = rng.randint(1, 3)
     items = [_list(rng, depth - 1) for _ in range(n)]
     if rng.random() < 0.1 and len(items) > 1:
-        items[-1] = _list(rng, max(0, depth - 2))        # ragged
+        items[-1] = _list(rng, max(0, depth - 2))  # ragged
     return "[" + ", ".join(items) + "]"
 
 
@@ -200,14 +366,35 @@ def value(rng: random.Random, files: dict) -> str:
         return f"{rng.choice(('ones', 'zeros', 'randn', 'rand'))}({sizes})" + rng.choice(("", " * 0.5", " - 1"))
     if kind < 0.93 and files:
         return "@" + rng.choice(list(files.values()))
-    return rng.choice(("", "x", "nan", "inf", "[1, ", "1 +", "@", "@-", "@/nonexistent.npy", "ones(2", "9" * 400,
-                       "[[1, 2], [3]]", "'1'", "exp(1000)", "randn(1e9)", "@/dev/null", "@/", "1e999"))
+    return rng.choice(
+        (
+            "",
+            "x",
+            "nan",
+            "inf",
+            "[1, ",
+            "1 +",
+            "@",
+            "@-",
+            "@/nonexistent.npy",
+            "ones(2",
+            "9" * 400,
+            "[[1, 2], [3]]",
+            "'1'",
+            "exp(1000)",
+            "randn(1e9)",
+            "@/dev/null",
+            "@/",
+            "1e999",
+        )
+    )
 
 
 def make_files(folder: Path) -> dict:
     """Fixture files of every kind a value or ``--values`` may name; name -> path."""
     import numpy as np
     from numpy.lib import format as npformat
+
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
 
@@ -243,15 +430,20 @@ def make_files(folder: Path) -> dict:
     add("junk.txt", "a b\nc d\n")
     add("binary.bin", bytes(range(256)))
     add("program.grad", "tanh(W @ x + b)")
-    add("plugin.py", "from gradcli.autograd import Function\nclass line(Function):\n    @staticmethod\n"
+    add(
+        "plugin.py",
+        "from gradcli.autograd import Function\nclass line(Function):\n    @staticmethod\n"
         "    def forward(ctx, w, x):\n        ctx.save_for_backward(w, x)\n        return w * x\n"
-        "    @staticmethod\n    def backward(ctx, g):\n        w, x = ctx.saved_tensors\n        raise ValueError('no')\n")
+        "    @staticmethod\n    def backward(ctx, g):\n"
+        "        w, x = ctx.saved_tensors\n        raise ValueError('no')\n",
+    )
     add("syntax_plugin.py", "def (:\n")
     paths["folder"] = str(folder)
     return paths
 
 
 # -- whole command lines -------------------------------------------------------------------------
+
 
 def generate(rng: random.Random, files: dict) -> Case:
     if rng.random() < 0.4:
@@ -284,9 +476,20 @@ def generate(rng: random.Random, files: dict) -> Case:
         values.append(rng.choice(("=3", "x", "1x=2", "x=", "x=1", "zz=4")))
     options = []
     if rng.random() < 0.15 and files:
-        options += ["--values", rng.choice([files.get("good.json", "-"), files.get("good.npz", "-"),
-                                            files.get("bad.npz", "-"), files.get("deep.json", "-"),
-                                            files.get("ragged.json", "-"), "/nonexistent.json", "-"])]
+        options += [
+            "--values",
+            rng.choice(
+                [
+                    files.get("good.json", "-"),
+                    files.get("good.npz", "-"),
+                    files.get("bad.npz", "-"),
+                    files.get("deep.json", "-"),
+                    files.get("ragged.json", "-"),
+                    "/nonexistent.json",
+                    "-",
+                ]
+            ),
+        ]
     if command in ("grad", "jacobian", "hessian", "diff", "check") and rng.random() < 0.5:
         options += ["--wrt", ",".join(rng.sample(NAMES + ("q",), rng.randint(1, 3)))]
     if command in ("diff", "check") and rng.random() < 0.5:
@@ -316,7 +519,7 @@ def generate(rng: random.Random, files: dict) -> Case:
     if rng.random() < 0.1:
         options += ["--precision", rng.choice(("1", "3", "17", "0", "-1", "100"))]
     if rng.random() < 0.15:
-        options += ["--seed", rng.choice(("0", "42", "-1", str(2 ** 70), "x"))]
+        options += ["--seed", rng.choice(("0", "42", "-1", str(2**70), "x"))]
     if rng.random() < 0.1:
         options += ["--max-elements", rng.choice(("1", "10", "100", "0", "-5", "1e3"))]
     if rng.random() < 0.15:
@@ -324,37 +527,60 @@ def generate(rng: random.Random, files: dict) -> Case:
     if rng.random() < 0.15:
         options.append("--strict")
     if rng.random() < 0.05 and files:
-        options += ["--plugin", rng.choice([files.get("plugin.py", "x.py"), files.get("syntax_plugin.py", "x.py"),
-                                            "/nonexistent.py", files.get("good.json", "x.json")])]
+        options += [
+            "--plugin",
+            rng.choice(
+                [
+                    files.get("plugin.py", "x.py"),
+                    files.get("syntax_plugin.py", "x.py"),
+                    "/nonexistent.py",
+                    files.get("good.json", "x.json"),
+                ]
+            ),
+        ]
     if rng.random() < 0.03:
         options.append(rng.choice(("--bogus", "--wrt", "-h", "--set", "--device", "--device=cuda:x")))
     if rng.random() < 0.03:
         options += ["--device", rng.choice(("cuda", "tpu", "cpu"))]
     groups = [[v] for v in values] + _groups(options)
     if options_after:
-        rng.shuffle(groups)                 # options in any order, each flag with its value
+        rng.shuffle(groups)  # options in any order, each flag with its value
     argv += [item for group in groups for item in group]
     if rng.random() < 0.03 and len(argv) > 2:
-        del argv[rng.randrange(2, len(argv))]                  # a flag that lost its value, and such
+        del argv[rng.randrange(2, len(argv))]  # a flag that lost its value, and such
     return Case(argv, stdin)
 
 
 def _groups(options):
     groups = []
     for item in options:
-        if groups and item.startswith("-") is False and groups[-1][0].startswith("--") and len(groups[-1]) == 1 \
-                and groups[-1][0] not in _SWITCHES:
+        if (
+            groups
+            and item.startswith("-") is False
+            and groups[-1][0].startswith("--")
+            and len(groups[-1]) == 1
+            and groups[-1][0] not in _SWITCHES
+        ):
             groups[-1].append(item)
         else:
             groups.append([item])
     return groups
 
 
-_SWITCHES = {"--zero-grad", "--retain-graph", "--create-graph", "--json", "--detect-anomaly", "--strict", "--bogus",
-             "-h"}
+_SWITCHES = {
+    "--zero-grad",
+    "--retain-graph",
+    "--create-graph",
+    "--json",
+    "--detect-anomaly",
+    "--strict",
+    "--bogus",
+    "-h",
+}
 
 
 # -- running one -----------------------------------------------------------------------------
+
 
 class Hang(BaseException):
     """Raised by the alarm: a run took too long (not an Exception, so gradcli cannot catch it)."""
@@ -367,6 +593,7 @@ def _alarm(signum, frame):
 def run(case: Case, timeout: float = 20.0) -> Outcome:
     """``gradcli.cli.main(case.argv)`` in this process, with the case's stdin and environment."""
     from gradcli import cli
+
     stdin = io.TextIOWrapper(io.BytesIO(case.stdin), encoding="utf-8", errors="strict")
     stdout, stderr = io.StringIO(), io.StringIO()
     saved_env = {k: os.environ.get(k) for k in case.env}
@@ -386,7 +613,7 @@ def run(case: Case, timeout: float = 20.0) -> Outcome:
             code = exit_.code
     except Hang:
         hang = True
-    except BaseException:                       # noqa: BLE001 - anything that escaped main is a finding
+    except BaseException:  # noqa: BLE001 - anything that escaped main is a finding
         crash = traceback.format_exc()
     finally:
         if timeout:
@@ -406,9 +633,11 @@ def run(case: Case, timeout: float = 20.0) -> Outcome:
 def _reset():
     """Leave no mode behind for the next case (a failed run must not leak grad or anomaly mode)."""
     from gradcli.autograd import grad_mode
+
     grad_mode.state.enabled = True
     grad_mode.state.anomaly = False
     from gradcli import limits
+
     limits.set_max_elements(None)
 
 
@@ -420,7 +649,9 @@ def verdict(outcome: Outcome) -> str | None:
     if outcome.hang:
         return "hang"
     if outcome.code == 70:
-        return "exit 70: " + next((l for l in outcome.stderr.splitlines() if "internal error" in l), outcome.stderr[:200])
+        return "exit 70: " + next(
+            (line for line in outcome.stderr.splitlines() if "internal error" in line), outcome.stderr[:200]
+        )
     if "Traceback" in outcome.stderr:
         return "traceback on stderr: " + outcome.stderr.strip().splitlines()[-1][:200]
     if outcome.code not in (0, 1, 2, None):
@@ -433,4 +664,5 @@ def verdict(outcome: Outcome) -> str | None:
 def signature(problem: str) -> str:
     """A problem without its variable parts, to count distinct ones."""
     import re
+
     return re.sub(r"\d+", "N", re.sub(r"'[^']*'", "'…'", problem))[:160]

@@ -10,6 +10,7 @@ JSON line each (with the command line, to replay it); the summary counts inputs,
 findings and distinct findings.  Memory is capped (RLIMIT_AS) so a runaway allocation is a
 MemoryError, not a machine in trouble.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,12 +36,13 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds before a run counts as a hang")
     parser.add_argument("--memory-gb", type=float, default=4.0, help="address-space cap (RLIMIT_AS)")
     parser.add_argument("--max-elements", default="20000", help="GRADCLI_MAX_ELEMENTS for the runs (speed)")
-    parser.add_argument("--seconds", type=float, default=None, help="stop after this long (the summary counts "
-                        "what ran)")
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="stop after this long (the summary counts what ran)"
+    )
     parser.add_argument("--summary", default=None, help="also write the summary here, every 1000 inputs")
     args = parser.parse_args(argv)
 
-    limit = int(args.memory_gb * 2 ** 30)
+    limit = int(args.memory_gb * 2**30)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     os.environ["GRADCLI_MAX_ELEMENTS"] = args.max_elements
     os.environ.pop("GRADCLI_DEBUG", None)
@@ -67,18 +69,32 @@ def main(argv=None):
             distinct.setdefault(key, 0)
             distinct[key] += 1
             if out and first:
-                out.write(json.dumps({"problem": problem, "argv": case.argv, "stdin": case.stdin.decode("utf-8", "replace"),
-                                      "shell": case.shell(), "stderr": outcome.stderr[-2000:],
-                                      "crash": outcome.crash}) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            "problem": problem,
+                            "argv": case.argv,
+                            "stdin": case.stdin.decode("utf-8", "replace"),
+                            "shell": case.shell(),
+                            "stderr": outcome.stderr[-2000:],
+                            "crash": outcome.crash,
+                        }
+                    )
+                    + "\n"
+                )
                 out.flush()
         done = i + 1
         if args.summary and done % 1000 == 0:
-            Path(args.summary).write_text(json.dumps(_summary(done, args.seed, start, codes, findings, distinct),
-                                                     indent=1))
+            Path(args.summary).write_text(
+                json.dumps(_summary(done, args.seed, start, codes, findings, distinct), indent=1)
+            )
         if (i + 1) % 5000 == 0:
             rate = (i + 1) / (time.monotonic() - start)
-            print(f"{i + 1:,} inputs, {findings} findings ({len(distinct)} distinct), {rate:.0f}/s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{i + 1:,} inputs, {findings} findings ({len(distinct)} distinct), {rate:.0f}/s",
+                file=sys.stderr,
+                flush=True,
+            )
     summary = _summary(done, args.seed, start, codes, findings, distinct)
     if args.summary:
         Path(args.summary).write_text(json.dumps(summary, indent=1))
@@ -87,10 +103,16 @@ def main(argv=None):
 
 
 def _summary(done, seed, start, codes, findings, distinct):
-    return {"inputs": done, "seed": seed, "seconds": round(time.monotonic() - start, 1),
-            "exit_codes": {str(k): v for k, v in sorted(codes.items(), key=lambda kv: str(kv[0]))},
-            "findings": findings, "distinct_findings": len(distinct), "exit_70": codes.get(70, 0),
-            "by_signature": distinct}
+    return {
+        "inputs": done,
+        "seed": seed,
+        "seconds": round(time.monotonic() - start, 1),
+        "exit_codes": {str(k): v for k, v in sorted(codes.items(), key=lambda kv: str(kv[0]))},
+        "findings": findings,
+        "distinct_findings": len(distinct),
+        "exit_70": codes.get(70, 0),
+        "by_signature": distinct,
+    }
 
 
 if __name__ == "__main__":

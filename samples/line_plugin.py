@@ -5,6 +5,7 @@
 Every ``gradcli.autograd.Function`` subclass a plugin defines is callable in programs by its
 lower-cased class name, here ``line(w, x, b)``.
 """
+
 from gradcli.autograd import Function
 
 

@@ -2,6 +2,7 @@
 
 Run after changing the grammar; tests/test_language_parser.py fails while the file is stale.
 """
+
 from gradcli.language.grammar import write_tables
 
 if __name__ == "__main__":

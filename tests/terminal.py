@@ -2,6 +2,7 @@
 
 Shared by tests/test_render.py, tests/test_check.py and tests/test_values.py.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -37,8 +38,15 @@ def environment(extra=None) -> dict:
 
 def run(*args, input=None, env=None, timeout=120):
     """The console script with stdout and stderr piped."""
-    return subprocess.run([*executable(), *args], capture_output=True, text=True, input=input,
-                          env=environment(env), cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        [*executable(), *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        env=environment(env),
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
 def on_terminal(*args, columns=80, env=None, timeout=120) -> tuple[int, str]:
@@ -46,15 +54,21 @@ def on_terminal(*args, columns=80, env=None, timeout=120) -> tuple[int, str]:
     the exit code and what the terminal showed (escape codes removed, ``\\r\\n`` as ``\\n``)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    proc = subprocess.Popen([*executable(), *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                            env=environment({"TERM": "xterm", "NO_COLOR": "1", **(env or {})}), cwd=ROOT,
-                            close_fds=True)
+    proc = subprocess.Popen(
+        [*executable(), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env=environment({"TERM": "xterm", "NO_COLOR": "1", **(env or {})}),
+        cwd=ROOT,
+        close_fds=True,
+    )
     os.close(slave)
     chunks = []
     while True:
         try:
             chunk = os.read(master, 65536)
-        except OSError:                      # EIO: the child closed the terminal
+        except OSError:  # EIO: the child closed the terminal
             break
         if not chunk:
             break

@@ -1,6 +1,7 @@
 """Acceptance audit of issues 11 and 12 (checklist: /work/coord/audit_11_12.md): the gaps the audit
 found, each through the installed console script with its exact expected output (tables on an
 80-column pseudo-terminal)."""
+
 import json
 import sys
 from pathlib import Path
@@ -19,9 +20,14 @@ def test_an_input_in_values_file_and_on_the_command_line_is_an_error(tmp_path):
     assert r.stderr == f"error: input 'b' is given twice: in --values {values} and as b=2; give it once\n"
     r = run("eval", "b", "--values", str(values), "--set", "b=2", "--json")
     assert (r.returncode, r.stdout) == (2, "")
-    assert json.loads(r.stderr) == {"error": {
-        "kind": "value", "message": f"input 'b' is given twice: in --values {values} and as b=2; give it once",
-        "line": None, "column": None}}
+    assert json.loads(r.stderr) == {
+        "error": {
+            "kind": "value",
+            "message": f"input 'b' is given twice: in --values {values} and as b=2; give it once",
+            "line": None,
+            "column": None,
+        }
+    }
     # a key the program does not use is still skipped with a note, and other inputs combine
     r = run("eval", "b + d", "--values", str(values), "d=2")
     assert (r.returncode, r.stdout) == (0, "value\t3.0\n")
@@ -37,10 +43,13 @@ def test_the_same_input_from_stdin_values_and_the_command_line_is_an_error():
 # issue 12, deliverable 4: "names and grad_fn never truncated before values ... fits 80 columns".
 # A long tensor name made the names table wider than the terminal and rich cut grad_fn off.
 def test_a_long_name_folds_instead_of_cutting_grad_fn_at_80_columns():
-    code, text = on_terminal("backward", "a_really_long_intermediate_name = exp(x); loss = log(a_really_long_intermediate_name)",
-                             "x=1")
+    code, text = on_terminal(
+        "backward", "a_really_long_intermediate_name = exp(x); loss = log(a_really_long_intermediate_name)", "x=1"
+    )
     assert code == 0
-    assert text == """\
+    assert (
+        text
+        == """\
 backward: a_really_long_intermediate_name = exp(x); loss = log(a_really_long_in…
 ┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━━┓
 ┃ name                        ┃ shape ┃ requires_grad ┃ is_leaf ┃ grad_fn      ┃
@@ -64,6 +73,7 @@ the .grad of a non-leaf tensor is not populated during backward() (it reads
 None); add --retain-grad a_really_long_intermediate_name,loss to keep them 
 (a_really_long_intermediate_name.retain_grad())
 """
+    )
     assert all(len(line) <= 80 for line in text.splitlines())
 
 
@@ -72,10 +82,13 @@ None); add --retain-grad a_really_long_intermediate_name,loss to keep them
 def test_help_lists_every_cause_of_exit_1():
     r = run("--help")
     assert r.returncode == 0
-    assert ("\n    1    the answer is a failure: check found a mismatch, --strict or\n"
-            "         --detect-anomaly saw a NaN or infinity, a --each line failed\n") in r.stdout
+    assert (
+        "\n    1    the answer is a failure: check found a mismatch, --strict or\n"
+        "         --detect-anomaly saw a NaN or infinity, a --each line failed\n"
+    ) in r.stdout
     assert max(map(len, r.stdout.splitlines())) <= 80
     r = run("grad", "x*2", "--each", "-", input='{"x": 1}\n{"x": [1, 2}\n')
     assert r.returncode == 1 and r.stdout.splitlines()[0] == (
-        '{"program":"x*2","value":2.0,"shape":[],"dtype":"float64","grad_fn":"MulBackward0","grads":{"x":2.0}}')
+        '{"program":"x*2","value":2.0,"shape":[],"dtype":"float64","grad_fn":"MulBackward0","grads":{"x":2.0}}'
+    )
     assert json.loads(r.stdout.splitlines()[1])["error"]["kind"] == "value"

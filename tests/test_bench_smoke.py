@@ -4,6 +4,7 @@ numpy floor. No timing is asserted (the bench prints PASS / MISS; it never fails
 Runs ``python -m bench --smoke`` in a subprocess from the repository root: once with every peer
 that is installed (torch in CI), once with none (as on a machine without torch).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,14 @@ def smoke(tmp_path, *args):
     out_file = tmp_path / "bench.json"
     env = dict(os.environ, GRADCLI_CACHE_DIR=str(tmp_path / "cache"))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--json", str(out_file), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--json", str(out_file), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "FAILURE" not in proc.stdout
     return json.loads(out_file.read_text()), proc.stdout
@@ -56,7 +63,7 @@ def test_every_workload_runs_and_agrees_with_the_floor(tmp_path):
             for row in table["rows"]:
                 assert row["median_s"] > 0 and row["rounds"] >= 1
         assert w["targets"] or (w["id"] in AGAINST_TORCH and not torch_here), w["id"]
-        assert all(t["ok"] is None for t in w["targets"])          # smoke sizes are not judged
+        assert all(t["ok"] is None for t in w["targets"])  # smoke sizes are not judged
     by_id = {w["id"]: w for w in data["workloads"]}
     for wid in ("W2", "W3", "W4", "W5"):
         assert "gradcli" in " ".join(contestants(by_id[wid]))
@@ -68,7 +75,7 @@ def test_every_workload_runs_and_agrees_with_the_floor(tmp_path):
         import torch  # noqa: F401
     except ImportError:
         assert env["torch"] is None
-    else:                                                           # torch installed: it ran
+    else:  # torch installed: it ran
         assert env["torch"] and env["torch_threads"] >= 1
         assert "torch" in contestants(by_id["W2"])
         assert "torch script" in contestants(by_id["W6"])
@@ -87,6 +94,7 @@ def test_without_peers(tmp_path):
 
 @pytest.mark.parametrize("args", [["--only", "W9"], ["--peers", "tensorflow"]])
 def test_bad_arguments(args):
-    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode != 0

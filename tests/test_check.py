@@ -1,5 +1,6 @@
 """gradcli check: per-input worst elements, tolerances, non-finite failures, float64 numerics,
 the fast mode for large inputs, usage errors; through the installed console script."""
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,7 @@ def bad(tmp_path):
 
 
 def test_nonfinite_analytic_is_a_failure_reported_as_such():
-    r = run("check", "sum(sqrt(x * x))", "x=[0, 0]", "--json")     # 1/(2*0) * 0 = nan; the numbers say 0
+    r = run("check", "sum(sqrt(x * x))", "x=[0, 0]", "--json")  # 1/(2*0) * 0 = nan; the numbers say 0
     assert r.returncode == 1
     assert r.stdout == (
         '{"program":"sum(sqrt(x * x))","value":0.0,"shape":[],"dtype":"float64","grad_fn":"SumBackward0",'
@@ -55,7 +56,8 @@ def test_nonfinite_analytic_is_a_failure_reported_as_such():
         '"order":1,"numerical_dtype":"float64","inputs":{"x":{"max_abs_error":"NaN","max_rel_error":"NaN",'
         '"worst":[{"index":[0],"analytic":"NaN","numerical":0.0,"abs_error":"NaN","rel_error":"NaN"},'
         '{"index":[1],"analytic":"NaN","numerical":0.0,"abs_error":"NaN","rel_error":"NaN"}],'
-        '"elements":2,"checked":"all","failed":2}}}\n')
+        '"elements":2,"checked":"all","failed":2}}}\n'
+    )
     assert r.stderr == "check: x[0]: analytic nan, numerical 0.0: non-finite (analytic) (and 1 more element)\n"
 
 
@@ -71,7 +73,8 @@ def test_float32_gradients_pass_with_float64_numerics():
         "first derivatives; pass when |analytic - numerical| <= atol + rtol*|numerical|",
         "atol 1e-05, rtol 0.001; numerical: central differences, eps 1e-06, in float64",
         "the program runs in float32; its numerical derivatives are taken in float64",
-        "x: ok; all 2 elements"]
+        "x: ok; all 2 elements",
+    ]
 
 
 def test_table_names_the_worst_elements(bad):
@@ -86,13 +89,25 @@ def test_table_names_the_worst_elements(bad):
         "┏━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━┓\n"
         "┃ element ┃ analytic ┃ numerical ┃ abs error ┃ rel error ┃ ok  ┃\n"
         "┡━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━┩\n"
-        "│ x[7]    │ 17.0     │ 16.0      │ 1.0       │ 0.0625    │ NO  │\n"
-        + shown.split("│ NO  │\n", 1)[1])
+        "│ x[7]    │ 17.0     │ 16.0      │ 1.0       │ 0.0625    │ NO  │\n" + shown.split("│ NO  │\n", 1)[1]
+    )
 
 
 def test_json_names_input_element_and_tolerances(bad):
-    r = run("check", "sum(badsq(x))", "x=[1, 2, 3, 4, 5, 6, 7, 8]", "--plugin", bad, "--json",
-            "--atol", "1e-7", "--rtol", "0", "--eps", "1e-5")
+    r = run(
+        "check",
+        "sum(badsq(x))",
+        "x=[1, 2, 3, 4, 5, 6, 7, 8]",
+        "--plugin",
+        bad,
+        "--json",
+        "--atol",
+        "1e-7",
+        "--rtol",
+        "0",
+        "--eps",
+        "1e-5",
+    )
     assert r.returncode == 1
     data = js(r.stdout)
     assert (data["ok"], data["atol"], data["rtol"], data["eps"]) == (False, 1e-7, 0.0, 1e-5)
@@ -136,13 +151,16 @@ def test_nonscalar_output_and_second_order():
     assert "│ ∂out[0]/∂x │ 3.0      │ 3.0       │" in shown
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--order", "0"], "--order 0: check compares first (--order 1) or second (--order 2) derivatives"),
-    (["--order", "3"], "--order 3: check compares first (--order 1) or second (--order 2) derivatives"),
-    (["--eps", "0"], "--eps 0.0: the finite-difference step must be a positive number"),
-    (["--atol=-1"], "--atol -1.0: a tolerance must be a number >= 0"),
-    (["--rtol", "nan"], "--rtol nan: a tolerance must be a number >= 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--order", "0"], "--order 0: check compares first (--order 1) or second (--order 2) derivatives"),
+        (["--order", "3"], "--order 3: check compares first (--order 1) or second (--order 2) derivatives"),
+        (["--eps", "0"], "--eps 0.0: the finite-difference step must be a positive number"),
+        (["--atol=-1"], "--atol -1.0: a tolerance must be a number >= 0"),
+        (["--rtol", "nan"], "--rtol nan: a tolerance must be a number >= 0"),
+    ],
+)
 def test_bad_options_are_usage_errors(args, message):
     r = run("check", "sin(x)", "x=1", *args)
     assert r.returncode == 2 and r.stderr == f"error: {message}\n" and r.stdout == ""
@@ -164,6 +182,7 @@ def test_progress_bar_only_on_a_terminal():
 def test_gradcheck_module_is_untouched_and_agrees():
     import gradcli as G
     from gradcli.autograd import gradcheck
+
     x = G.tensor([0.5, -1.0], requires_grad=True)
     assert gradcheck(lambda t: (t.tanh() ** 2).sum(), (x,))
 
@@ -189,8 +208,8 @@ def test_fast_mode_agrees_with_every_element(bad, monkeypatch, size):
     """The same problems, checked element by element and in fast mode (FULL lowered): same
     verdict, and the bisection finds the one wrong element."""
     from gradcli import check, commands
-    spec = commands.Inputs(program="sum(badsq(x)) + sum(tanh(x))", values=[f"x=randn({size})"], seed=3,
-                           plugins=[bad])
+
+    spec = commands.Inputs(program="sum(badsq(x)) + sum(tanh(x))", values=[f"x=randn({size})"], seed=3, plugins=[bad])
     full = commands.check(spec)
     monkeypatch.setattr(check, "FULL", 4)
     fast = commands.check(commands.Inputs(program=spec.program, values=spec.values, seed=3, plugins=[bad]))

@@ -1,4 +1,5 @@
 """The command line: CliRunner and real subprocesses; SPEC §3-§5."""
+
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from gradcli.cli import app
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
+
 def cli(*args, input=None):
     return runner.invoke(app, list(args), input=input)
 
@@ -21,8 +23,15 @@ def cli(*args, input=None):
 def sub(*args, input=None, env=None):
     environment = dict(os.environ, **(env or {}))
     environment["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + environment.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "gradcli", *args], capture_output=True, text=True,
-                          input=input, env=environment, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gradcli", *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        env=environment,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 def js(text):
@@ -30,6 +39,7 @@ def js(text):
 
 
 COMMON = {"program", "value", "shape", "dtype", "grad_fn"}
+
 
 def test_help_leads_with_example():
     r = cli("--help")
@@ -52,12 +62,15 @@ def test_syntax_error_has_caret_and_json():
     assert r.returncode == 2 and error["kind"] == "syntax" and error["line"] == 1 and error["column"] == 4
 
 
-@pytest.mark.parametrize("args", [
-    ["grad", "@no/such/file.grad", "w=2"],
-    ["grad", "w", "--dtype", "int8"],
-    ["grad", "w", "--format", "xml"],
-    ["grad", "w", "--bogus"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["grad", "@no/such/file.grad", "w=2"],
+        ["grad", "w", "--dtype", "int8"],
+        ["grad", "w", "--format", "xml"],
+        ["grad", "w", "--bogus"],
+    ],
+)
 def test_bad_options_exit_2(args):
     r = sub(*args)
     assert r.returncode == 2 and "Traceback" not in r.stderr
@@ -94,7 +107,9 @@ def test_backward_times_and_retain():
     assert [t for t in rows][:2] == ["w", "x"]
     assert rows["w"]["grad"] == 3 * (3 + 4) and rows["x"]["grad"] == 3 * 2
     assert rows["y"]["is_leaf"] is False and rows["y"]["grad"] is None
-    r = sub("backward", "@samples/accumulate.grad", "w=2", "x=3", "--times", "3", "--retain-graph", "--zero-grad", "--json")
+    r = sub(
+        "backward", "@samples/accumulate.grad", "w=2", "x=3", "--times", "3", "--retain-graph", "--zero-grad", "--json"
+    )
     rows = {t["name"]: t for t in js(r.stdout)["tensors"]}
     assert rows["w"]["grad"] == 7.0
     r = cli("backward", "h = w*x; y = h + 1", "w=2", "x=3", "--retain", "h", "--freeze", "x", "--json")
@@ -145,16 +160,19 @@ def test_check():
     assert data["ok"] is True and data["max_abs_error"] < 1e-5
 
 
-@pytest.mark.parametrize("args,kind", [
-    (["grad", "w*+"], "syntax"),
-    (["grad", "nosuch(w)", "w=1"], "name"),
-    (["grad", "w*x", "w=1"], "value"),
-    (["grad", "w*x", "w=1", "x=2", "--wrt", "q"], "option"),
-    (["grad", "w+x", "w=[1, 2]", "x=[1, 2, 3]"], "shape"),
-    (["grad", "w*2", "w=[1, 2]"], "autograd"),
-    (["grad", "w", "w=@no_such.npy"], "file"),
-    (["grad", "w", "w=1", "--device", "cuda"], "dependency"),
-])
+@pytest.mark.parametrize(
+    "args,kind",
+    [
+        (["grad", "w*+"], "syntax"),
+        (["grad", "nosuch(w)", "w=1"], "name"),
+        (["grad", "w*x", "w=1"], "value"),
+        (["grad", "w*x", "w=1", "x=2", "--wrt", "q"], "option"),
+        (["grad", "w+x", "w=[1, 2]", "x=[1, 2, 3]"], "shape"),
+        (["grad", "w*2", "w=[1, 2]"], "autograd"),
+        (["grad", "w", "w=@no_such.npy"], "file"),
+        (["grad", "w", "w=1", "--device", "cuda"], "dependency"),
+    ],
+)
 def test_bad_inputs_exit_2(args, kind):
     if kind == "dependency" and shutil.which("nvidia-smi"):
         pytest.skip("a GPU machine may have cupy")
@@ -170,16 +188,19 @@ def _console_script():
     return str(beside) if beside.exists() else shutil.which("gradcli")
 
 
-@pytest.mark.parametrize("args, key", [
-    (["eval", "w*x+b", "w=2", "x=3", "b=1"], "value"),
-    (["grad", "w*x+b", "w=2", "x=3", "b=1"], "grads"),
-    (["backward", "h = w*x; y = h+b", "w=2", "x=3", "b=1", "--retain", "h"], "tensors"),
-    (["jacobian", "x*2", "x=[1,2]"], "jacobian"),
-    (["hessian", "sum(x^3)", "x=[1,2]"], "hessian"),
-    (["diff", "x^3", "x=2", "--order", "2"], "derivative"),
-    (["graph", "w*x+b", "w=2", "x=3", "b=1"], "nodes"),
-    (["check", "sin(x)", "x=1"], "ok"),
-])
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (["eval", "w*x+b", "w=2", "x=3", "b=1"], "value"),
+        (["grad", "w*x+b", "w=2", "x=3", "b=1"], "grads"),
+        (["backward", "h = w*x; y = h+b", "w=2", "x=3", "b=1", "--retain", "h"], "tensors"),
+        (["jacobian", "x*2", "x=[1,2]"], "jacobian"),
+        (["hessian", "sum(x^3)", "x=[1,2]"], "hessian"),
+        (["diff", "x^3", "x=2", "--order", "2"], "derivative"),
+        (["graph", "w*x+b", "w=2", "x=3", "b=1"], "nodes"),
+        (["check", "sin(x)", "x=1"], "ok"),
+    ],
+)
 def test_installed_console_script_runs_every_command(args, key):
     exe = _console_script()
     if exe is None:
@@ -190,9 +211,11 @@ def test_installed_console_script_runs_every_command(args, key):
 
 
 def test_json_path_does_not_import_rich():
-    code = ("import sys\nfrom gradcli.cli import app\n"
-            "try:\n    app(['grad', 'w*+', 'w=2', '--json'], prog_name='gradcli')\nexcept SystemExit: pass\n"
-            "print('rich' in sys.modules)")
+    code = (
+        "import sys\nfrom gradcli.cli import app\n"
+        "try:\n    app(['grad', 'w*+', 'w=2', '--json'], prog_name='gradcli')\nexcept SystemExit: pass\n"
+        "print('rich' in sys.modules)"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.stdout.strip().endswith("False"), r.stdout + r.stderr
@@ -200,15 +223,18 @@ def test_json_path_does_not_import_rich():
 
 def test_broken_pipe_is_quiet():
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    p = subprocess.run(f'"{sys.executable}" -m gradcli --help | head -1', shell=True, capture_output=True,
-                       text=True, env=env, cwd=ROOT)
+    p = subprocess.run(
+        f'"{sys.executable}" -m gradcli --help | head -1', shell=True, capture_output=True, text=True, env=env, cwd=ROOT
+    )
     assert "Traceback" not in p.stderr
 
 
 def test_fast_path_avoids_typer():
-    code = ("import sys\nfrom gradcli.cli import main\n"
-            "try:\n    main(['grad', 'w*+', 'w=2', '--json'])\nexcept SystemExit as e: print(e.code)\n"
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'typer', 'rich', 'pydantic'}))")
+    code = (
+        "import sys\nfrom gradcli.cli import main\n"
+        "try:\n    main(['grad', 'w*+', 'w=2', '--json'])\nexcept SystemExit as e: print(e.code)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'typer', 'rich', 'pydantic'}))"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.stdout.split() == ["2", "[]"], r.stdout + r.stderr

@@ -1,5 +1,6 @@
 """Engine semantics without torch: deep graphs, memory, grad modes, anomaly detection, repr,
 devices, dtypes, Python scalars, seeding, and that the checkers can fail."""
+
 from __future__ import annotations
 
 import gc
@@ -24,12 +25,13 @@ def _np(t):
 # ----------------------------------------------------------------------------------------------
 # deep graphs and memory
 
+
 def test_million_node_chain_backward_without_recursion():
     x = G.tensor(1.0, requires_grad=True)
     y = x
-    for _ in range(10 ** 6):
+    for _ in range(10**6):
         y = y + 0.5
-    assert y.item() == 1.0 + 0.5 * 10 ** 6
+    assert y.item() == 1.0 + 0.5 * 10**6
     limit = sys.getrecursionlimit()
     try:
         sys.setrecursionlimit(max(200, len(__import__("inspect").stack()) + 100))
@@ -40,7 +42,7 @@ def test_million_node_chain_backward_without_recursion():
     ref = weakref.ref(y.grad_fn)
     del y
     gc.collect()
-    assert ref() is None            # the chain is freed (no recursion in deallocation either)
+    assert ref() is None  # the chain is freed (no recursion in deallocation either)
 
 
 def test_deep_chain_of_multiplications_has_the_right_gradient():
@@ -49,12 +51,12 @@ def test_deep_chain_of_multiplications_has_the_right_gradient():
     for _ in range(20_000):
         y = y * 1.0001
     y.backward()
-    assert x.grad.item() == pytest.approx(1.0001 ** 20_000, rel=1e-9)
+    assert x.grad.item() == pytest.approx(1.0001**20_000, rel=1e-9)
 
 
 def _graph_with_saved_intermediate():
     x = G.tensor([0.5, 1.0, 1.5], requires_grad=True)
-    h = x.exp()                     # exp saves its output; sin saves its input: both are h
+    h = x.exp()  # exp saves its output; sin saves its input: both are h
     ref = weakref.ref(h._data)
     y = h.sin().sum()
     del h
@@ -93,6 +95,7 @@ def test_autograd_grad_also_frees_and_second_call_fails():
 # ----------------------------------------------------------------------------------------------
 # grad modes
 
+
 def test_no_grad_enable_grad_nested():
     x = G.tensor([1.0], requires_grad=True)
     assert G.is_grad_enabled()
@@ -125,7 +128,8 @@ def test_grad_modes_as_decorators_with_and_without_parentheses():
     @G.set_grad_enabled(False)
     def d():
         return x * 2
-    assert G.is_grad_enabled()          # decorating changed nothing
+
+    assert G.is_grad_enabled()  # decorating changed nothing
     assert not a().requires_grad and not b().requires_grad and not d().requires_grad
     with G.no_grad():
         assert c().requires_grad
@@ -173,15 +177,15 @@ def test_grad_mode_is_thread_local():
     with G.no_grad():
         entered.set()
         assert release.wait(10)
-        assert not G.is_grad_enabled()          # the thread's no_grad did not leak here ...
+        assert not G.is_grad_enabled()  # the thread's no_grad did not leak here ...
     thread.join(10)
-    assert seen == {"enabled": True, "requires_grad": True, "inner": False}   # ... nor ours there
+    assert seen == {"enabled": True, "requires_grad": True, "inner": False}  # ... nor ours there
     assert G.is_grad_enabled()
 
 
 def test_backward_inside_no_grad_still_works():
     x = G.tensor([1.0, 2.0], requires_grad=True)
-    y = (x ** 2).sum()
+    y = (x**2).sum()
     with G.no_grad():
         y.backward()
     np.testing.assert_allclose(_np(x.grad), [2.0, 4.0])
@@ -189,6 +193,7 @@ def test_backward_inside_no_grad_still_works():
 
 # ----------------------------------------------------------------------------------------------
 # anomaly detection
+
 
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 def test_detect_anomaly_names_the_node():
@@ -204,11 +209,11 @@ def test_detect_anomaly_names_the_node():
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 def test_detect_anomaly_nan_from_a_later_node():
     x = G.tensor([-1.0, 4.0], requires_grad=True)
-    y = (x.abs().log() * 0.0).sum()     # forward finite; log's backward at 0 * ... stays finite
+    y = (x.abs().log() * 0.0).sum()  # forward finite; log's backward at 0 * ... stays finite
     with G.autograd.detect_anomaly():
-        y.backward()                    # no anomaly: nothing raised
+        y.backward()  # no anomaly: nothing raised
     z = G.tensor([0.0], requires_grad=True)
-    w = (z.log() * 0.0).sum()           # backward: 0 / 0 = nan in LogBackward0
+    w = (z.log() * 0.0).sum()  # backward: 0 / 0 = nan in LogBackward0
     with G.autograd.detect_anomaly(), pytest.raises(AnomalyError, match="LogBackward0.*nan"):
         w.backward()
 
@@ -224,18 +229,22 @@ def test_without_anomaly_detection_inf_flows_silently():
 # ----------------------------------------------------------------------------------------------
 # repr
 
-@pytest.mark.parametrize("make, text", [
-    (lambda: G.tensor([1.0, 2.0], requires_grad=True), "tensor([1., 2.], requires_grad=True)"),
-    (lambda: (G.tensor([1.0, 2.0, 3.0], requires_grad=True) * 1.0).sum(), "tensor(6., grad_fn=<SumBackward0>)"),
-    (lambda: G.tensor(2.0, requires_grad=True) * 3.0, "tensor(6., grad_fn=<MulBackward0>)"),
-    (lambda: G.tensor([0.1, 2.5]), "tensor([0.1000, 2.5000])"),
-    (lambda: G.tensor(0.1), "tensor(0.1000)"),
-    (lambda: G.tensor([[1.0, 2.0], [3.0, 4.0]]), "tensor([[1., 2.],\n        [3., 4.]])"),
-    (lambda: G.tensor([1e-5, 1.0]), "tensor([1.0000e-05, 1.0000e+00])"),
-    (lambda: G.tensor([1.0, -2.0]), "tensor([ 1., -2.])"),
-    (lambda: G.tensor([1.0, 2.0], dtype="float32"), "tensor([1., 2.], dtype=float32)"),
-    (lambda: G.tensor([True, False]), "tensor([ True, False])"),
-])
+
+@pytest.mark.parametrize(
+    "make, text",
+    [
+        (lambda: G.tensor([1.0, 2.0], requires_grad=True), "tensor([1., 2.], requires_grad=True)"),
+        (lambda: (G.tensor([1.0, 2.0, 3.0], requires_grad=True) * 1.0).sum(), "tensor(6., grad_fn=<SumBackward0>)"),
+        (lambda: G.tensor(2.0, requires_grad=True) * 3.0, "tensor(6., grad_fn=<MulBackward0>)"),
+        (lambda: G.tensor([0.1, 2.5]), "tensor([0.1000, 2.5000])"),
+        (lambda: G.tensor(0.1), "tensor(0.1000)"),
+        (lambda: G.tensor([[1.0, 2.0], [3.0, 4.0]]), "tensor([[1., 2.],\n        [3., 4.]])"),
+        (lambda: G.tensor([1e-5, 1.0]), "tensor([1.0000e-05, 1.0000e+00])"),
+        (lambda: G.tensor([1.0, -2.0]), "tensor([ 1., -2.])"),
+        (lambda: G.tensor([1.0, 2.0], dtype="float32"), "tensor([1., 2.], dtype=float32)"),
+        (lambda: G.tensor([True, False]), "tensor([ True, False])"),
+    ],
+)
 def test_repr(make, text):
     assert repr(make()) == text
 
@@ -243,9 +252,12 @@ def test_repr(make, text):
 # ----------------------------------------------------------------------------------------------
 # devices and dtypes
 
+
 @pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="cupy is installed: the error is not raised")
-@pytest.mark.parametrize("make", [lambda: G.tensor([1.0], device="cuda"), lambda: G.zeros(2, device="cuda"),
-                                  lambda: G.tensor([1.0]).to("cuda")])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: G.tensor([1.0], device="cuda"), lambda: G.zeros(2, device="cuda"), lambda: G.tensor([1.0]).to("cuda")],
+)
 def test_cuda_without_cupy_names_the_extra(make):
     with pytest.raises(GradcliError, match=r"gradcli\[cuda\]"):
         make()
@@ -265,9 +277,14 @@ def test_default_dtype_is_float64_and_integers_are_int64():
 
 
 FLOAT32_EXPRS = [
-    lambda a, b: (a * b + 2.0).sum(), lambda a, b: (a @ b.T).tanh().sum(), lambda a, b: a.softmax(dim=1)[0, 1],
-    lambda a, b: (a / b - a ** 2).exp().mean(), lambda a, b: G.stack([a, b]).amax(), lambda a, b: (1 - a).norm(),
-    lambda a, b: G.cat([a, b], dim=1).logsumexp(dim=0).sum(), lambda a, b: G.where(a > b, a, b).var(),
+    lambda a, b: (a * b + 2.0).sum(),
+    lambda a, b: (a @ b.T).tanh().sum(),
+    lambda a, b: a.softmax(dim=1)[0, 1],
+    lambda a, b: (a / b - a**2).exp().mean(),
+    lambda a, b: G.stack([a, b]).amax(),
+    lambda a, b: (1 - a).norm(),
+    lambda a, b: G.cat([a, b], dim=1).logsumexp(dim=0).sum(),
+    lambda a, b: G.where(a > b, a, b).var(),
 ]
 
 
@@ -286,7 +303,7 @@ def test_float32_is_kept_through_ops_and_gradients(f):
 
 def test_float32_hessian_and_backward():
     x = G.tensor([1.0, 2.0], dtype="float32", requires_grad=True)
-    h = G.autograd.functional.hessian(lambda t: (t ** 3).sum(), x)
+    h = G.autograd.functional.hessian(lambda t: (t**3).sum(), x)
     assert h.dtype == np.float32
     np.testing.assert_allclose(_np(h), np.diag([6.0, 12.0]))
     (x.exp() * x).sum().backward()
@@ -314,18 +331,22 @@ def test_clone_is_a_graph_copy():
 # ----------------------------------------------------------------------------------------------
 # Python scalars
 
-@pytest.mark.parametrize("make, name, value", [
-    (lambda x, y: 1 - x, "RsubBackward1", [0.0, -1.0]),
-    (lambda x, y: x ** 2, "PowBackward0", [1.0, 4.0]),
-    (lambda x, y: 2 ** x, "PowBackward2", [2.0, 4.0]),
-    (lambda x, y: x ** y, "PowBackward1", [1.0, 2.0 ** 1.5]),
-    (lambda x, y: 2 / x, "MulBackward0", [2.0, 1.0]),
-    (lambda x, y: x / 2, "DivBackward0", [0.5, 1.0]),
-    (lambda x, y: 2 + x, "AddBackward0", [3.0, 4.0]),
-    (lambda x, y: x * 2, "MulBackward0", [2.0, 4.0]),
-    (lambda x, y: x - 2, "SubBackward0", [-1.0, 0.0]),
-    (lambda x, y: -x, "NegBackward0", [-1.0, -2.0]),
-])
+
+@pytest.mark.parametrize(
+    "make, name, value",
+    [
+        (lambda x, y: 1 - x, "RsubBackward1", [0.0, -1.0]),
+        (lambda x, y: x**2, "PowBackward0", [1.0, 4.0]),
+        (lambda x, y: 2**x, "PowBackward2", [2.0, 4.0]),
+        (lambda x, y: x**y, "PowBackward1", [1.0, 2.0**1.5]),
+        (lambda x, y: 2 / x, "MulBackward0", [2.0, 1.0]),
+        (lambda x, y: x / 2, "DivBackward0", [0.5, 1.0]),
+        (lambda x, y: 2 + x, "AddBackward0", [3.0, 4.0]),
+        (lambda x, y: x * 2, "MulBackward0", [2.0, 4.0]),
+        (lambda x, y: x - 2, "SubBackward0", [-1.0, 0.0]),
+        (lambda x, y: -x, "NegBackward0", [-1.0, -2.0]),
+    ],
+)
 def test_python_scalars(make, name, value):
     x = G.tensor([1.0, 2.0], requires_grad=True)
     y = G.tensor([0.5, 1.5], requires_grad=True)
@@ -337,12 +358,13 @@ def test_python_scalars(make, name, value):
 
 def test_scalar_results_keep_float32():
     x = G.tensor([1.0, 2.0], dtype="float32", requires_grad=True)
-    for out in (1 - x, x ** 2, 2 ** x, 2 / x, x * 2.5, x + 1):
+    for out in (1 - x, x**2, 2**x, 2 / x, x * 2.5, x + 1):
         assert out.dtype == np.float32, out
 
 
 # ----------------------------------------------------------------------------------------------
 # seeding
+
 
 def test_manual_seed_reproducible():
     G.manual_seed(3)
@@ -357,6 +379,7 @@ def test_manual_seed_reproducible():
 
 # ----------------------------------------------------------------------------------------------
 # the checkers can fail
+
 
 class _BadSquare(G.autograd.Function):
     """x^2 with a right first derivative whose own derivative is wrong (it ignores x's graph)."""
@@ -406,19 +429,22 @@ def test_compare_order_two_reports_a_wrong_second_derivative():
 # ----------------------------------------------------------------------------------------------
 # the seed program
 
+
 def test_seed_program_runs_as_a_subprocess(tmp_path):
     import subprocess
     from pathlib import Path
+
     sample = Path(__file__).resolve().parents[1] / "samples" / "seed_line.py"
     done = subprocess.run([sys.executable, str(sample)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("tensor(") == 3
-    assert done.stdout.rstrip().endswith("tensor([[1., 1.],\n        [1., 1.]])")     # b.grad
+    assert done.stdout.rstrip().endswith("tensor([[1., 1.],\n        [1., 1.]])")  # b.grad
     assert done.stderr == ""
 
 
 # ----------------------------------------------------------------------------------------------
 # zeros for a gradient that never arrived keep the tensor's dtype
+
 
 def test_float32_leaf_through_a_two_output_function_gets_a_float32_grad():
     class Two(G.autograd.Function):
@@ -432,7 +458,7 @@ def test_float32_leaf_through_a_two_output_function_gets_a_float32_grad():
 
     x = G.tensor([1.0, 2.0], dtype="float32", requires_grad=True)
     a, b = Two.apply(x)
-    a.sum().backward()                 # b gets no gradient: zeros like b stand in for it
+    a.sum().backward()  # b gets no gradient: zeros like b stand in for it
     assert x.grad.dtype == np.float32
     assert x.grad.tolist() == [2.0, 2.0]
 

@@ -1,6 +1,7 @@
 """gradcli.autograd.functional: vjp, jvp, jacobian, hessian, hvp, vhp — the structure PyTorch
 returns, values against finite differences (and against torch where installed), create_graph,
 strict."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,13 +24,13 @@ FUNCS = {
     "one-one": (lambda x: x[:2] * x[1:] + x[:2].sin(), [X]),
     "two-one": (lambda x, y: (x * y.exp()).tanh(), [X, Y]),
     "mat-one": (lambda m: (m @ m.T).exp(), [M]),
-    "one-two": (lambda x: (x.exp(), (x ** 2).sum()), [X]),
+    "one-two": (lambda x: (x.exp(), (x**2).sum()), [X]),
     "two-two": (lambda x, y: (x * y, (x.sin() * y).sum(dim=0)), [X, Y]),
 }
 SCALARS = {
-    "one": (lambda x: (x ** 3).sum() + x.prod() + (x[0] * x[2]).sin(), [X]),
+    "one": (lambda x: (x**3).sum() + x.prod() + (x[0] * x[2]).sin(), [X]),
     "two": (lambda x, y: (x.exp() * y).sum() + (x * x * y).sum() * y[1], [X, Y]),
-    "mat": (lambda m: m.tanh().sum() * (m ** 2).sum(), [M]),
+    "mat": (lambda m: m.tanh().sum() * (m**2).sum(), [M]),
 }
 
 
@@ -81,11 +82,13 @@ def numerical_hessian(f, arrays, eps=1e-5):
         with G.enable_grad():
             xs = [G.tensor(x.detach().numpy(), requires_grad=True) for x in xs]
             return tuple(G.tensor(_np(g)) for g in gradient(*xs))
+
     return numerical_jacobian(grads_as_outputs, arrays, eps)
 
 
 # ----------------------------------------------------------------------------------------------
 # structure
+
 
 @pytest.mark.parametrize("name", sorted(FUNCS))
 def test_jacobian_structure_and_values(name):
@@ -139,7 +142,7 @@ def test_vjp_and_jvp_structure_and_values(name):
     for i in range(len(outs)):
         want = sum(np.tensordot(num[i][j], vs_in[j], axes=vs_in[j].ndim) for j in range(len(arrays)))
         np.testing.assert_allclose(_np(jvp[i]), want, rtol=1e-6, atol=1e-8)
-    for v in (value if isinstance(value, tuple) else (value,)):
+    for v in value if isinstance(value, tuple) else (value,):
         assert not v.requires_grad
 
 
@@ -173,9 +176,9 @@ def test_scalar_input_needs_no_v():
     x = G.tensor(0.5)
     value, d = F.jvp(lambda t: t.sin(), x)
     assert structure(d) == "T()" and d.item() == pytest.approx(np.cos(0.5))
-    value, d = F.vjp(lambda t: (t ** 3), x)
+    value, d = F.vjp(lambda t: t**3, x)
     assert d.item() == pytest.approx(0.75)
-    _, h = F.vhp(lambda t: t ** 3, x)
+    _, h = F.vhp(lambda t: t**3, x)
     assert h.item() == pytest.approx(3.0)
     with pytest.raises(RuntimeError, match="v can only be None"):
         F.vjp(lambda t: t * 2, G.tensor([1.0, 2.0]))
@@ -191,21 +194,22 @@ def test_inputs_must_be_tensors():
 # ----------------------------------------------------------------------------------------------
 # create_graph and strict
 
+
 def test_create_graph_results_have_grad_fn_and_differentiate_further():
     x = G.tensor(X, requires_grad=True)
-    jac = F.jacobian(lambda t: t ** 3, x, create_graph=True)
+    jac = F.jacobian(lambda t: t**3, x, create_graph=True)
     assert jac.requires_grad and jac.grad_fn is not None
-    (g,) = G.autograd.grad(jac.sum(), x)            # d/dx sum(diag(3 x^2)) = 6 x
+    (g,) = G.autograd.grad(jac.sum(), x)  # d/dx sum(diag(3 x^2)) = 6 x
     np.testing.assert_allclose(_np(g), 6 * X)
-    hess = F.hessian(lambda t: (t ** 4).sum(), x, create_graph=True)
+    hess = F.hessian(lambda t: (t**4).sum(), x, create_graph=True)
     assert hess.grad_fn is not None
-    (g,) = G.autograd.grad(hess.sum(), x)            # d/dx sum(diag(12 x^2)) = 24 x
+    (g,) = G.autograd.grad(hess.sum(), x)  # d/dx sum(diag(12 x^2)) = 24 x
     np.testing.assert_allclose(_np(g), 24 * X)
     for fn, v in ((F.vjp, G.tensor(Y)), (F.jvp, G.tensor(Y)), (F.hvp, G.tensor(Y)), (F.vhp, G.tensor(Y))):
-        f = (lambda t: (t ** 3).sum()) if fn in (F.hvp, F.vhp) else (lambda t: t ** 3)
+        f = (lambda t: (t**3).sum()) if fn in (F.hvp, F.vhp) else (lambda t: t**3)
         value, result = fn(f, x, v, create_graph=True)
         assert result.grad_fn is not None, fn.__name__
-    value, result = F.vjp(lambda t: t ** 3, x, G.tensor(Y))
+    value, result = F.vjp(lambda t: t**3, x, G.tensor(Y))
     assert result.grad_fn is None and not result.requires_grad
 
 
@@ -218,11 +222,12 @@ def test_strict_raises_for_an_independent_input():
         F.jacobian(f, (x, y), strict=True)
     with pytest.raises(RuntimeError, match="independent of input 1"):
         F.vjp(f, (x, y), G.tensor(Y), strict=True)
-    with pytest.raises(RuntimeError, match="jacobian of the user-provided function with respect to input 1 is "
-                                           "independent of the input"):
-        F.hessian(lambda a, b: (a ** 2).sum(), (x, y), strict=True)
+    with pytest.raises(
+        RuntimeError, match="jacobian of the user-provided function with respect to input 1 is independent of the input"
+    ):
+        F.hessian(lambda a, b: (a**2).sum(), (x, y), strict=True)
     with pytest.raises(RuntimeError, match="independent of input 1"):
-        F.vhp(lambda a, b: (a ** 2).sum(), (x, y), (G.tensor(X), G.tensor(Y)), strict=True)
+        F.vhp(lambda a, b: (a**2).sum(), (x, y), (G.tensor(X), G.tensor(Y)), strict=True)
     _, (gx, gy) = F.vjp(f, (x, y), G.tensor(Y))
     assert not np.any(_np(gy)) and np.allclose(_np(gx), 2 * Y)
 
@@ -236,6 +241,7 @@ def test_inputs_are_not_modified():
 
 # ----------------------------------------------------------------------------------------------
 # live torch
+
 
 @pytest.fixture
 def torch():
@@ -264,10 +270,14 @@ def test_live_jacobian_vjp_jvp(torch, name):
     tf = torch.autograd.functional
     _same(F.jacobian(f, _args(arrays, single)), tf.jacobian(f, _args(arrays, single, torch)))
     _same(F.jacobian(f, _args(arrays, single)), tf.jacobian(f, _args(arrays, single, torch), vectorize=True))
-    _same(F.vjp(f, _args(arrays, single), _args(vs_out, single_out)),
-          tf.vjp(f, _args(arrays, single, torch), _args(vs_out, single_out, torch)))
-    _same(F.jvp(f, _args(arrays, single), _args(vs_in, single)),
-          tf.jvp(f, _args(arrays, single, torch), _args(vs_in, single, torch)))
+    _same(
+        F.vjp(f, _args(arrays, single), _args(vs_out, single_out)),
+        tf.vjp(f, _args(arrays, single, torch), _args(vs_out, single_out, torch)),
+    )
+    _same(
+        F.jvp(f, _args(arrays, single), _args(vs_in, single)),
+        tf.jvp(f, _args(arrays, single, torch), _args(vs_in, single, torch)),
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SCALARS))
@@ -278,8 +288,10 @@ def test_live_hessian_hvp_vhp(torch, name):
     tf = torch.autograd.functional
     _same(F.hessian(f, _args(arrays, single)), tf.hessian(f, _args(arrays, single, torch)))
     for mine, theirs in ((F.hvp, tf.hvp), (F.vhp, tf.vhp)):
-        _same(mine(f, _args(arrays, single), _args(vs, single)),
-              theirs(f, _args(arrays, single, torch), _args(vs, single, torch)))
+        _same(
+            mine(f, _args(arrays, single), _args(vs, single)),
+            theirs(f, _args(arrays, single, torch), _args(vs, single, torch)),
+        )
 
 
 def test_live_strict_messages(torch):

@@ -5,6 +5,7 @@ result or a gradcli error with exit 1 or 2: never a traceback, never exit 70, ne
 The generators live in ``fuzz/harness.py`` (shared with ``fuzz/run.py``, the 10^5-input run);
 hypothesis drives them here, with a bounded budget (the whole file takes well under a minute).
 """
+
 import random
 import sys
 from pathlib import Path
@@ -18,8 +19,9 @@ from hypothesis import strategies as st  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fuzz"))
 import harness  # noqa: E402
 
-SETTINGS = settings(max_examples=600, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=600, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def files(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def small_limits(monkeypatch):
-    monkeypatch.setenv("GRADCLI_MAX_ELEMENTS", "20000")     # keeps every run small and quick
+    monkeypatch.setenv("GRADCLI_MAX_ELEMENTS", "20000")  # keeps every run small and quick
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.delenv("GRADCLI_DEBUG", raising=False)
 
@@ -43,8 +45,9 @@ def check(case):
 
 # -- whole command lines from the harness, seeded by hypothesis --------------------------------
 
+
 @SETTINGS
-@given(seed=st.integers(0, 2 ** 32 - 1))
+@given(seed=st.integers(0, 2**32 - 1))
 def test_random_command_lines(files, seed):
     check(harness.generate(random.Random(seed), files))
 
@@ -52,8 +55,11 @@ def test_random_command_lines(files, seed):
 # -- hypothesis' own strategies: shrinkable programs and values -----------------------------------
 
 names = st.sampled_from(["x", "y"])
-numbers = st.one_of(st.integers(-3, 3).map(str), st.floats(allow_nan=False, allow_infinity=False, width=32).map(repr),
-                    st.sampled_from(["0/0", "1/0", "1e308", "1e400", ".5"]))
+numbers = st.one_of(
+    st.integers(-3, 3).map(str),
+    st.floats(allow_nan=False, allow_infinity=False, width=32).map(repr),
+    st.sampled_from(["0/0", "1/0", "1e308", "1e400", ".5"]),
+)
 leaves = st.one_of(names, numbers)
 
 
@@ -66,19 +72,40 @@ def _combine(children):
         st.tuples(unary, children).map(lambda t: f"{t[0]}({t[1]})"),
         st.tuples(binary, children, children).map(lambda t: f"{t[0]}({t[1]}, {t[2]})"),
         st.lists(children, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
-        st.tuples(children, st.sampled_from(["0", "-1", "1:", ":, 0", "[0]", "x > 0"])).map(lambda t: f"{t[0]}[{t[1]}]"),
+        st.tuples(children, st.sampled_from(["0", "-1", "1:", ":, 0", "[0]", "x > 0"])).map(
+            lambda t: f"{t[0]}[{t[1]}]"
+        ),
     )
 
 
 expressions = st.recursive(leaves, _combine, max_leaves=8)
-values = st.one_of(numbers, st.lists(numbers, min_size=1, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]"),
-                   st.lists(st.lists(numbers, min_size=1, max_size=3), min_size=1, max_size=3).map(
-                       lambda rows: "[" + ", ".join("[" + ", ".join(r) + "]" for r in rows) + "]"))
+values = st.one_of(
+    numbers,
+    st.lists(numbers, min_size=1, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]"),
+    st.lists(st.lists(numbers, min_size=1, max_size=3), min_size=1, max_size=3).map(
+        lambda rows: "[" + ", ".join("[" + ", ".join(r) + "]" for r in rows) + "]"
+    ),
+)
 commands = st.sampled_from(harness.COMMANDS)
-flags = st.lists(st.sampled_from([["--json"], ["--strict"], ["--detect-anomaly"], ["--dtype", "float32"],
-                                  ["--wrt", "x"], ["--order", "2"], ["--format", "plain"], ["--max-elements", "5"],
-                                  ["--freeze", "y"], ["--precision", "3"], ["--seed", "1"]]),
-                 max_size=3, unique_by=lambda f: f[0])
+flags = st.lists(
+    st.sampled_from(
+        [
+            ["--json"],
+            ["--strict"],
+            ["--detect-anomaly"],
+            ["--dtype", "float32"],
+            ["--wrt", "x"],
+            ["--order", "2"],
+            ["--format", "plain"],
+            ["--max-elements", "5"],
+            ["--freeze", "y"],
+            ["--precision", "3"],
+            ["--seed", "1"],
+        ]
+    ),
+    max_size=3,
+    unique_by=lambda f: f[0],
+)
 
 
 @SETTINGS

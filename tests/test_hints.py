@@ -1,6 +1,7 @@
 """Hints for habits at the interpreter level (issue 12, part 8): wrong keyword arguments list the
 real ones, wrong argument counts in the language's words, unknown functions a plugin could
 provide.  Through the installed console script, with exact messages."""
+
 import json
 import sys
 from pathlib import Path
@@ -11,18 +12,38 @@ sys.path.insert(0, str(Path(__file__).parent))
 from terminal import ROOT, run  # noqa: E402
 
 
-@pytest.mark.parametrize("program, values, message, hint", [
-    ("sum(x, keepdims=True)", ["x=[1,2]"], "sum has no argument 'keepdims': did you mean keepdim?",
-     "sum(input, dim=None, keepdim=False)"),
-    ("x.sum(keepdims=True)", ["x=[1,2]"], "sum has no argument 'keepdims': did you mean keepdim?",
-     "sum(input, dim=None, keepdim=False)"),
-    ("sum(x, dim=0, foo=1)", ["x=[1,2]"], "sum has no argument 'foo' (its arguments: input, dim, keepdim)",
-     "sum(input, dim=None, keepdim=False)"),
-    ("clamp(x, mn=0)", ["x=1"], "clamp has no argument 'mn': did you mean min?", "clamp(input, min=None, max=None)"),
-    ("sin(x, y)", ["x=1", "y=2"], "sin takes 1 argument, got 2", "sin(input)"),
-    ("sum(x, 0, True, 1)", ["x=[1,2]"], "sum takes 1 to 3 arguments, got 4", "sum(input, dim=None, keepdim=False)"),
-    ("matmul(x)", ["x=1"], "matmul takes 2 arguments, got 1: other missing", "matmul(input, other)"),
-])
+@pytest.mark.parametrize(
+    "program, values, message, hint",
+    [
+        (
+            "sum(x, keepdims=True)",
+            ["x=[1,2]"],
+            "sum has no argument 'keepdims': did you mean keepdim?",
+            "sum(input, dim=None, keepdim=False)",
+        ),
+        (
+            "x.sum(keepdims=True)",
+            ["x=[1,2]"],
+            "sum has no argument 'keepdims': did you mean keepdim?",
+            "sum(input, dim=None, keepdim=False)",
+        ),
+        (
+            "sum(x, dim=0, foo=1)",
+            ["x=[1,2]"],
+            "sum has no argument 'foo' (its arguments: input, dim, keepdim)",
+            "sum(input, dim=None, keepdim=False)",
+        ),
+        (
+            "clamp(x, mn=0)",
+            ["x=1"],
+            "clamp has no argument 'mn': did you mean min?",
+            "clamp(input, min=None, max=None)",
+        ),
+        ("sin(x, y)", ["x=1", "y=2"], "sin takes 1 argument, got 2", "sin(input)"),
+        ("sum(x, 0, True, 1)", ["x=[1,2]"], "sum takes 1 to 3 arguments, got 4", "sum(input, dim=None, keepdim=False)"),
+        ("matmul(x)", ["x=1"], "matmul takes 2 arguments, got 1: other missing", "matmul(input, other)"),
+    ],
+)
 def test_argument_hints(program, values, message, hint):
     r = run("grad", program, *values)
     assert r.returncode == 2
@@ -39,13 +60,25 @@ def test_unknown_function_a_plugin_could_provide():
     assert r.returncode == 2 and r.stderr == (
         "error: line 1, column 1: unknown function 'line': is 'line' from a plugin? pass --plugin FILE.py\n"
         "1 | line(w,x,b)\n"
-        "    ^^^^\n")
-    r = run("grad", "line(w,x,b)", "w=1", "x=2", "b=3", "--plugin", str(ROOT / "samples" / "line_plugin.py"),
-            "--format", "plain")
+        "    ^^^^\n"
+    )
+    r = run(
+        "grad",
+        "line(w,x,b)",
+        "w=1",
+        "x=2",
+        "b=3",
+        "--plugin",
+        str(ROOT / "samples" / "line_plugin.py"),
+        "--format",
+        "plain",
+    )
     assert r.returncode == 0 and r.stdout == "w\t2.0\nx\t1.0\nb\t1.0\n"
     r = run("grad", "affine(w,x,b)", "w=1", "x=2", "b=3", "--plugin", str(ROOT / "samples" / "line_plugin.py"))
-    assert r.stderr.startswith("error: line 1, column 1: unknown function 'affine': the plugins define line, "
-                               "not 'affine'; pass the file that defines it with --plugin FILE.py\n")
+    assert r.stderr.startswith(
+        "error: line 1, column 1: unknown function 'affine': the plugins define line, "
+        "not 'affine'; pass the file that defines it with --plugin FILE.py\n"
+    )
 
 
 def test_a_close_name_is_still_suggested():

@@ -1,4 +1,5 @@
 """The grammar and the parser: precedence, spans, the printer, errors, limits."""
+
 from __future__ import annotations
 
 import os
@@ -92,15 +93,53 @@ SPEC_EXAMPLES = [
     "w*x+b",
     "sum(tanh(W@x+b)^2)",
     "h = tanh(W@x+b); y = sum(h^2)",
-    "2", "2.5", ".5", "1e-3", "[1, 2, 3]", "[[1, 2], [3, 4]]",
-    "1 - x", "x ^ 2", "2 ^ x", "[x*y, x+y]", "pi * e",
-    "x < y", "x <= y", "x > y", "x >= y", "x == y", "x != y",
-    "2^3^2", "-x^2", "x^-1", "f(a, b, dim=0)", "x[0]", "x[:, 1]", "x[1:3]", "x[-1]", "x.T",
-    "x.sum(dim=0)", "sum(x, axis=0)", "sum(x, dim=1, keepdim=True)", "max(x)", "max(x, dim=0)",
-    "clamp(x, min=0, max=1)", "where(x > 0, x, 0)", "norm(x, p=2)", "logsumexp(x, 1)",
-    "transpose(x, 0, 1)", "reshape(x, 2, 3)", "stack([x, y], 0)", "cat([x, y], dim=0)",
-    "softmax(x, 1)", "zeros(2, 3)", "linspace(0, 1, 5)", "randn(3, 3)", "ones(2, 2) * 0.5",
-    "line(w, x, b)", "keepdim = true\nx", "x  # a comment\n# another\ny = x * 2",
+    "2",
+    "2.5",
+    ".5",
+    "1e-3",
+    "[1, 2, 3]",
+    "[[1, 2], [3, 4]]",
+    "1 - x",
+    "x ^ 2",
+    "2 ^ x",
+    "[x*y, x+y]",
+    "pi * e",
+    "x < y",
+    "x <= y",
+    "x > y",
+    "x >= y",
+    "x == y",
+    "x != y",
+    "2^3^2",
+    "-x^2",
+    "x^-1",
+    "f(a, b, dim=0)",
+    "x[0]",
+    "x[:, 1]",
+    "x[1:3]",
+    "x[-1]",
+    "x.T",
+    "x.sum(dim=0)",
+    "sum(x, axis=0)",
+    "sum(x, dim=1, keepdim=True)",
+    "max(x)",
+    "max(x, dim=0)",
+    "clamp(x, min=0, max=1)",
+    "where(x > 0, x, 0)",
+    "norm(x, p=2)",
+    "logsumexp(x, 1)",
+    "transpose(x, 0, 1)",
+    "reshape(x, 2, 3)",
+    "stack([x, y], 0)",
+    "cat([x, y], dim=0)",
+    "softmax(x, 1)",
+    "zeros(2, 3)",
+    "linspace(0, 1, 5)",
+    "randn(3, 3)",
+    "ones(2, 2) * 0.5",
+    "line(w, x, b)",
+    "keepdim = true\nx",
+    "x  # a comment\n# another\ny = x * 2",
 ]
 
 
@@ -180,8 +219,7 @@ def test_grammar_is_small_lalr_and_aliases_are_ops():
     grammar = grammar_text()
     assert len(grammar.splitlines()) <= 80
     names = operator_names(grammar)
-    assert {"add", "sub", "mul", "div", "matmul", "pow", "neg", "pos",
-            "lt", "le", "gt", "ge", "eq", "ne"} == names
+    assert {"add", "sub", "mul", "div", "matmul", "pow", "neg", "pos", "lt", "le", "gt", "ge", "eq", "ne"} == names
     assert set(A.BINARY) | set(A.UNARY) == names
 
 
@@ -202,24 +240,27 @@ def error_of(text) -> GradcliError:
     return info.value
 
 
-@pytest.mark.parametrize("text, line, column, words", [
-    ("x * ", 1, 4, "expected an operand after '*', found the end of the program"),
-    ("x *\ny", 1, 4, "expected an operand after '*', found the end of the line"),
-    ("a = 1\nb = a +* 2", 2, 8, "expected an operand after '+', found '*'"),
-    ("f(x", 1, 4, "')'"),
-    ("x y", 1, 3, "expected an operator or the end of the statement after 'x', found 'y'"),
-    ("(x + 1))", 1, 8, "found ')'"),
-    ("x[1", 1, 4, "']'"),
-    ("a < b < c", 1, 7, "comparisons do not chain"),
-    ("x $ y", 1, 3, "unexpected character '$'"),
-    ("__import__('os')", 1, 12, "the language has no strings"),
-    ("x.__class__", 1, 3, "unknown attribute '.__class__'"),
-    ("f(dim=0, x)", 1, 10, "positional argument follows a keyword argument"),
-    ("f(x, dim=0, dim=1)", 1, 13, "given twice"),
-    ("\n\n   # nothing", 1, 1, "the program is empty"),
-    ("= 2", 1, 1, "expected an operand at the start of the program, found '='"),
-    ("x = 1;\n  * y", 2, 3, "at the start of a statement"),
-])
+@pytest.mark.parametrize(
+    "text, line, column, words",
+    [
+        ("x * ", 1, 4, "expected an operand after '*', found the end of the program"),
+        ("x *\ny", 1, 4, "expected an operand after '*', found the end of the line"),
+        ("a = 1\nb = a +* 2", 2, 8, "expected an operand after '+', found '*'"),
+        ("f(x", 1, 4, "')'"),
+        ("x y", 1, 3, "expected an operator or the end of the statement after 'x', found 'y'"),
+        ("(x + 1))", 1, 8, "found ')'"),
+        ("x[1", 1, 4, "']'"),
+        ("a < b < c", 1, 7, "comparisons do not chain"),
+        ("x $ y", 1, 3, "unexpected character '$'"),
+        ("__import__('os')", 1, 12, "the language has no strings"),
+        ("x.__class__", 1, 3, "unknown attribute '.__class__'"),
+        ("f(dim=0, x)", 1, 10, "positional argument follows a keyword argument"),
+        ("f(x, dim=0, dim=1)", 1, 13, "given twice"),
+        ("\n\n   # nothing", 1, 1, "the program is empty"),
+        ("= 2", 1, 1, "expected an operand at the start of the program, found '='"),
+        ("x = 1;\n  * y", 2, 3, "at the start of a statement"),
+    ],
+)
 def test_syntax_errors_name_line_column_and_expectation(text, line, column, words):
     err = error_of(text)
     assert err.kind in ("syntax", "name")
@@ -260,8 +301,42 @@ def test_random_bytes_only_raise_gradcli_errors(data):
         err.describe()
 
 
-TOKENS = ["x", "y", "2", ".5", "1e-3", "+", "-", "*", "/", "@", "^", "**", "(", ")", "[", "]", ",",
-          ":", "=", "==", "<", ".", "T", "sum", "dim", ";", "\n", "#", " ", "True", "pi", "'", "!", "$"]
+TOKENS = [
+    "x",
+    "y",
+    "2",
+    ".5",
+    "1e-3",
+    "+",
+    "-",
+    "*",
+    "/",
+    "@",
+    "^",
+    "**",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    ":",
+    "=",
+    "==",
+    "<",
+    ".",
+    "T",
+    "sum",
+    "dim",
+    ";",
+    "\n",
+    "#",
+    " ",
+    "True",
+    "pi",
+    "'",
+    "!",
+    "$",
+]
 
 
 @settings(max_examples=400, deadline=None)
@@ -281,7 +356,8 @@ def test_near_miss_programs_only_raise_gradcli_errors(tokens):
 # round trip: random trees print and parse back to themselves
 
 names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,3}", fullmatch=True).filter(
-    lambda s: s not in A.BOOLEAN_NAMES and s not in FOREIGN)
+    lambda s: s not in A.BOOLEAN_NAMES and s not in FOREIGN
+)
 constants = st.one_of(
     st.integers(0, 10**6),
     st.floats(0, 1e300, allow_nan=False, allow_infinity=False),
@@ -352,7 +428,7 @@ def test_deep_nesting_parses_without_recursion():
     program = parse("-" * depth + "x")
     assert program.inputs == ("x",)
     deep = parse("f(" * depth + "x" + ")" * depth)
-    assert deep == parse(to_source(deep))          # eq, hash, printer: all iterative
+    assert deep == parse(to_source(deep))  # eq, hash, printer: all iterative
     hash(deep)
     unclosed = error_of("(" * depth + "x")
     assert unclosed.kind == "syntax" and "')'" in unclosed.message
@@ -367,23 +443,25 @@ def test_long_program_parses_and_prints_back():
     assert to_source(program).replace(" ", "") == text
 
 
-
-
 # ------------------------------------------------------------------------------------------
 # the shipped tables and the driver, against lark
+
 
 def test_shipped_tables_are_current():
     """_tables.py is what lark makes of the grammar now (regenerate: python scripts/make_parse_tables.py)."""
     pytest.importorskip("lark")
     from gradcli.language._tables import TABLES
     from gradcli.language.grammar import build_tables, digest
+
     assert TABLES["grammar_sha256"] == digest(grammar_text()), "the grammar changed: regenerate the tables"
     assert build_tables() == TABLES
 
 
 def test_tables_are_data_and_lark_stays_unimported():
-    code = ("import sys\nfrom gradcli.language import parse\nparse('h = tanh(W @ x + b); y = sum(h ^ 2)')\n"
-            "print(sorted(m for m in ('lark',) if m in sys.modules))")
+    code = (
+        "import sys\nfrom gradcli.language import parse\nparse('h = tanh(W @ x + b); y = sum(h ^ 2)')\n"
+        "print(sorted(m for m in ('lark',) if m in sys.modules))"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
@@ -395,6 +473,7 @@ def _lark_program(text):
     """``Lark.parse`` with the same tree builder: statements, or the error class it raised."""
     from gradcli.language.builder import builder_for
     from gradcli.language.grammar import lark_parser
+
     if not _LARK:
         _LARK.append(lark_parser(transformer=builder_for(operator_names())))
     builder = _LARK[0].options.transformer
@@ -403,7 +482,7 @@ def _lark_program(text):
         return _LARK[0].parse(text)
     except GradcliError as err:
         return ("GradcliError", err.message)
-    except Exception:                               # noqa: BLE001 - lark's UnexpectedInput family
+    except Exception:  # noqa: BLE001 - lark's UnexpectedInput family
         return "syntax"
 
 
@@ -413,6 +492,7 @@ _LARK: list = []
 def _driver_program(text):
     from gradcli.language import messages
     from gradcli.language.parser import _parser
+
     driver, builder = _parser()
     builder.text = text
     try:
@@ -432,8 +512,44 @@ def _same(ours, theirs):
         assert ours == theirs
 
 
-SOUP = ["x", "y", "2", ".5", "1e-3", "+", "-", "*", "/", "@", "^", "**", "(", ")", "[", "]", ",", ":", "=",
-        "==", "<", "<=", ">", ">=", "!=", ".", "T", "sum", "dim", ";", "#c\n", "True", "pi", "f", "(x)", "[1]"]
+SOUP = [
+    "x",
+    "y",
+    "2",
+    ".5",
+    "1e-3",
+    "+",
+    "-",
+    "*",
+    "/",
+    "@",
+    "^",
+    "**",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    ":",
+    "=",
+    "==",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "!=",
+    ".",
+    "T",
+    "sum",
+    "dim",
+    ";",
+    "#c\n",
+    "True",
+    "pi",
+    "f",
+    "(x)",
+    "[1]",
+]
 
 
 @settings(max_examples=300, deadline=None)
@@ -442,7 +558,7 @@ def test_driver_agrees_with_lark_on_token_soups(tokens, sep):
     pytest.importorskip("lark")
     text = sep.join(tokens)
     if sep == "" and re.search(r"\d\.|\.\d|[A-Za-z_0-9]{2}", text):
-        text = " ".join(tokens)                   # glued tokens are other tokens (2.T, xy): keep them apart
+        text = " ".join(tokens)  # glued tokens are other tokens (2.T, xy): keep them apart
     _same(_driver_program(text), _lark_program(text))
 
 
@@ -460,7 +576,7 @@ def test_driver_agrees_with_lark_on_random_programs(statements):
 def test_the_lark_versions_are_pinned():
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert not [d for d in project["dependencies"] if d.startswith("lark")]     # not needed at run time
+    assert not [d for d in project["dependencies"] if d.startswith("lark")]  # not needed at run time
     (lark,) = [d for d in project["optional-dependencies"]["test"] if d.startswith("lark")]
     assert re.fullmatch(r"lark>=[\d.]+,<[\d.]+", lark.replace(" ", ""))
 
@@ -468,15 +584,19 @@ def test_the_lark_versions_are_pinned():
 # ------------------------------------------------------------------------------------------
 # habits from other languages and editors
 
-@pytest.mark.parametrize("text, message", [
-    ("np.sin(x)", "'np.sin' is how numpy spells it: drop the prefix: sin(x)"),
-    ("torch.tanh(w * x)", "'torch.tanh' is how PyTorch spells it: drop the prefix: tanh(w * x)"),
-    ("2 * math.pi", "'math.pi' is how Python's math spells it: drop the prefix: pi"),
-    ("pi = 3", "cannot assign to the constant pi: choose another name"),
-    ("True = x", "cannot assign to the constant True: choose another name"),
-    ("x \u2212 y", "unexpected character '\u2212' (MINUS SIGN): use ASCII -"),
-    ("x \u00d7 y", "unexpected character '\u00d7' (MULTIPLICATION SIGN): use ASCII *"),
-])
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("np.sin(x)", "'np.sin' is how numpy spells it: drop the prefix: sin(x)"),
+        ("torch.tanh(w * x)", "'torch.tanh' is how PyTorch spells it: drop the prefix: tanh(w * x)"),
+        ("2 * math.pi", "'math.pi' is how Python's math spells it: drop the prefix: pi"),
+        ("pi = 3", "cannot assign to the constant pi: choose another name"),
+        ("True = x", "cannot assign to the constant True: choose another name"),
+        ("x \u2212 y", "unexpected character '\u2212' (MINUS SIGN): use ASCII -"),
+        ("x \u00d7 y", "unexpected character '\u00d7' (MULTIPLICATION SIGN): use ASCII *"),
+    ],
+)
 def test_habits_get_hints(text, message):
     assert error_of(text).message == message
 
@@ -486,9 +606,9 @@ def test_a_bom_is_ignored_and_newlines_in_brackets_continue():
     assert parse("\ufeffx * 2").statements[0].span == (1, 6)
     assert parse("f(x,\n  y)\n[1,\n 2]") == parse("f(x, y); [1, 2]")
     assert parse("sum(\n  x  # a comment\n)") == parse("sum(x)")
-    assert parse("np.T + 1").inputs == ("np",)          # an input that happens to be called np
+    assert parse("np.T + 1").inputs == ("np",)  # an input that happens to be called np
     with pytest.raises(GradcliError, match="expected"):
-        parse("f(x;\n y)")                                # a ';' inside brackets is still an error
+        parse("f(x;\n y)")  # a ';' inside brackets is still an error
 
 
 def test_no_cache_on_disk_and_no_home_needed(tmp_path):
@@ -500,37 +620,54 @@ def test_no_cache_on_disk_and_no_home_needed(tmp_path):
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     for extra in ({}, {"XDG_CACHE_HOME": "relative/cache"}, {"HOME": str(home)}):
-        r = subprocess.run([sys.executable, "-m", "gradcli", "grad", "w*x+b", "w=2", "x=3", "b=1", "--json"],
-                           env=dict(env, **extra), cwd=cwd, capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-m", "gradcli", "grad", "w*x+b", "w=2", "x=3", "b=1", "--json"],
+            env=dict(env, **extra),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 0 and r.stderr == "", r.stderr
     environ = {k.encode(): v.encode() for k, v in env.items()}
     environ[b"XDG_CACHE_HOME"] = str(tmp_path).encode() + b"/\xff\xfe"
-    r = subprocess.run([sys.executable, "-m", "gradcli", "eval", "x*2", "x=3"], env=environ, cwd=cwd,
-                       capture_output=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "gradcli", "eval", "x*2", "x=3"], env=environ, cwd=cwd, capture_output=True, timeout=60
+    )
     assert (r.returncode, r.stdout, r.stderr) == (0, b"value\t6.0\n", b"")
     assert list(cwd.iterdir()) == [] and list(home.iterdir()) == []
     assert [p.name for p in tmp_path.iterdir()] == sorted(["home", "cwd"]) or set(
-        p.name for p in tmp_path.iterdir()) == {"home", "cwd"}
+        p.name for p in tmp_path.iterdir()
+    ) == {"home", "cwd"}
 
 
 def test_a_uid_without_a_passwd_entry(tmp_path):
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         pytest.skip("needs root to run as another uid")
     import pwd
+
     uid = 54321
     with pytest.raises(KeyError):
         pwd.getpwuid(uid)
     env = {k: v for k, v in os.environ.items() if k != "HOME"}
     env["PYTHONPATH"] = str(ROOT / "src")
     try:
-        probe = subprocess.run([sys.executable, "-c", "import gradcli"], env=env, user=uid, cwd="/",
-                               capture_output=True, text=True)
+        probe = subprocess.run(
+            [sys.executable, "-c", "import gradcli"], env=env, user=uid, cwd="/", capture_output=True, text=True
+        )
     except PermissionError:
         probe = None
     if probe is None or probe.returncode != 0:
         pytest.skip(f"uid {uid} cannot read this Python or the repository here")
-    r = subprocess.run([sys.executable, "-m", "gradcli", "grad", "w*x", "w=2", "x=3", "--json"], env=env,
-                       user=uid, cwd="/", capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "gradcli", "grad", "w*x", "w=2", "x=3", "--json"],
+        env=env,
+        user=uid,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0 and r.stderr == "", r.stderr
 
 
@@ -540,6 +677,7 @@ def test_no_home_and_no_passwd_entry_in_process(monkeypatch, capsys):
     from pathlib import Path as P
 
     from gradcli import cli
+
     monkeypatch.delenv("HOME", raising=False)
     monkeypatch.setattr(pwd, "getpwuid", lambda uid: (_ for _ in ()).throw(KeyError(uid)))
     with pytest.raises(RuntimeError):

@@ -2,6 +2,7 @@
 custom Function, then the op table, then the public functions; what a lower layer needs from a
 higher one it gets by registration, never by importing it (at module level or inside a function).
 """
+
 from __future__ import annotations
 
 import ast
@@ -25,8 +26,17 @@ ALLOWED = {
     "autograd/engine.py": {"backend", "tensor", "autograd.grad_mode", "autograd.graph"},
     "autograd/function.py": {"tensor", "autograd.grad_mode", "autograd.graph"},
     "constructors.py": {"backend", "public", "tensor"},
-    "ops.py": {"backend", "kernels", "threads", "autograd.engine", "autograd.grad_mode", "autograd.graph",
-               "constructors", "public", "tensor"},
+    "ops.py": {
+        "backend",
+        "kernels",
+        "threads",
+        "autograd.engine",
+        "autograd.grad_mode",
+        "autograd.graph",
+        "constructors",
+        "public",
+        "tensor",
+    },
     "functions.py": {"backend", "constructors", "ops", "public", "tensor"},
 }
 
@@ -41,11 +51,11 @@ def _imports(path):
                 if (node.module or "").startswith("gradcli"):
                     found.add(node.module.removeprefix("gradcli").lstrip("."))
                 continue
-            base = list(package[:len(package) - (node.level - 1)]) if node.level > 1 else list(package)
+            base = list(package[: len(package) - (node.level - 1)]) if node.level > 1 else list(package)
             module = ".".join(base + ([node.module] if node.module else []))
             if node.module and not (SRC / module.replace(".", "/")).is_dir():
                 found.add(module)
-            else:                       # from a package: the names are its submodules
+            else:  # from a package: the names are its submodules
                 found.update(".".join([p for p in module.split(".") if p] + [alias.name]) for alias in node.names)
         elif isinstance(node, ast.Import):
             found.update(a.name.removeprefix("gradcli.") for a in node.names if a.name.startswith("gradcli"))
@@ -61,11 +71,13 @@ def test_a_layer_imports_only_the_layers_below(module):
 def test_the_engine_runs_without_the_op_table_until_it_registers():
     """Importing the graph types, the Tensor and the engine does not import the op table."""
     # the package's __init__ imports everything: load the submodules without it
-    code = ("import importlib.util, sys, types; pkg = types.ModuleType('gradcli'); "
-            f"pkg.__path__ = [{str(SRC)!r}]; sys.modules['gradcli'] = pkg; "
-            "sub = types.ModuleType('gradcli.autograd'); "
-            f"sub.__path__ = [{str(SRC / 'autograd')!r}]; sys.modules['gradcli.autograd'] = sub; "
-            "import gradcli.autograd.engine; print('gradcli.ops' in sys.modules, 'gradcli.functions' in sys.modules)")
+    code = (
+        "import importlib.util, sys, types; pkg = types.ModuleType('gradcli'); "
+        f"pkg.__path__ = [{str(SRC)!r}]; sys.modules['gradcli'] = pkg; "
+        "sub = types.ModuleType('gradcli.autograd'); "
+        f"sub.__path__ = [{str(SRC / 'autograd')!r}]; sys.modules['gradcli.autograd'] = sub; "
+        "import gradcli.autograd.engine; print('gradcli.ops' in sys.modules, 'gradcli.functions' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]

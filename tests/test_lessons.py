@@ -6,6 +6,7 @@ values in ``tests/golden/lessons.json`` (written from torch by ``scripts/make_le
 always, and with torch itself where it is installed.  Then the notes, warnings and footnotes
 that say what is true, in every output format.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,6 +52,7 @@ def js(text):
 
 # ------------------------------------------------------------------------------------------------
 # PyTorch's side of each lesson (T is torch; float64 throughout)
+
 
 def _leaf(T, value, requires_grad=True):
     return T.tensor(value, dtype=T.float64, requires_grad=requires_grad)
@@ -120,7 +122,7 @@ def t_set_grad_enabled(T):
     with T.set_grad_enabled(False):
         a = x * 2
     with T.set_grad_enabled(True):
-        b = x ** 3
+        b = x**3
     y = (a * b).sum()
     y.backward()
     return _tensors(x=x, a=a, b=b, y=y)
@@ -136,7 +138,7 @@ def t_requires_grad_(T):
 
 def t_accumulate(T):
     w, x = _leaf(T, 2.0), _leaf(T, 3.0)
-    y = w * x + w ** 2
+    y = w * x + w**2
     for _ in range(3):
         y.backward(retain_graph=True)
     return _tensors(w=w, x=x, y=y)
@@ -144,7 +146,7 @@ def t_accumulate(T):
 
 def t_zero_grad(T):
     w, x = _leaf(T, 2.0), _leaf(T, 3.0)
-    y = w * x + w ** 2
+    y = w * x + w**2
     for k in range(3):
         if k:
             w.grad = x.grad = None
@@ -154,16 +156,16 @@ def t_zero_grad(T):
 
 def t_second_pass(T):
     w, x = _leaf(T, 2.0), _leaf(T, 3.0)
-    y = w * x + w ** 2
+    y = w * x + w**2
     y.backward()
     return _error(y.backward)
 
 
 def t_create_graph_twice(T):
     w, x = _leaf(T, 2.0), _leaf(T, 3.0)
-    y = w * x + w ** 2
+    y = w * x + w**2
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")             # the reference-cycle warning: gradcli tells it
+        warnings.simplefilter("ignore")  # the reference-cycle warning: gradcli tells it
         y.backward(create_graph=True)
         y.backward(create_graph=True)
     return _tensors(True, w=w, x=x)
@@ -171,7 +173,7 @@ def t_create_graph_twice(T):
 
 def t_create_graph_once(T):
     w, x = _leaf(T, 2.0), _leaf(T, 3.0)
-    y = w * x + w ** 2
+    y = w * x + w**2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         y.backward(create_graph=True)
@@ -183,12 +185,13 @@ def _t_create_graph_retained(times):
         w = _leaf(T, [2.0, 1.0])
         h = w * 3
         h.retain_grad()
-        y = (h ** 2).sum()
+        y = (h**2).sum()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for _ in range(times):
                 y.backward(create_graph=True)
         return _tensors(True, w=w, h=h)
+
     return lesson
 
 
@@ -196,7 +199,7 @@ def t_retain_grad(T):
     w, x = _leaf(T, 2.0), _leaf(T, 3.0)
     h = w * x
     h.retain_grad()
-    y = h ** 2
+    y = h**2
     y.backward()
     return _tensors(w=w, x=x, h=h, y=y)
 
@@ -204,14 +207,14 @@ def t_retain_grad(T):
 def t_inputs(T):
     w, x = _leaf(T, 2.0), _leaf(T, 3.0)
     h = w * x
-    y = h ** 2
+    y = h**2
     y.backward(inputs=[h, x])
     return _tensors(w=w, x=x, h=h, y=y)
 
 
 def t_grad_output(T):
     x = _leaf(T, [1.0, 2.0, 3.0])
-    y = x ** 2
+    y = x**2
     y.backward(T.tensor([1.0, 0.1, 0.01], dtype=T.float64))
     return _tensors(x=x, y=y)
 
@@ -219,7 +222,7 @@ def t_grad_output(T):
 def t_grad_intermediate(T):
     x, y = _leaf(T, 2.0), _leaf(T, 3.0)
     h = x * y
-    z = h ** 2 + x
+    z = h**2 + x
     gh, gx = T.autograd.grad(z, [h, x])
     return {"grads": {"h": _value(gh), "x": _value(gx)}}
 
@@ -242,7 +245,7 @@ def t_jacobian_intermediate(T):
 def t_hessian_intermediate(T):
     x = _leaf(T, [2.0, 1.0])
     h = x * 3
-    z = (h ** 3).sum() + (x ** 2).sum()
+    z = (h**3).sum() + (x**2).sum()
     (gh,) = T.autograd.grad(z, [h], create_graph=True)
     block = [_value(T.autograd.grad(gh[i], [h], retain_graph=True)[0]) for i in range(2)]
     return {"hessian": {"h": {"h": block}}}
@@ -267,32 +270,52 @@ LESSONS = {
     "detach": (["backward", "y = x.detach() * x", "x=3"], t_detach),
     "no_grad": (["backward", "z = no_grad(x * 2); y = z * x", "x=3"], t_no_grad),
     "nested": (["backward", "z = no_grad(enable_grad(x * 2)); u = no_grad(x * 5); y = z * x + u", "x=3"], t_nested),
-    "set_grad_enabled": (["backward", "a = set_grad_enabled(False, x * 2); b = set_grad_enabled(True, x ^ 3); "
-                          "y = sum(a * b)", "x=[1, 2]"], t_set_grad_enabled),
+    "set_grad_enabled": (
+        [
+            "backward",
+            "a = set_grad_enabled(False, x * 2); b = set_grad_enabled(True, x ^ 3); y = sum(a * b)",
+            "x=[1, 2]",
+        ],
+        t_set_grad_enabled,
+    ),
     "requires_grad_": (["backward", "x.requires_grad_(False); y = x * w", "x=3", "w=2"], t_requires_grad_),
     "freeze": (["backward", "y = x * w", "x=3", "w=2", "--freeze", "x"], t_requires_grad_),
-    "accumulate": (["backward", "@samples/accumulate.grad", "w=2", "x=3", "--times", "3", "--retain-graph"],
-                   t_accumulate),
-    "zero_grad": (["backward", "@samples/accumulate.grad", "w=2", "x=3", "--times", "3", "--retain-graph",
-                   "--zero-grad"], t_zero_grad),
+    "accumulate": (
+        ["backward", "@samples/accumulate.grad", "w=2", "x=3", "--times", "3", "--retain-graph"],
+        t_accumulate,
+    ),
+    "zero_grad": (
+        ["backward", "@samples/accumulate.grad", "w=2", "x=3", "--times", "3", "--retain-graph", "--zero-grad"],
+        t_zero_grad,
+    ),
     "second_pass": (["backward", "@samples/accumulate.grad", "w=2", "x=3", "--times", "2"], t_second_pass),
-    "create_graph_twice": (["backward", "y = w * x + w ^ 2", "w=2", "x=3", "--create-graph", "--times", "2"],
-                           t_create_graph_twice),
+    "create_graph_twice": (
+        ["backward", "y = w * x + w ^ 2", "w=2", "x=3", "--create-graph", "--times", "2"],
+        t_create_graph_twice,
+    ),
     "create_graph_once": (["backward", "y = w * x + w ^ 2", "w=2", "x=3", "--create-graph"], t_create_graph_once),
-    "create_graph_retained_once": (["backward", "h = w * 3; y = sum(h ^ 2)", "w=[2, 1]", "--retain-grad", "h",
-                                    "--create-graph"], _t_create_graph_retained(1)),
-    "create_graph_retained_twice": (["backward", "h = w * 3; y = sum(h ^ 2)", "w=[2, 1]", "--retain-grad", "h",
-                                     "--create-graph", "--times", "2"], _t_create_graph_retained(2)),
+    "create_graph_retained_once": (
+        ["backward", "h = w * 3; y = sum(h ^ 2)", "w=[2, 1]", "--retain-grad", "h", "--create-graph"],
+        _t_create_graph_retained(1),
+    ),
+    "create_graph_retained_twice": (
+        ["backward", "h = w * 3; y = sum(h ^ 2)", "w=[2, 1]", "--retain-grad", "h", "--create-graph", "--times", "2"],
+        _t_create_graph_retained(2),
+    ),
     "retain_grad": (["backward", "h = w * x; y = h ^ 2", "w=2", "x=3", "--retain-grad", "h"], t_retain_grad),
     "retain_alias": (["backward", "h = w * x; y = h ^ 2", "w=2", "x=3", "--retain", "h"], t_retain_grad),
     "inputs": (["backward", "h = w * x; y = h ^ 2", "w=2", "x=3", "--inputs", "h,x"], t_inputs),
     "grad_output": (["backward", "y = x ^ 2", "x=[1, 2, 3]", "--grad-output=[1, 0.1, 0.01]"], t_grad_output),
     "grad_intermediate": (["grad", "h = x * y; z = h ^ 2 + x", "x=2", "y=3", "--wrt", "h,x"], t_grad_intermediate),
     "grad_unused": (["grad", "y = x.detach() * w + (u > 0)", "x=1", "w=2", "u=3"], t_grad_unused),
-    "jacobian_intermediate": (["jacobian", "h = x * y; z = [h[0] ^ 2, h[1] * h[0]]", "x=2", "y=[3, 1]",
-                               "--wrt", "h,x"], t_jacobian_intermediate),
-    "hessian_intermediate": (["hessian", "h = x * 3; z = sum(h ^ 3) + sum(x ^ 2)", "x=[2, 1]", "--wrt", "h"],
-                             t_hessian_intermediate),
+    "jacobian_intermediate": (
+        ["jacobian", "h = x * y; z = [h[0] ^ 2, h[1] * h[0]]", "x=2", "y=[3, 1]", "--wrt", "h,x"],
+        t_jacobian_intermediate,
+    ),
+    "hessian_intermediate": (
+        ["hessian", "h = x * 3; z = sum(h ^ 3) + sum(x ^ 2)", "x=[2, 1]", "--wrt", "h"],
+        t_hessian_intermediate,
+    ),
     "backward_no_grad": (["backward", "x > 0", "x=1"], t_backward_no_grad),
     "retain_frozen": (["backward", "y = x * w", "x=1", "w=2", "--freeze", "x", "--retain-grad", "x"], t_retain_frozen),
     "requires_grad_nonleaf": (["backward", "h = x * 2; h.requires_grad_(False)", "x=1"], t_requires_grad_nonleaf),
@@ -322,8 +345,10 @@ def gradcli_answer(name, expected):
     data = js(r.stdout)
     if "tensors" in expected:
         rows = {t["name"]: t for t in data["tensors"]}
-        return {"tensors": {n: {k: rows[n][k] for k in keys} for n, keys in expected["tensors"].items()},
-                "warned": [n for n in _warned(data["warnings"]) if n in expected["tensors"]]}
+        return {
+            "tensors": {n: {k: rows[n][k] for k in keys} for n, keys in expected["tensors"].items()},
+            "warned": [n for n in _warned(data["warnings"]) if n in expected["tensors"]],
+        }
     key = next(iter(expected))
     return {key: data[key]}
 
@@ -347,8 +372,9 @@ def assert_same(got, expected, where=""):
         for i, (a, b) in enumerate(zip(got, expected)):
             assert_same(a, b, f"{where}[{i}]")
     elif isinstance(expected, float) and not isinstance(expected, bool):
-        assert isinstance(got, (int, float)) and math.isclose(got, expected, rel_tol=1e-12, abs_tol=1e-12), \
+        assert isinstance(got, (int, float)) and math.isclose(got, expected, rel_tol=1e-12, abs_tol=1e-12), (
             f"{where}: {got} != {expected}"
+        )
     else:
         assert got == expected, f"{where}: {got!r} != {expected!r}"
 
@@ -385,8 +411,17 @@ def test_golden_values_are_torch_s():
 # ------------------------------------------------------------------------------------------------
 # 1. grad modes and detach in every output format
 
-@pytest.mark.parametrize("program", ["no_grad(x * 2)", "set_grad_enabled(False, x * 2)", "x.detach() * 2",
-                                     "detach(x) * 2", "x.requires_grad_(False) * 2"])
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        "no_grad(x * 2)",
+        "set_grad_enabled(False, x * 2)",
+        "x.detach() * 2",
+        "detach(x) * 2",
+        "x.requires_grad_(False) * 2",
+    ],
+)
 def test_a_result_without_grad_is_a_leaf_without_grad_fn_in_every_format(program):
     r = gradcli("eval", program, "x=3", "--json")
     data = js(r.stdout)
@@ -404,8 +439,13 @@ def test_a_result_without_grad_is_a_leaf_without_grad_fn_in_every_format(program
 
 
 def test_nesting_follows_the_context_managers():
-    r = gradcli("backward", "a = no_grad(enable_grad(x * 2)); b = enable_grad(no_grad(x * 2)); "
-                "c = no_grad(x * enable_grad(x * 2)); y = a + b + c", "x=3", "--json")
+    r = gradcli(
+        "backward",
+        "a = no_grad(enable_grad(x * 2)); b = enable_grad(no_grad(x * 2)); "
+        "c = no_grad(x * enable_grad(x * 2)); y = a + b + c",
+        "x=3",
+        "--json",
+    )
     rows = {t["name"]: t for t in js(r.stdout)["tensors"]}
     assert rows["a"]["grad_fn"] == "MulBackward0" and rows["b"]["grad_fn"] is None
     assert rows["c"]["grad_fn"] is None and rows["x"]["grad"] == 2.0
@@ -415,19 +455,23 @@ def test_grad_mode_is_restored_after_an_error_inside_it():
     import gradcli as G
     from gradcli.errors import GradcliError
     from gradcli.language import parse, run
+
     program = parse("no_grad(x @ x)")
     with pytest.raises(GradcliError, match="shape mismatch"):
         run(program, {"x": G.tensor([1.0, 2.0, 3.0], requires_grad=True).reshape(3, 1)})
     assert G.is_grad_enabled()
 
 
-@pytest.mark.parametrize("program, message", [
-    ("no_grad(x, x)", "no_grad(expr) takes one argument"),
-    ("set_grad_enabled(x, x)", "set_grad_enabled(mode, expr) takes True or False"),
-    ("enable_grad() + x", "enable_grad(expr) takes one argument"),
-    ("detatch(x)", "did you mean 'detach'?"),
-    ("x.requires_grad_(2)", "requires_grad_ takes True or False"),
-])
+@pytest.mark.parametrize(
+    "program, message",
+    [
+        ("no_grad(x, x)", "no_grad(expr) takes one argument"),
+        ("set_grad_enabled(x, x)", "set_grad_enabled(mode, expr) takes True or False"),
+        ("enable_grad() + x", "enable_grad(expr) takes one argument"),
+        ("detatch(x)", "did you mean 'detach'?"),
+        ("x.requires_grad_(2)", "requires_grad_ takes True or False"),
+    ],
+)
 def test_misused_grad_modes_are_bad_input(program, message):
     r = gradcli("eval", program, "x=1")
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
@@ -435,6 +479,7 @@ def test_misused_grad_modes_are_bad_input(program, message):
 
 # ------------------------------------------------------------------------------------------------
 # 2. backward's options
+
 
 def test_second_pass_without_retain_graph_is_pytorch_s_error_with_a_hint():
     r = gradcli("backward", "@samples/accumulate.grad", "w=2", "x=3", "--times", "2")
@@ -452,10 +497,20 @@ def test_a_graph_that_saves_nothing_runs_twice_as_in_pytorch():
 
 
 def test_create_graph_shows_the_grad_s_grad_fn_in_the_table():
-    r = gradcli("backward", "y = w * x + w ^ 2", "w=2", "x=3", "--create-graph", "--times", "2", "--format", "table",
-                env={"COLUMNS": "100"})
+    r = gradcli(
+        "backward",
+        "y = w * x + w ^ 2",
+        "w=2",
+        "x=3",
+        "--create-graph",
+        "--times",
+        "2",
+        "--format",
+        "table",
+        env={"COLUMNS": "100"},
+    )
     assert r.returncode == 0 and "grad_fn=<AddBackward0>" in r.stdout
-    assert "reference cycle" in r.stdout            # PyTorch's warning about backward(create_graph=True)
+    assert "reference cycle" in r.stdout  # PyTorch's warning about backward(create_graph=True)
 
 
 def test_retain_grad_and_inputs_name_real_tensors():
@@ -469,15 +524,26 @@ def test_help_names_the_pytorch_options():
     r = gradcli("backward", "--help")
     for option in ("--retain-graph", "--create-graph", "--retain-grad", "--inputs"):
         assert option in r.stdout
-    assert "--retain " not in r.stdout                  # the old name works, hidden
+    assert "--retain " not in r.stdout  # the old name works, hidden
 
 
 # ------------------------------------------------------------------------------------------------
 # 4. the non-leaf .grad lesson
 
+
 def test_non_leaf_grad_reads_none_with_one_footnote_and_no_raw_warning():
-    r = gradcli("backward", "@samples/accumulate.grad", "w=2", "x=3", "--times", "3", "--retain-graph",
-                "--zero-grad", "--format", "table")
+    r = gradcli(
+        "backward",
+        "@samples/accumulate.grad",
+        "w=2",
+        "x=3",
+        "--times",
+        "3",
+        "--retain-graph",
+        "--zero-grad",
+        "--format",
+        "table",
+    )
     assert r.returncode == 0 and r.stderr == ""
     row = next(line for line in r.stdout.splitlines() if line.startswith("│ y "))
     assert row.rstrip("│ ").endswith("None ¹")
@@ -496,16 +562,29 @@ def test_non_leaf_grad_reads_none_with_one_footnote_and_no_raw_warning():
 def test_retained_grads_have_no_warning():
     r = gradcli("backward", "h = w * x; y = h ^ 2", "w=2", "x=3", "--retain-grad", "h,y", "--json")
     data = js(r.stdout)
-    assert data["warnings"] == [] and {t["name"]: t["grad"] for t in data["tensors"]} == \
-        {"w": 36.0, "x": 24.0, "h": 12.0, "y": 1.0}
+    assert data["warnings"] == [] and {t["name"]: t["grad"] for t in data["tensors"]} == {
+        "w": 36.0,
+        "x": 24.0,
+        "h": 12.0,
+        "y": 1.0,
+    }
 
 
 # ------------------------------------------------------------------------------------------------
 # 5. notes that say what is true
 
+
 def test_frozen_input_note():
-    r = gradcli("grad", "@samples/frozen_layer.grad", "W1=[[1, 0], [0, 1]]", "W2=[0.5, -0.5]", "x=[1, 2]",
-                "--freeze", "W1", "--json")
+    r = gradcli(
+        "grad",
+        "@samples/frozen_layer.grad",
+        "W1=[[1, 0], [0, 1]]",
+        "W2=[0.5, -0.5]",
+        "x=[1, 2]",
+        "--freeze",
+        "W1",
+        "--json",
+    )
     assert r.returncode == 0 and js(r.stdout)["grads"]["W1"] is None
     assert r.stderr.strip() == "note: W1 is frozen (requires_grad=False): no gradient"
 
@@ -515,17 +594,22 @@ def test_leaf_without_grad_fn_graph_note():
     assert r.returncode == 0 and "requires_grad=True" in r.stdout and "does not require grad" not in r.stdout
 
 
-@pytest.mark.parametrize("program, reason", [
-    ("x > 0", "x > 0 is a comparison: its result does not require grad"),
-    ("no_grad(x * 2)", "no_grad(x * 2) is computed under no_grad (requires_grad=False)"),
-    ("h = x.detach(); y = h * 2", "x.detach() is detached from the graph (requires_grad=False)"),
-    ("y = 2 * x + w", "x is frozen (requires_grad=False); w is frozen (requires_grad=False)"),
-])
+@pytest.mark.parametrize(
+    "program, reason",
+    [
+        ("x > 0", "x > 0 is a comparison: its result does not require grad"),
+        ("no_grad(x * 2)", "no_grad(x * 2) is computed under no_grad (requires_grad=False)"),
+        ("h = x.detach(); y = h * 2", "x.detach() is detached from the graph (requires_grad=False)"),
+        ("y = 2 * x + w", "x is frozen (requires_grad=False); w is frozen (requires_grad=False)"),
+    ],
+)
 def test_output_without_grad_says_why(program, reason):
     r = gradcli("grad", program, "x=1", *(["w=2", "--freeze", "x,w"] if "w" in program else []))
     assert r.returncode == 2
-    assert r.stderr.splitlines() == ["error: element 0 of tensors does not require grad and does not have a grad_fn",
-                                     f"hint: {reason}"]
+    assert r.stderr.splitlines() == [
+        "error: element 0 of tensors does not require grad and does not have a grad_fn",
+        f"hint: {reason}",
+    ]
 
 
 def test_unused_input_notes():
@@ -546,13 +630,26 @@ def test_the_output_not_using_an_intermediate():
 # ------------------------------------------------------------------------------------------------
 # 6. the tutorial
 
+
 def test_tutorial_is_linked_from_the_readme_and_covers_every_lesson():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     tutorial = (ROOT / "docs" / "tutorial.md").read_text(encoding="utf-8")
     assert "(docs/tutorial.md)" in readme
-    for word in ("requires_grad", "is_leaf", "retain_grad", "grad_fn", "--zero-grad", "--grad-output",
-                 "--retain-graph", "--create-graph", "allow_unused", "no_grad", "enable_grad", "set_grad_enabled",
-                 "--plugin samples/line_plugin.py"):
+    for word in (
+        "requires_grad",
+        "is_leaf",
+        "retain_grad",
+        "grad_fn",
+        "--zero-grad",
+        "--grad-output",
+        "--retain-graph",
+        "--create-graph",
+        "allow_unused",
+        "no_grad",
+        "enable_grad",
+        "set_grad_enabled",
+        "--plugin samples/line_plugin.py",
+    ):
         assert word in tutorial, word
 
 
@@ -565,9 +662,10 @@ def test_tutorial_example(command, expected):
     code = re.search(r"^\[exit (\d+)\]\n\Z", expected, re.M)
     r = gradcli(*argv[1:], env={"COLUMNS": "100"})
     assert r.returncode == (int(code.group(1)) if code else 0), r.stderr
-    shown = expected[:code.start()] if code else expected
-    assert [line.rstrip() for line in (r.stderr + r.stdout).splitlines()] == \
-        [line.rstrip() for line in shown.splitlines()]
+    shown = expected[: code.start()] if code else expected
+    assert [line.rstrip() for line in (r.stderr + r.stdout).splitlines()] == [
+        line.rstrip() for line in shown.splitlines()
+    ]
 
 
 def test_functions_lists_grad_modes_and_detach():

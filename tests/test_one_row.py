@@ -5,6 +5,7 @@ the rule text, the doc and the domain — and nothing else.  The test then finds
 language, the Python API (``gradcli.cube`` and ``Tensor.cube``), the command line, the
 function list and docs, and runs the op sweep's checks and the rule-text check over it.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ from gradcli.language import parse, run
 
 @pytest.fixture
 def cube():
-    op = ops.unary("cube", lambda xp, x: x * x * x, lambda g, x: g * 3.0 * x * x, "g * 3 * x * x",
-                   "x cubed", (-2.0, 2.0))
+    op = ops.unary(
+        "cube", lambda xp, x: x * x * x, lambda g, x: g * 3.0 * x * x, "g * 3 * x * x", "x cubed", (-2.0, 2.0)
+    )
     try:
         yield op
     finally:
@@ -60,8 +62,15 @@ def test_one_row_is_on_the_command_line(cube):
     assert json.loads(result.stdout)["grads"]["x"] == 12.0
 
 
-@pytest.mark.parametrize("check", [check_gradcheck_and_gradgradcheck, check_vectorized_jacobian_equals_one_hot_grads,
-                                   check_hessian_equals_differences_of_the_gradient, check_float32_stays_float32])
+@pytest.mark.parametrize(
+    "check",
+    [
+        check_gradcheck_and_gradgradcheck,
+        check_vectorized_jacobian_equals_one_hot_grads,
+        check_hessian_equals_differences_of_the_gradient,
+        check_float32_stays_float32,
+    ],
+)
 def test_one_row_is_swept(cube, check):
     cases = unary_cases("cube", torch=False)
     assert [c.id for c in cases] == ["cube-scalar", "cube-vec", "cube-mat", "cube-method"]

@@ -6,6 +6,7 @@ and ``scripts/make_golden.py``): first derivatives (``gradcheck``), second deriv
 ``autograd.grad`` calls, the Hessian of a weighted sum against central differences of the
 gradient, and float32 kept float32.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,10 +30,11 @@ CONSTRUCTORS = public.CONSTRUCTORS
 # ----------------------------------------------------------------------------------------------
 # the table itself
 
+
 def test_every_op_has_doc_and_rule():
     for name, op in ops.OPS.items():
         assert isinstance(op.doc, str) and op.doc.strip(), name
-        assert isinstance(op.rules_text, tuple), name      # evaluated in test_rules.py
+        assert isinstance(op.rules_text, tuple), name  # evaluated in test_rules.py
 
 
 def test_every_public_function_has_a_doc():
@@ -50,10 +52,20 @@ def test_every_differentiable_table_op_is_swept():
     reached = {case.op for case in CASES}
     nondiff = {n for n, op in ops.OPS.items() if op.nondiff}
     # reached only as the derivative of another op (checked by the second-order sweep)
-    inner = {"sum_to", "select_back", "slice_back", "softplus_slope", "prod_others",
-             "copy_grad",    # the engine's: a leaf's first .grad under create_graph (test_lessons)
-             "take", "take_back", "put", "fill", "masked_fill"}   # indexing, index_put, fill_: tests/test_pytorch_compat.py
-    elsewhere = {"to"}          # dtype conversion: float32 rounding defeats finite differences (test_engine)
+    inner = {
+        "sum_to",
+        "select_back",
+        "slice_back",
+        "softplus_slope",
+        "prod_others",
+        "copy_grad",  # the engine's: a leaf's first .grad under create_graph (test_lessons)
+        "take",
+        "take_back",
+        "put",
+        "fill",
+        "masked_fill",
+    }  # indexing, index_put, fill_: tests/test_pytorch_compat.py
+    elsewhere = {"to"}  # dtype conversion: float32 rounding defeats finite differences (test_engine)
     assert set(ops.OPS) - nondiff - inner - elsewhere - reached == set()
 
 
@@ -71,8 +83,12 @@ def test_comparisons_give_bool_masks_without_grad(name, other):
     x = G.tensor([0.5, 1.0, 2.0], requires_grad=True)
     y = G.tensor([1.0, 1.0, 1.0], requires_grad=True) if other == "tensor" else 1.0
     mask = ops.FUNCTIONS[name](x, y)
-    expected = getattr(np, {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal",
-                            "eq": "equal", "ne": "not_equal"}[name])(x.detach().numpy(), 1.0)
+    expected = getattr(
+        np,
+        {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal", "eq": "equal", "ne": "not_equal"}[
+            name
+        ],
+    )(x.detach().numpy(), 1.0)
     assert mask.dtype == np.bool_
     assert mask.requires_grad is False and mask.grad_fn is None and mask.is_leaf
     assert mask.tolist() == expected.tolist()
@@ -87,6 +103,7 @@ def test_comparison_operators_match_functions():
 
 # ----------------------------------------------------------------------------------------------
 # the sweep: every case, first and second order, batched and one by one
+
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
 def test_gradcheck_and_gradgradcheck(case):

@@ -1,4 +1,5 @@
 """--plugin FILE.py: Function subclasses join the language by lower-cased class name."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,7 +45,8 @@ def test_only_classes_the_file_defines(tmp_path):
         "class Twice(Function):\n"
         "    @staticmethod\n    def forward(ctx, x):\n        return x * 2\n"
         "    @staticmethod\n    def backward(ctx, g):\n        return g * 2\n"
-        "class helper:\n    pass\n")
+        "class helper:\n    pass\n"
+    )
     functions = load_plugin(tmp_path / "two.py")
     assert list(functions) == ["twice"]
     assert list(load_plugins([tmp_path / "two.py", SAMPLES / "line_plugin.py"])) == ["twice", "line"]
@@ -52,14 +54,17 @@ def test_only_classes_the_file_defines(tmp_path):
         load_plugins([tmp_path / "two.py", tmp_path / "two.py"])
 
 
-@pytest.mark.parametrize("source, words", [
-    (None, "no such file"),
-    ("x = 1\n", "defines no gradcli.autograd.Function"),
-    ("def broken(:\n", "syntax error"),
-    ("raise ValueError('boom')\n", "line 1 failed to load: ValueError: boom"),
-    ("import sys\nsys.exit(3)\n", "SystemExit"),
-    ("from gradcli.autograd import Function\nclass Sum(Function):\n    pass\n", "built-in function 'sum'"),
-])
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        (None, "no such file"),
+        ("x = 1\n", "defines no gradcli.autograd.Function"),
+        ("def broken(:\n", "syntax error"),
+        ("raise ValueError('boom')\n", "line 1 failed to load: ValueError: boom"),
+        ("import sys\nsys.exit(3)\n", "SystemExit"),
+        ("from gradcli.autograd import Function\nclass Sum(Function):\n    pass\n", "built-in function 'sum'"),
+    ],
+)
 def test_plugin_errors(tmp_path, source, words):
     path = tmp_path / "plugin.py"
     if source is not None:
@@ -75,7 +80,8 @@ def test_a_plugin_that_fails_when_called_is_a_gradcli_error(tmp_path):
         "from gradcli.autograd import Function\n"
         "class oops(Function):\n"
         "    @staticmethod\n    def forward(ctx, x):\n        raise KeyError('inside')\n"
-        "    @staticmethod\n    def backward(ctx, g):\n        return g\n")
+        "    @staticmethod\n    def backward(ctx, g):\n        return g\n"
+    )
     with pytest.raises(GradcliError) as info:
         run(parse("oops(x)"), {"x": G.tensor(1.0)}, functions=load_plugin(tmp_path / "bad.py"))
     assert info.value.kind == "plugin" and "inside" in info.value.message and info.value.column == 1

@@ -7,6 +7,7 @@ functional test suites; the code is this project's.  Every scenario is compared 
 (skipped without torch) and with ``tests/golden/compat.json`` (written by
 ``scripts/make_golden.py``), which runs everywhere.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,6 +32,7 @@ def scenario(fn):
 # ----------------------------------------------------------------------------------------------
 # observing
 
+
 def enc(value):
     """JSON-safe observation: tensors as nested lists; nan and ±inf spelled out."""
     if value is None or isinstance(value, (bool, str)):
@@ -48,7 +50,7 @@ def enc(value):
         return {k: enc(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [enc(v) for v in value]
-    if hasattr(value, "detach"):        # a tensor of gradcli or torch
+    if hasattr(value, "detach"):  # a tensor of gradcli or torch
         return enc(np.asarray(value.detach().numpy(), dtype=float).tolist())
     raise TypeError(f"cannot observe {type(value).__name__}")
 
@@ -96,8 +98,7 @@ def s_prod_with_zeros(T):
         "two zeros": grads(T, lambda x: x.prod(), [2.0, 0.0, 0.0, 5.0], second=True),
         "no zero": grads(T, lambda x: x.prod(), [2.0, -1.5, 3.0], second=True),
         "dim 0": grads(T, lambda x: x.prod(0), [[2.0, 0.0], [0.0, 3.0], [4.0, 0.0]], second=True),
-        "dim 1 keepdim": grads(T, lambda x: x.prod(1, keepdim=True), [[2.0, 0.0, 5.0], [1.0, 3.0, 2.0]],
-                               second=True),
+        "dim 1 keepdim": grads(T, lambda x: x.prod(1, keepdim=True), [[2.0, 0.0, 5.0], [1.0, 3.0, 2.0]], second=True),
         "dim -1 of 3-d": grads(T, lambda x: x.prod(-1), [[[0.0, 2.0], [3.0, 4.0]], [[1.0, 0.0], [0.0, 0.0]]]),
         "0-d zero": grads(T, lambda x: x.prod(), 0.0),
         "all zeros": grads(T, lambda x: x.prod(), [0.0, 0.0], second=True),
@@ -121,13 +122,13 @@ def s_pow_at_zero(T):
         "x.pow(-1) at 0": grads(T, lambda x: x.pow(-1), [0.0]),
         "x.pow(3) at 0": grads(T, lambda x: x.pow(3), [0.0], second=True),
         "zeros ** b": grads(T, lambda b: T.zeros(3, dtype=T.float64) ** b, [-1.0, 0.0, 1.0]),
-        "0 ** b": grads(T, lambda b: 0 ** b, [-1.0, 0.0, 1.0]),
-        "0.0 ** b": grads(T, lambda b: 0.0 ** b, [-1.0, 0.0, 2.0]),
+        "0 ** b": grads(T, lambda b: 0**b, [-1.0, 0.0, 1.0]),
+        "0.0 ** b": grads(T, lambda b: 0.0**b, [-1.0, 0.0, 2.0]),
         "(-2) ** b": grads(T, lambda b: (-2.0) ** b, [2.0, 0.5]),
-        "2 ** b": grads(T, lambda b: 2.0 ** b, [-1.0, 0.0, 1.5], second=True),
-        "x ** x": grads(T, lambda x: x ** x, [0.0, 1.0, 2.0]),
-        "x ** y at 0": grads(T, lambda x, y: x ** y, [0.0, 0.0, 0.0, 0.0], [-1.0, 0.0, 1.0, 0.5]),
-        "negative base": grads(T, lambda x, y: x ** y, [-1.0, -2.0], [2.0, 3.0]),
+        "2 ** b": grads(T, lambda b: 2.0**b, [-1.0, 0.0, 1.5], second=True),
+        "x ** x": grads(T, lambda x: x**x, [0.0, 1.0, 2.0]),
+        "x ** y at 0": grads(T, lambda x, y: x**y, [0.0, 0.0, 0.0, 0.0], [-1.0, 0.0, 1.0, 0.5]),
+        "negative base": grads(T, lambda x, y: x**y, [-1.0, -2.0], [2.0, 3.0]),
     }
 
 
@@ -135,8 +136,11 @@ def s_pow_at_zero(T):
 def s_atan2_at_origin(T):
     origin = grads(T, lambda y, x: T.atan2(y, x), [0.0, 0.0], [0.0, -0.0])
     signs = [[math.copysign(1.0, v) for v in g.tolist()] for g in origin["grads"]]
-    return {"origin": origin, "signs of the zeros": signs,
-            "elsewhere": grads(T, lambda y, x: T.atan2(y, x), [1.0, -2.0], [0.5, 0.0], second=True)}
+    return {
+        "origin": origin,
+        "signs of the zeros": signs,
+        "elsewhere": grads(T, lambda y, x: T.atan2(y, x), [1.0, -2.0], [0.5, 0.0], second=True),
+    }
 
 
 @scenario
@@ -171,8 +175,12 @@ def s_select(T):
     x = T.arange(12.0, dtype=T.float64).reshape(3, 4)
     v = T.arange(4.0, dtype=T.float64)
     return {
-        "dim 0": T.select(x, 0, 1), "dim 1": T.select(x, 1, 1), "dim -1": T.select(x, -1, 2),
-        "negative index": T.select(x, 0, -1), "1-d": T.select(v, 0, 2), "method": x.select(1, -1),
+        "dim 0": T.select(x, 0, 1),
+        "dim 1": T.select(x, 1, 1),
+        "dim -1": T.select(x, -1, 2),
+        "negative index": T.select(x, 0, -1),
+        "1-d": T.select(v, 0, 2),
+        "method": x.select(1, -1),
         "grad": grads(T, lambda a: T.select(a, 0, 1) * T.select(a, 1, 0), [[1.0, 2.0], [3.0, 4.0]], second=True),
         "index error": error(lambda: T.select(v, 0, 5)),
         "dim error": error(lambda: T.select(v, 1, 0)),
@@ -185,6 +193,7 @@ def s_edge_values_of_every_elementwise_op(T):
     """Every elementwise function of the table at 0, -0, ±1, ±2, 0.5, ±inf and nan; the binary ones
     at ties, zeros, infinities and nan: values and first derivatives."""
     import gradcli.ops
+
     points = [0.0, -0.0, 1.0, -1.0, INF, -INF, NAN, 2.0, -2.0, 0.5]
     out = {}
     for name in gradcli.ops.UNARY_OPS:
@@ -192,23 +201,47 @@ def s_edge_values_of_every_elementwise_op(T):
         out[name] = grads(T, f, points)
     a = [0.0, 0.0, 1.0, -1.0, 2.0, INF, 0.0, NAN, 2.0, -2.0]
     b = [0.0, 1.0, 1.0, -1.0, 2.0, 0.0, INF, 1.0, -0.5, 0.5]
-    for name, f in {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
-                    "div": lambda x, y: x / y, "pow": lambda x, y: x ** y, "maximum": T.maximum,
-                    "minimum": T.minimum, "atan2": T.atan2}.items():
+    for name, f in {
+        "add": lambda x, y: x + y,
+        "sub": lambda x, y: x - y,
+        "mul": lambda x, y: x * y,
+        "div": lambda x, y: x / y,
+        "pow": lambda x, y: x**y,
+        "maximum": T.maximum,
+        "minimum": T.minimum,
+        "atan2": T.atan2,
+    }.items():
         out[name] = grads(T, f, a, b)
     return out
 
 
 @scenario
 def s_edge_values_of_reductions(T):
-    reductions = {"sum": lambda x: x.sum(), "mean": lambda x: x.mean(), "prod": lambda x: x.prod(),
-                  "amax": lambda x: x.amax(), "max": lambda x: x.max(), "norm": lambda x: x.norm(),
-                  "norm 1": lambda x: x.norm(1), "norm inf": lambda x: x.norm(INF), "logsumexp": lambda x: x.logsumexp(0),
-                  "var": lambda x: x.var(), "std": lambda x: x.std(), "softmax": lambda x: x.softmax(0)[0],
-                  "log_softmax": lambda x: x.log_softmax(0)[0], "clamp": lambda x: x.clamp(0.0, 1.0).sum()}
+    reductions = {
+        "sum": lambda x: x.sum(),
+        "mean": lambda x: x.mean(),
+        "prod": lambda x: x.prod(),
+        "amax": lambda x: x.amax(),
+        "max": lambda x: x.max(),
+        "norm": lambda x: x.norm(),
+        "norm 1": lambda x: x.norm(1),
+        "norm inf": lambda x: x.norm(INF),
+        "logsumexp": lambda x: x.logsumexp(0),
+        "var": lambda x: x.var(),
+        "std": lambda x: x.std(),
+        "softmax": lambda x: x.softmax(0)[0],
+        "log_softmax": lambda x: x.log_softmax(0)[0],
+        "clamp": lambda x: x.clamp(0.0, 1.0).sum(),
+    }
     out = {}
-    for label, data in {"zeros": [0.0, 0.0, 0.0], "ties": [1.0, 1.0, 1.0], "inf": [INF, 1.0, 2.0],
-                        "two -inf": [-INF, -INF, 1.0], "nan": [NAN, 1.0, 2.0], "zeros and one": [0.0, 1.0, 0.0]}.items():
+    for label, data in {
+        "zeros": [0.0, 0.0, 0.0],
+        "ties": [1.0, 1.0, 1.0],
+        "inf": [INF, 1.0, 2.0],
+        "two -inf": [-INF, -INF, 1.0],
+        "nan": [NAN, 1.0, 2.0],
+        "zeros and one": [0.0, 1.0, 0.0],
+    }.items():
         out[label] = {name: grads(T, f, data) for name, f in reductions.items()}
     return out
 
@@ -216,8 +249,10 @@ def s_edge_values_of_reductions(T):
 # ----------------------------------------------------------------------------------------------
 # gradcheck and gradgradcheck
 
+
 def _custom(T, backward, double=None):
     """A Function computing 2 * x whose backward is ``backward(ctx, g, x)``."""
+
     class Twice(T.autograd.Function):
         @staticmethod
         def forward(ctx, x):
@@ -228,6 +263,7 @@ def _custom(T, backward, double=None):
         def backward(ctx, g):
             (x,) = ctx.saved_tensors
             return backward(ctx, g, x)
+
     return Twice
 
 
@@ -245,6 +281,7 @@ def s_gradcheck_checks(T):
         y = a * 3.0
         y.register_hook(lambda g: counter.append(g))
         return y.sum() + (a * a).sum()
+
     return {
         "passes": gc(lambda a: (a.sin() * a).sum(dim=0), (x,)),
         "tensor not tuple": gc(lambda a: a.exp(), x),
@@ -254,27 +291,30 @@ def s_gradcheck_checks(T):
         "dtype changes": error(lambda: gc(lambda a: a.float() if a[0, 0] > 1 else a, (x,))),
         "nondeterministic": error(lambda: gc(_custom(T, drifting).apply, (x,)), first_line=True),
         "nondet_tol": gc(_custom(T, drifting).apply, (x,), nondet_tol=1e-6),
-        "wrong backward": error(lambda: gc(_custom(T, lambda ctx, g, x: g * 0.0 + 2.0).apply, (x,)),
-                                first_line=True),
+        "wrong backward": error(lambda: gc(_custom(T, lambda ctx, g, x: g * 0.0 + 2.0).apply, (x,)), first_line=True),
         "raise_exception=False": gc(_custom(T, lambda ctx, g, x: g * 3.0).apply, (x,), raise_exception=False),
-        "not multiplied by grad_output": error(lambda: gc(_custom(T, lambda ctx, g, x: g * 0.0 + 2.0).apply,
-                                                          (x,), atol=10.0)),
+        "not multiplied by grad_output": error(
+            lambda: gc(_custom(T, lambda ctx, g, x: g * 0.0 + 2.0).apply, (x,), atol=10.0)
+        ),
         "numerical expected zero": error(lambda: gc(lambda a: (a * 2.0).detach(), (x,))),
         "zero function": gc(lambda a: (a * 0.0).detach(), (x,)),
         "hook inside": gc(hooked, (x,)),
         "input perturbed itself": gc(lambda a: a * x, (x,)),
         "non-tensor output": error(lambda: gc(lambda a: (a * 2.0, 3), (x,))),
-        "gradgradcheck": ggc(lambda a: (a ** 3).sum(), (x,)),
+        "gradgradcheck": ggc(lambda a: (a**3).sum(), (x,)),
         "gradgradcheck with outputs": ggc(lambda a: a.tanh() * a, (x,), (t(T, [[0.5, -1.0], [2.0, 1.0]], True),)),
-        "gradgradcheck wrong": ggc(_custom(T, lambda ctx, g, x: g * 2.0 * (x / x.detach())).apply, (x,),
-                                   raise_exception=False),
-        "gradgradcheck wrong message": error(lambda: ggc(_custom(T, lambda ctx, g, x: g * 2.0 * (x / x.detach())).apply,
-                                                         (x,)), first_line=True),
+        "gradgradcheck wrong": ggc(
+            _custom(T, lambda ctx, g, x: g * 2.0 * (x / x.detach())).apply, (x,), raise_exception=False
+        ),
+        "gradgradcheck wrong message": error(
+            lambda: ggc(_custom(T, lambda ctx, g, x: g * 2.0 * (x / x.detach())).apply, (x,)), first_line=True
+        ),
     }
 
 
 # ----------------------------------------------------------------------------------------------
 # the functional API: argument checks and strict modes
+
 
 @scenario
 def s_functional_checks(T):
@@ -284,6 +324,7 @@ def s_functional_checks(T):
 
     def lin(a):
         return a * 2.0
+
     return {
         "vjp v missing": error(lambda: F.vjp(lin, x)),
         "vjp v too many": error(lambda: F.vjp(lin, x, (x, x))),
@@ -312,12 +353,12 @@ def s_functional_checks(T):
         "hessian tuple": error(lambda: F.hessian(lambda a: (a.sum(),), x)),
         "hvp not scalar": error(lambda: F.hvp(lambda a: a * a, x, x)),
         "hvp tuple": error(lambda: F.hvp(lambda a: (a.sum(),), x, x)),
-        "hvp v wrong size": error(lambda: F.hvp(lambda a: (a ** 3).sum(), x, s)),
-        "hvp v missing": error(lambda: F.hvp(lambda a: (a ** 3).sum(), x)),
+        "hvp v wrong size": error(lambda: F.hvp(lambda a: (a**3).sum(), x, s)),
+        "hvp v missing": error(lambda: F.hvp(lambda a: (a**3).sum(), x)),
         "hvp strict linear": error(lambda: F.hvp(lambda a: (a * 2.0).sum(), x, x, strict=True)),
         "vhp strict linear": error(lambda: F.vhp(lambda a: (a * 2.0).sum(), x, x, strict=True)),
         "vhp not scalar": error(lambda: F.vhp(lambda a: a * a, x, x)),
-        "hvp": F.hvp(lambda a, b: (a ** 3 * b).sum(), (x, y), (y, x)),
+        "hvp": F.hvp(lambda a, b: (a**3 * b).sum(), (x, y), (y, x)),
         "jacobian forward-mode": F.jacobian(lambda a: a.sin(), x, strategy="forward-mode", vectorize=True),
         "jacobian forward-mode loop": error(lambda: F.jacobian(lambda a: a.sin(), x, strategy="forward-mode")),
         "jacobian bad strategy": error(lambda: F.jacobian(lin, x, strategy="sideways"), first_line=True),
@@ -338,10 +379,16 @@ def s_grad_argument_errors(T):
 # ----------------------------------------------------------------------------------------------
 # in-place operations, views, the version counter
 
+
 def _state(t):
     """What PyTorch shows of a tensor after an in-place op: values, flags, grad_fn, version."""
-    return {"values": t, "requires_grad": t.requires_grad, "is_leaf": t.is_leaf,
-            "grad_fn": None if t.grad_fn is None else t.grad_fn.name(), "version": t._version}
+    return {
+        "values": t,
+        "requires_grad": t.requires_grad,
+        "is_leaf": t.is_leaf,
+        "grad_fn": None if t.grad_fn is None else t.grad_fn.name(),
+        "version": t._version,
+    }
 
 
 @scenario
@@ -358,7 +405,7 @@ def s_inplace_errors(T):
     e.add_(1.0)
     q = x * 2.0
     qs = q.cos()
-    q.add_(1.0)                     # the error names q's grad_fn now (AddBackward0), as PyTorch's
+    q.add_(1.0)  # the error names q's grad_fn now (AddBackward0), as PyTorch's
     i = T.arange(3)
     return {
         "leaf": error(lambda: x.add_(1.0)),
@@ -457,9 +504,18 @@ def s_views_share_storage(T):
     d[1, 1] = 8.0
     sel = T.select(base, 1, 1)
     sel.neg_()
-    return {"base": _state(base), "row": row, "col": col, "T": tr, "flat": flat, "detach": _state(det),
-            "select": sel, "unsqueeze": base.unsqueeze(0)._version, "reshape copy": base.T.reshape(6)._version,
-            "data is a tensor": [type(d).__name__, d.requires_grad]}
+    return {
+        "base": _state(base),
+        "row": row,
+        "col": col,
+        "T": tr,
+        "flat": flat,
+        "detach": _state(det),
+        "select": sel,
+        "unsqueeze": base.unsqueeze(0)._version,
+        "reshape copy": base.T.reshape(6)._version,
+        "data is a tensor": [type(d).__name__, d.requires_grad],
+    }
 
 
 @scenario
@@ -483,12 +539,12 @@ def s_detach_and_data_versions(T):
 def s_inplace_on_views_of_non_leaves(T):
     x = t(T, [[1.0, 2.0], [3.0, 4.0]], True)
     y = x * 2.0
-    y[0].mul_(x[1])                 # a row scaled by another row of the input
+    y[0].mul_(x[1])  # a row scaled by another row of the input
     y[:, 1] += 5.0
-    y.T[0, 1] = x[0, 0] ** 2        # through a transposed view
+    y.T[0, 1] = x[0, 0] ** 2  # through a transposed view
     out = {"y": _state(y), "grad": T.autograd.grad((y * y).sum(), x, retain_graph=True)}
     with T.no_grad():
-        y[1, 1] = 0.0               # no graph change under no_grad
+        y[1, 1] = 0.0  # no graph change under no_grad
     out["after no_grad write"] = [_state(y), T.autograd.grad(y.sum(), x)]
     return out
 
@@ -501,9 +557,13 @@ def s_masked_fill(T):
     b = T.masked_fill(x, T.tensor([True, False]), w)
     c = x * 1.0
     c.masked_fill_(c > 2.0, -1.0)
-    return {"scalar": _state(a), "tensor value": _state(b), "in place": _state(c),
-            "grads": T.autograd.grad(a.sum() + (b * b).sum() + c.sum(), [x, w]),
-            "not a mask": error(lambda: x.masked_fill(T.tensor([1, 0]), 0.0))}
+    return {
+        "scalar": _state(a),
+        "tensor value": _state(b),
+        "in place": _state(c),
+        "grads": T.autograd.grad(a.sum() + (b * b).sum() + c.sum(), [x, w]),
+        "not a mask": error(lambda: x.masked_fill(T.tensor([1, 0]), 0.0)),
+    }
 
 
 @scenario
@@ -523,6 +583,7 @@ def s_grad_attribute(T):
 # ----------------------------------------------------------------------------------------------
 # dtypes, indexing with tensors
 
+
 @scenario
 def s_dtypes_and_indexing(T):
     x = t(T, [[1.0, -2.0, 3.0], [4.0, 5.0, -6.0]], True)
@@ -533,30 +594,45 @@ def s_dtypes_and_indexing(T):
     cols = x[:, idx]
     sel = T.index_select(x, 1, T.tensor([0, 2]))
     gat = T.gather(x, 1, T.tensor([[0, 0], [2, 1]]))
-    total = picked.sum() + (rows * 2.0).sum() + (cols ** 2).sum() + sel.sum() + gat.sum()
+    total = picked.sum() + (rows * 2.0).sum() + (cols**2).sum() + sel.sum() + gat.sum()
     return {
         "arange": [T.arange(4), str(T.arange(4).dtype).removeprefix("torch.")],
         "float arange": str(T.arange(0, 1, 0.5).dtype).removeprefix("torch."),
-        "ints": [str(T.tensor([1, 2]).dtype).removeprefix("torch."), str(T.tensor(True).dtype).removeprefix("torch."),
-                 str(T.full((2,), 3).dtype).removeprefix("torch.")],
-        "dtype objects": [T.arange(3).dtype is T.int64, x.dtype is T.float64, mask.dtype is T.bool,
-                          T.tensor([1.0], dtype=T.float32).dtype is T.float32],
-        "promotion": [str((T.arange(3) + 1.5).dtype).removeprefix("torch."),
-                      str((T.arange(3) / 2).dtype).removeprefix("torch."),
-                      str((T.arange(3) * 2).dtype).removeprefix("torch.")],
+        "ints": [
+            str(T.tensor([1, 2]).dtype).removeprefix("torch."),
+            str(T.tensor(True).dtype).removeprefix("torch."),
+            str(T.full((2,), 3).dtype).removeprefix("torch."),
+        ],
+        "dtype objects": [
+            T.arange(3).dtype is T.int64,
+            x.dtype is T.float64,
+            mask.dtype is T.bool,
+            T.tensor([1.0], dtype=T.float32).dtype is T.float32,
+        ],
+        "promotion": [
+            str((T.arange(3) + 1.5).dtype).removeprefix("torch."),
+            str((T.arange(3) / 2).dtype).removeprefix("torch."),
+            str((T.arange(3) * 2).dtype).removeprefix("torch."),
+        ],
         "int requires grad": error(lambda: T.tensor([1, 2], requires_grad=True)),
         "int requires_grad_": error(lambda: T.arange(3).requires_grad_()),
         "long() drops grad": [x.long().requires_grad, x.long()],
         "float index": error(lambda: x[T.tensor([0.0, 1.0])]),
         "out of range": error(lambda: x[T.tensor([5])]),
-        "values": {"mask": _state(picked), "rows": _state(rows), "cols": _state(cols), "index_select": _state(sel),
-                   "gather": _state(gat)},
+        "values": {
+            "mask": _state(picked),
+            "rows": _state(rows),
+            "cols": _state(cols),
+            "index_select": _state(sel),
+            "gather": _state(gat),
+        },
         "grad": T.autograd.grad(total, x),
     }
 
 
 # ----------------------------------------------------------------------------------------------
 # custom Function, hooks, backward and grad
+
 
 @scenario
 def s_custom_function_features(T):
@@ -603,7 +679,7 @@ def s_custom_function_features(T):
         @staticmethod
         def forward(ctx, x):
             ctx.save_for_backward(x)
-            return x ** 2
+            return x**2
 
         @staticmethod
         @T.autograd.function.once_differentiable
@@ -647,8 +723,11 @@ def s_custom_function_features(T):
     x = t(T, [1.0, 2.0, 3.0], True)
     a, b, flag, seven = Both.apply(x)
     a.sum().backward()
-    out = {"outputs": [a.requires_grad, b.requires_grad, flag.requires_grad, flag.grad_fn is None, seven],
-           "backward saw None": seen, "grad": x.grad}
+    out = {
+        "outputs": [a.requires_grad, b.requires_grad, flag.requires_grad, flag.grad_fn is None, seven],
+        "backward saw None": seen,
+        "grad": x.grad,
+    }
     y = Scale.apply(x, 3.0)
     out["setup_context"] = [y.grad_fn.name(), T.autograd.grad(y.sum(), x)]
     out["wrong shape"] = error(lambda: WrongShape.apply(x).backward())
@@ -678,8 +757,11 @@ def s_hooks(T):
     z.grad_fn.register_hook(lambda gi, go: (gi[0] + 1.0,) + tuple(gi[1:]))
     x.grad = None
     z.sum().backward()
-    return {"seen": seen, "changed": x.grad,
-            "non-leaf": error(lambda: z.register_post_accumulate_grad_hook(lambda p: None))}
+    return {
+        "seen": seen,
+        "changed": x.grad,
+        "non-leaf": error(lambda: z.register_post_accumulate_grad_hook(lambda p: None)),
+    }
 
 
 @scenario
@@ -693,8 +775,12 @@ def s_backward_and_grad_more(T):
     z = t(T, 1.0, True)
     (m,) = T.autograd.grad((x * 2.0).sum(), [z], materialize_grads=True)
     (mc,) = T.autograd.grad((x * 2.0).sum(), [z], materialize_grads=True, create_graph=True)
-    return {"inputs non-leaf": first, "again": h.grad, "materialized": [m, m.requires_grad],
-            "materialized create_graph": [mc, mc.requires_grad]}
+    return {
+        "inputs non-leaf": first,
+        "again": h.grad,
+        "materialized": [m, m.requires_grad],
+        "materialized create_graph": [mc, mc.requires_grad],
+    }
 
 
 @scenario
@@ -711,11 +797,14 @@ def s_split_chunk_unbind(T):
     w = x * 1.0
     parts = w.split([1, 2], 1)
     return {
-        "split": [_state(a), _state(b), a.grad_fn is b.grad_fn], "chunk": [_state(p) for p in c],
-        "unbind": [_state(p) for p in u], "with sizes": [_state(p) for p in s],
+        "split": [_state(a), _state(b), a.grad_fn is b.grad_fn],
+        "chunk": [_state(p) for p in c],
+        "unbind": [_state(p) for p in u],
+        "with sizes": [_state(p) for p in s],
         "grad": T.autograd.grad(total, x),
-        "second order": T.autograd.grad(T.autograd.grad((T.split(x * x, 1, 0)[0] ** 2).sum(), x,
-                                                        create_graph=True)[0].sum(), x),
+        "second order": T.autograd.grad(
+            T.autograd.grad((T.split(x * x, 1, 0)[0] ** 2).sum(), x, create_graph=True)[0].sum(), x
+        ),
         "views of the base": [base, v[1]],
         "in-place on a piece": error(lambda: parts[1].mul_(2.0)),
         "sizes must add up": error(lambda: T.split(x, [1, 1], 1)),
@@ -739,6 +828,7 @@ def s_grad_mode_generators(T):
     @T.enable_grad()
     def inner():
         yield T.is_grad_enabled()
+
     with T.no_grad():
         enabled = list(inner())
     return {"no_grad generator": values, "between yields": [first, between], "enable_grad inside no_grad": enabled}
@@ -746,6 +836,7 @@ def s_grad_mode_generators(T):
 
 # ----------------------------------------------------------------------------------------------
 # tests
+
 
 def _torch():
     return pytest.importorskip("torch", reason="torch is not installed: live parity skipped (golden tests still run)")
@@ -777,7 +868,7 @@ def assert_same(expected, got, path=""):
 def test_live(name):
     torch = _torch()
     old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)      # gradcli's default (as the golden file was made)
+    torch.set_default_dtype(torch.float64)  # gradcli's default (as the golden file was made)
     try:
         expected = observe(name, torch)
     finally:
@@ -801,9 +892,11 @@ def test_golden_is_complete():
 # ----------------------------------------------------------------------------------------------
 # gradcli only: the ops behind the kinks, warnings
 
+
 def test_prod_others_is_differentiable_twice():
     from gradcli.autograd.gradcheck import gradcheck, gradgradcheck
     from gradcli.ops import OPS, apply
+
     f = lambda a: apply(OPS["prod_others"], (a,))  # noqa: E731
     for data in ([[2.0, 0.0, 3.0, 0.5], [1.5, -1.0, 0.0, 0.0]], [0.7, 1.3, -0.4]):
         x = G.tensor(data, requires_grad=True)
@@ -812,6 +905,7 @@ def test_prod_others_is_differentiable_twice():
 
 def test_prod_second_derivative_at_zeros_matches_finite_differences():
     from gradcli.autograd.gradcheck import gradgradcheck
+
     for data in ([2.0, 0.0, 3.0], [0.0, 0.0, 1.5, 2.0], [[1.0, 0.0], [0.0, 2.0]]):
         x = G.tensor(data, requires_grad=True)
         assert gradgradcheck(lambda a: a.prod(), (x,))
@@ -820,17 +914,18 @@ def test_prod_second_derivative_at_zeros_matches_finite_differences():
 
 def test_backward_with_create_graph_warns_once():
     from gradcli import autograd
+
     autograd._warned.clear()
     x = G.tensor([1.0, 2.0], requires_grad=True)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        (x ** 2).sum().backward(create_graph=True)
-        (x ** 2).sum().backward(create_graph=True)
+        (x**2).sum().backward(create_graph=True)
+        (x**2).sum().backward(create_graph=True)
     assert len(seen) == 1 and seen[0].category is UserWarning
     assert str(seen[0].message).startswith("Using backward() with create_graph=True will create a reference cycle")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        G.autograd.grad((x ** 2).sum(), x, create_graph=True)       # grad: no warning
+        G.autograd.grad((x**2).sum(), x, create_graph=True)  # grad: no warning
 
 
 def test_gradcheck_restores_inputs_and_runs_with_grad():
@@ -841,6 +936,7 @@ def test_gradcheck_restores_inputs_and_runs_with_grad():
     def f(a):
         seen.append(G.is_grad_enabled())
         return a.exp()
+
     with G.no_grad():
         pass
     assert G.autograd.gradcheck(f, (x,))
@@ -862,6 +958,7 @@ def test_training_loop_runs_as_written():
                 w -= 0.1 * w.grad
             w.grad.zero_()
         return w, loss
+
     w, loss = train(G)
     assert w.is_leaf and w.requires_grad and w.grad is not None and not np.any(w.grad.numpy())
     np.testing.assert_allclose(w.detach().numpy(), true, atol=1e-3)
@@ -876,6 +973,7 @@ def test_training_loop_runs_as_written():
 
 def test_reentrant_backward_runs_deep():
     """A backward that runs backward (checkpointing does), 3000 levels deep: no recursion limit."""
+
     class Deep(G.autograd.Function):
         @staticmethod
         def forward(ctx, x, depth):
@@ -889,6 +987,7 @@ def test_reentrant_backward_runs_deep():
                     y = G.tensor(1.0, requires_grad=True)
                     Deep.apply(y, ctx.depth - 1).backward()
             return g * 2.0, None
+
     x = G.tensor(2.0, requires_grad=True)
     Deep.apply(x, 3000).backward()
     assert x.grad.item() == 2.0
@@ -908,6 +1007,7 @@ def test_reentrant_backward_errors_reach_the_caller():
             with G.enable_grad():
                 Fails.apply(G.tensor(1.0, requires_grad=True), ctx.depth - 1).backward()
             return g, None
+
     with pytest.raises(ValueError, match="deep failure"):
         Fails.apply(G.tensor(2.0, requires_grad=True), 100).backward()
 
@@ -919,16 +1019,17 @@ def test_grad_mode_decorates_coroutines():
     async def work():
         await asyncio.sleep(0)
         return G.is_grad_enabled()
+
     assert asyncio.run(work()) is False and G.is_grad_enabled()
 
 
 def _cli(*argv):
     import subprocess
     import sys
+
     root = Path(__file__).resolve().parents[1]
     env = {**__import__("os").environ, "PYTHONPATH": str(root / "src"), "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "gradcli", *argv], capture_output=True, text=True, env=env,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-m", "gradcli", *argv], capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_language_indexes_with_integer_arrays_and_masks():

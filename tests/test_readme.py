@@ -2,6 +2,7 @@
 
 Regenerate the function list with ``GRADCLI_UPDATE_README=1 pytest tests/test_readme.py``.
 """
+
 import os
 import re
 import shlex
@@ -29,8 +30,9 @@ def test_readme_example(command, expected):
     argv = shlex.split(command)
     assert argv[0] == "gradcli"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), NO_COLOR="1")
-    r = subprocess.run([sys.executable, "-m", "gradcli", *argv[1:]], capture_output=True, text=True,
-                       cwd=ROOT, env=env, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "gradcli", *argv[1:]], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout == expected
 
@@ -45,7 +47,7 @@ def test_function_list_is_the_table():
     assert match
     wanted = function_list() + "\n"
     if os.environ.get("GRADCLI_UPDATE_README"):
-        README.write_text(text[:match.start(1)] + wanted + text[match.end(1):], encoding="utf-8")
+        README.write_text(text[: match.start(1)] + wanted + text[match.end(1) :], encoding="utf-8")
         return
     assert match.group(1) == wanted, "regenerate with GRADCLI_UPDATE_README=1 pytest tests/test_readme.py"
 
@@ -57,6 +59,7 @@ def test_python_api_example_runs():
     env = {}
     exec(compile(block.group(1), "README.md", "exec"), env)  # noqa: S102 - our own README, in a test
     import gradcli as G
+
     w, x, b = (G.tensor(v, requires_grad=True) for v in (2.0, 3.0, 1.0))
     out = env["line"].apply(w, x, b)
     out.backward()

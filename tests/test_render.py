@@ -1,12 +1,13 @@
 """render: strict JSON, plain lines, bounded table text."""
+
 import json
 import math
 
 import numpy as np
 
+from gradcli import render
 from gradcli.commands import Result
 from gradcli.errors import GradcliError
-from gradcli import render
 
 
 def _result(**extra):
@@ -52,18 +53,33 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from hypothesis import given, strategies as st  # noqa: E402
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from terminal import on_terminal, run  # noqa: E402
 
 
-@pytest.mark.parametrize("value, precision, shown", [
-    (2.0611536224385583e-09, 6, "2.06115e-09"), (1e-300, 6, "1e-300"), (1e20, 6, "1e+20"),
-    (-1e-7, 6, "-1e-07"), (3.0, 6, "3.0"), (0.0, 6, "0.0"), (-0.0, 6, "-0.0"), (0.1, 6, "0.1"),
-    (1234567.891, 6, "1.23457e+06"), (100000.0, 6, "100000.0"), (2 / 3, 3, "0.667"),
-    (5e-324, 1, "5e-324"), (-4e-320, 2, "-4e-320"), (math.nan, 6, "nan"), (-math.inf, 6, "-inf"),
-])
+@pytest.mark.parametrize(
+    "value, precision, shown",
+    [
+        (2.0611536224385583e-09, 6, "2.06115e-09"),
+        (1e-300, 6, "1e-300"),
+        (1e20, 6, "1e+20"),
+        (-1e-7, 6, "-1e-07"),
+        (3.0, 6, "3.0"),
+        (0.0, 6, "0.0"),
+        (-0.0, 6, "-0.0"),
+        (0.1, 6, "0.1"),
+        (1234567.891, 6, "1.23457e+06"),
+        (100000.0, 6, "100000.0"),
+        (2 / 3, 3, "0.667"),
+        (5e-324, 1, "5e-324"),
+        (-4e-320, 2, "-4e-320"),
+        (math.nan, 6, "nan"),
+        (-math.inf, 6, "-inf"),
+    ],
+)
 def test_table_numbers_never_round_a_nonzero_to_zero(value, precision, shown):
     assert render.number(value, precision) == shown
 
@@ -78,8 +94,7 @@ def test_float32_in_its_own_shortest_form():
 
 def test_arrays_are_numpy_style_and_summarised():
     assert render.array_text(np.array([20.0, 30.0])) == "[20. 30.]"
-    assert render.array_text(np.array([2.0611536224385583e-09, 9.357622968839299e-14])) == \
-        "[2.06115e-09 9.35762e-14]"
+    assert render.array_text(np.array([2.0611536224385583e-09, 9.357622968839299e-14])) == "[2.06115e-09 9.35762e-14]"
     assert render.array_text(np.array([np.inf, 0.5])) == "[inf 0.5]"
     assert render.array_text(np.array([[1, 2.5], [3, 100.125]])) == "[[  1.      2.5  ]\n [  3.    100.125]]"
     assert render.array_text(np.array([-0.0, 1.0])) == "[-0.  1.]"
@@ -111,10 +126,11 @@ def test_plain_float32_reads_back(x):
     text = render.plain_value(value)
     assert _same(_read_plain(text, True), value)
     if math.isfinite(value):
-        assert len(text) <= len(repr(float(value)))    # never float64's noise
+        assert len(text) <= len(repr(float(value)))  # never float64's noise
 
 
 # -- through the console script ------------------------------------------------------------------
+
 
 def test_plain_float32_output():
     r = run("eval", "x", "x=0.995", "--dtype", "float32", "--format", "plain")
@@ -136,11 +152,15 @@ def test_small_gradient_table_on_a_terminal():
         "┃ name ┃ shape ┃ value       ┃\n"
         "┡━━━━━━╇━━━━━━━╇━━━━━━━━━━━━━┩\n"
         "│ x    │ ()    │ 2.06115e-09 │\n"
-        "└──────┴───────┴─────────────┘\n")
+        "└──────┴───────┴─────────────┘\n"
+    )
     code, shown = on_terminal("grad", "sum(sigmoid(x))", "x=[20, 30]", "--precision", "3")
     assert "│ x    │ (2,)  │ [2.06e-09 9.35e-14] │" in shown
-    for args, cell in [(("eval", "x", "x=1e-300"), "1e-300"), (("eval", "x", "x=1e20"), "1e+20"),
-                       (("eval", "x", "x=-1e-7"), "-1e-07")]:
+    for args, cell in [
+        (("eval", "x", "x=1e-300"), "1e-300"),
+        (("eval", "x", "x=1e20"), "1e+20"),
+        (("eval", "x", "x=-1e-7"), "-1e-07"),
+    ]:
         assert f"│ value │ ()    │ {cell} │" in on_terminal(*args)[1]
 
 
@@ -168,14 +188,22 @@ def test_nonfinite_cells_do_not_vanish():
         "└──────┴───────┴───────────┴───────────┘\n"
         "¹ y is not a leaf: PyTorch warns that the .grad of a non-leaf tensor is not \n"
         "populated during backward() (it reads None); add --retain-grad y to keep it \n"
-        "(y.retain_grad())\n")
+        "(y.retain_grad())\n"
+    )
     code, wide = on_terminal("backward", "h = log(x); y = sum(h)", "x=[-1, 1]", "--retain-grad", "h", columns=100)
     assert "│ h    │ (2,)  │ [nan  0.] │ True          │ False   │ LogBackward0 │ [1. 1.]   │" in wide
 
 
 def test_backward_table_fits_80_columns_without_cutting_names():
-    code, shown = on_terminal("backward", "h = relu(W @ x + b); y = dot(h, h)", "W=[[1, -2, 3], [0.5, 1, -1], "
-                              "[2, 2, 2]]", "x=[1, 2, 3]", "b=[0.1, 0.2, 0.3]", "--retain-grad", "h")
+    code, shown = on_terminal(
+        "backward",
+        "h = relu(W @ x + b); y = dot(h, h)",
+        "W=[[1, -2, 3], [0.5, 1, -1], [2, 2, 2]]",
+        "x=[1, 2, 3]",
+        "b=[0.1, 0.2, 0.3]",
+        "--retain-grad",
+        "h",
+    )
     assert code == 0
     lines = shown.splitlines()
     assert max(len(line) for line in lines) <= 80
@@ -189,7 +217,9 @@ def test_title_is_the_file_or_the_first_line(tmp_path):
     program = tmp_path / "long.grad"
     program.write_text("".join(f"a{i} = x * {i}\n" for i in range(31)) + "y = a30 + a1\n")
     code, shown = on_terminal("grad", f"@{program}", "x=2")
-    assert code == 0 and shown.splitlines()[0] == f"grad: @{program}"[:79] + ("…" if len(f"grad: @{program}") > 80 else "")
+    assert code == 0 and shown.splitlines()[0] == f"grad: @{program}"[:79] + (
+        "…" if len(f"grad: @{program}") > 80 else ""
+    )
     assert len(shown.splitlines()) == 6
     code, shown = on_terminal("grad", "h = x * 2\ny = h + 1", "x=2")
     assert shown.splitlines()[0] == "grad: h = x * 2 …"
@@ -202,10 +232,13 @@ def test_precision_must_be_positive():
     assert r.returncode == 2 and "--precision" in r.stderr
 
 
-@pytest.mark.parametrize("dtype, values", [
-    ("float64", [5e-324, -0.0, 1.7976931348623157e308, 1e-310, 0.1, 2 / 3, "NaN", "Infinity", "-Infinity"]),
-    ("float32", [1e-45, -0.0, 3.4028234663852886e38, 1.1754942e-38, 0.1, 2 / 3, "NaN", "Infinity"]),
-])
+@pytest.mark.parametrize(
+    "dtype, values",
+    [
+        ("float64", [5e-324, -0.0, 1.7976931348623157e308, 1e-310, 0.1, 2 / 3, "NaN", "Infinity", "-Infinity"]),
+        ("float32", [1e-45, -0.0, 3.4028234663852886e38, 1.1754942e-38, 0.1, 2 / 3, "NaN", "Infinity"]),
+    ],
+)
 def test_plain_output_reads_back_through_the_console_script(dtype, values):
     r = run("eval", "x", "x=@-", "--dtype", dtype, "--format", "plain", input=json.dumps(values))
     assert r.returncode == 0, r.stderr

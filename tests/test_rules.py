@@ -7,6 +7,7 @@ is bound to the parameters (``gradcli.rules.bind``), run by the language's inter
 ``g``, ``out`` and the inputs, un-broadcast to the input's shape, and compared with the
 gradient the engine computes for the same call.  So a rule text cannot drift from the code.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,7 +53,7 @@ EXTRA = [
     ("clamp", lambda a: G.clamp(a, min=-0.5), [(2, 3)]),
     ("clamp", lambda a: G.clamp(a, max=0.5), [(2, 3)]),
     ("stack", lambda a, b: G.stack([a, b], dim=1), [(2, 3), (2, 3)]),
-    ("copy_grad", lambda a: ops.apply(ops.OPS["copy_grad"], (a,)), [(3,)]),   # the engine's (create_graph)
+    ("copy_grad", lambda a: ops.apply(ops.OPS["copy_grad"], (a,)), [(3,)]),  # the engine's (create_graph)
     ("fill", lambda a, b: G.ops.fill(a, b, "FillBackward3"), [(2, 3), ()]),
     ("masked_fill", lambda a, b: G.masked_fill(a, a > 0.0, b), [(2, 3), ()]),
 ]
@@ -69,13 +70,16 @@ def _record():
             if len(calls) < 12:
                 calls.append(([a.copy() if hasattr(a, "copy") else a for a in arrays], dict(params)))
             return fwd(xp, *arrays, **params)
+
         return recorded
 
     for name, op in ops.OPS.items():
         op.fwd = wrap(name, op.fwd)
     try:
-        runs = [(fn, [G.tensor(np.random.default_rng(1).uniform(-1, 1, s), requires_grad=True) for s in shapes])
-                for _, fn, shapes in EXTRA]
+        runs = [
+            (fn, [G.tensor(np.random.default_rng(1).uniform(-1, 1, s), requires_grad=True) for s in shapes])
+            for _, fn, shapes in EXTRA
+        ]
         runs += [(case.fn(G), inputs_for(case)) for case in CASES]
         for fn, xs in runs:
             y = fn(*xs)
@@ -117,9 +121,23 @@ def test_every_rule_text_parses_and_reads_only_known_names():
             program = parse(text)
             assert len(program.statements) == 1, name
             for free in program.inputs:
-                assert free in rules.OPERANDS or free in ("base", "alpha", "exponent", "dim", "keepdim", "p",
-                                                          "correction", "dim0", "dim1", "index", "min", "max",
-                                                          "cond", "other", "i"), (name, free)
+                assert free in rules.OPERANDS or free in (
+                    "base",
+                    "alpha",
+                    "exponent",
+                    "dim",
+                    "keepdim",
+                    "p",
+                    "correction",
+                    "dim0",
+                    "dim1",
+                    "index",
+                    "min",
+                    "max",
+                    "cond",
+                    "other",
+                    "i",
+                ), (name, free)
 
 
 def test_nondifferentiable_ops_have_no_text():

@@ -10,6 +10,7 @@ detach, hooks, create_graph, allow_unused, is_grads_batched, a custom Function, 
 Known, documented deviations of gradcli (README "Differences from PyTorch") are listed in
 ``GRAPH_DEVIATIONS`` / ``MESSAGE_DEVIATIONS`` and checked to stay as documented.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cases import BY_ID, CASES, evaluate
 
 import gradcli as G
-from cases import BY_ID, CASES, evaluate
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "ops.json"
 TORCH_CASES = [c for c in CASES if c.torch_expr is not None]
@@ -32,8 +33,10 @@ GRAPH_DEVIATIONS = {c.id: c.deviation for c in CASES if c.deviation}
 SECOND_ORDER_NONE = {"relu-scalar", "relu-vec", "relu-mat", "relu-method", "prod-all-scalar"}
 # torch 2.13 words the unused-input error by index; gradcli keeps the older wording the SPEC names
 MESSAGE_DEVIATIONS = {
-    "unused": ("One of the differentiated Tensors appears to not have been used in the graph",
-               "appears to not have been used in the graph"),
+    "unused": (
+        "One of the differentiated Tensors appears to not have been used in the graph",
+        "appears to not have been used in the graph",
+    ),
 }
 
 
@@ -45,13 +48,14 @@ def _torch():
 def torch():
     torch = _torch()
     old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)     # gradcli's default; torch prints no dtype for it
+    torch.set_default_dtype(torch.float64)  # gradcli's default; torch prints no dtype for it
     yield torch
     torch.set_default_dtype(old)
 
 
 # ----------------------------------------------------------------------------------------------
 # comparing observations
+
 
 def assert_same(expected, got, path="", rtol=1e-9, atol=1e-12):
     if isinstance(expected, dict):
@@ -78,7 +82,7 @@ def _array(value):
         return None
     try:
         return np.asarray(value, dtype=float)
-    except ValueError:          # ragged: inputs of different shapes
+    except ValueError:  # ragged: inputs of different shapes
         return None
 
 
@@ -117,6 +121,7 @@ def compare_case(case, expected, got):
 # ----------------------------------------------------------------------------------------------
 # scenarios: each autograd concept as a function of the module T, returning what it observed
 
+
 def _t(T, data, requires_grad=False):
     return T.tensor(data, dtype=T.float64, requires_grad=requires_grad)
 
@@ -153,14 +158,21 @@ def scenario_leaf_flags(T):
     w = _t(T, [0.5, -1.0, 2.0])
     h = x * w
     c = w * 2.0
-    y = (h ** 2).sum()
+    y = (h**2).sum()
     flags = _flags(x=x, w=w, h=h, c=c, y=y)
     y.backward()
     h_grad, categories, messages = _caught(lambda: h.grad)
     x_grad, leaf_categories, _ = _caught(lambda: x.grad)
-    return {"flags": flags, "x.grad": _v(x_grad), "w.grad": _v(w.grad), "h.grad": _v(h_grad),
-            "h.grad warnings": categories, "message": messages, "x.grad warnings": leaf_categories,
-            "retains_grad": [x.retains_grad, h.retains_grad]}
+    return {
+        "flags": flags,
+        "x.grad": _v(x_grad),
+        "w.grad": _v(w.grad),
+        "h.grad": _v(h_grad),
+        "h.grad warnings": categories,
+        "message": messages,
+        "x.grad warnings": leaf_categories,
+        "retains_grad": [x.retains_grad, h.retains_grad],
+    }
 
 
 def scenario_retain_grad(T):
@@ -170,20 +182,25 @@ def scenario_retain_grad(T):
     y = (h * h).sum()
     y.backward()
     h_grad, categories, _ = _caught(lambda: h.grad)
-    return {"h.grad": _v(h_grad), "warnings": categories, "x.grad": _v(x.grad),
-            "retains_grad": [h.retains_grad, x.retains_grad], "y.grad": _caught(lambda: _v(y.grad))[0]}
+    return {
+        "h.grad": _v(h_grad),
+        "warnings": categories,
+        "x.grad": _v(x.grad),
+        "retains_grad": [h.retains_grad, x.retains_grad],
+        "y.grad": _caught(lambda: _v(y.grad))[0],
+    }
 
 
 def scenario_accumulate_and_zero(T):
     x = _t(T, [1.0, 2.0], True)
-    y = (x ** 2).sum()
+    y = (x**2).sum()
     y.backward(retain_graph=True)
     once = _v(x.grad)
     y.backward()
     twice = _v(x.grad)
     x.grad.zero_()
     zeroed = _v(x.grad)
-    (x ** 3).sum().backward()
+    (x**3).sum().backward()
     after = _v(x.grad)
     x.grad = None
     (x * 5.0).sum().backward()
@@ -208,6 +225,7 @@ def scenario_grad_modes(T):
     @T.no_grad()
     def decorated(t):
         return t * 2.0, T.is_grad_enabled()
+
     result, enabled = decorated(x)
     out["decorated"] = [result.requires_grad, enabled, T.is_grad_enabled()]
     T.set_grad_enabled(False)
@@ -237,6 +255,7 @@ def scenario_hooks(T):
     def inner_hook(g):
         seen["h"].append(_v(g))
         return g + 1.0
+
     handle = x.register_hook(leaf_hook)
     h = x * 3.0
     h.register_hook(inner_hook)
@@ -246,25 +265,35 @@ def scenario_hooks(T):
     handle.remove()
     x.grad = None
     (x * x).sum().backward()
-    return {"seen": seen, "x.grad": first, "after remove": _v(x.grad),
-            "frozen": _error(lambda: _t(T, [1.0]).register_hook(leaf_hook))}
+    return {
+        "seen": seen,
+        "x.grad": first,
+        "after remove": _v(x.grad),
+        "frozen": _error(lambda: _t(T, [1.0]).register_hook(leaf_hook)),
+    }
 
 
 def scenario_create_graph(T):
     x = _t(T, 2.0, True)
-    y = x ** 3
+    y = x**3
     (g,) = T.autograd.grad(y, x, create_graph=True)
     first = [_v(g), g.requires_grad, g.is_leaf]
     (g2,) = T.autograd.grad(g, x, create_graph=True)
     (g3,) = T.autograd.grad(g2, x)
     z = _t(T, [1.0, 2.0], True)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")         # torch warns of the reference cycle z.grad <-> z
-        (z ** 2 * z).sum().backward(create_graph=True)
+        warnings.simplefilter("ignore")  # torch warns of the reference cycle z.grad <-> z
+        (z**2 * z).sum().backward(create_graph=True)
     grad_graph = [z.grad.requires_grad, _v(z.grad)]
     (gz,) = T.autograd.grad(z.grad.sum(), z)
-    return {"first": first, "second": _v(g2), "third": _v(g3), "z.grad": grad_graph, "d z.grad": _v(gz),
-            "plain": T.autograd.grad(x ** 2, x)[0].requires_grad}
+    return {
+        "first": first,
+        "second": _v(g2),
+        "third": _v(g3),
+        "z.grad": grad_graph,
+        "d z.grad": _v(gz),
+        "plain": T.autograd.grad(x**2, x)[0].requires_grad,
+    }
 
 
 def scenario_allow_unused(T):
@@ -273,13 +302,16 @@ def scenario_allow_unused(T):
     y = (x * 2.0).sum()
     gx, gz = T.autograd.grad(y, [x, z], allow_unused=True, retain_graph=True)
     mx, mz = T.autograd.grad(y, [x, z], allow_unused=True, materialize_grads=True, retain_graph=True)
-    return {"grads": [_v(gx), gz is None], "materialized": [_v(mx), _v(mz)],
-            "error": _error(lambda: T.autograd.grad(y, [x, z]))}
+    return {
+        "grads": [_v(gx), gz is None],
+        "materialized": [_v(mx), _v(mz)],
+        "error": _error(lambda: T.autograd.grad(y, [x, z])),
+    }
 
 
 def scenario_batched_grads(T):
     x = _t(T, [1.0, 2.0, 3.0], True)
-    y = x ** 2 * 2.0
+    y = x**2 * 2.0
     (jac,) = T.autograd.grad(y, x, grad_outputs=T.eye(3, dtype=T.float64), is_grads_batched=True, retain_graph=True)
     a = _t(T, [[1.0, 2.0], [3.0, 4.0]], True)
     m = (a @ x[:2]).sum() * a
@@ -299,6 +331,7 @@ def _line_class(T):
         def backward(ctx, grad_out):
             w, x, b = ctx.saved_tensors
             return grad_out * x, grad_out * w, grad_out
+
     return line
 
 
@@ -312,9 +345,15 @@ def scenario_custom_function(T):
     out.backward(T.ones(2, 2, dtype=T.float64))
     frozen_b = _t(T, [[1.0, 1.0], [1.0, 1.0]])
     out2 = line.apply(w * 1.0, x, frozen_b)
-    return {"out": _v(out), "flags": _flags(out=out), "next": nexts, "grads": [_v(w.grad), _v(x.grad), _v(b.grad)],
-            "next frozen": [None if f is None else f.name().replace("torch::autograd::", "")
-                            for f, _ in out2.grad_fn.next_functions]}
+    return {
+        "out": _v(out),
+        "flags": _flags(out=out),
+        "next": nexts,
+        "grads": [_v(w.grad), _v(x.grad), _v(b.grad)],
+        "next frozen": [
+            None if f is None else f.name().replace("torch::autograd::", "") for f, _ in out2.grad_fn.next_functions
+        ],
+    }
 
 
 def scenario_errors(T):
@@ -330,6 +369,7 @@ def scenario_errors(T):
         @staticmethod
         def backward(ctx, g):
             return g
+
     h = x * 2.0
     return {
         "second backward": _error(lambda: y.backward()),
@@ -355,18 +395,39 @@ def scenario_backward_variants(T):
     y1, y2 = (x * x).sum(), (x * z).sum()
     both = T.autograd.grad([y1, y2], [x, z], grad_outputs=[_t(T, 1.0), _t(T, 2.0)])
     x.grad = None
-    T.autograd.backward([(x ** 2).sum(), (x * 3.0).sum()])
-    return {"inputs=": only_x, "gradient=": seeded, "grad of non-leaf": _v(gh), "two outputs": [_v(g) for g in both],
-            "autograd.backward": _v(x.grad)}
+    T.autograd.backward([(x**2).sum(), (x * 3.0).sum()])
+    return {
+        "inputs=": only_x,
+        "gradient=": seeded,
+        "grad of non-leaf": _v(gh),
+        "two outputs": [_v(g) for g in both],
+        "autograd.backward": _v(x.grad),
+    }
 
 
 def scenario_python_scalars(T):
     x = _t(T, [1.0, 2.0], True)
     y = _t(T, [0.5, 1.5], True)
-    exprs = {"1 - x": 1 - x, "x ** 2": x ** 2, "2 ** x": 2 ** x, "x ** y": x ** y, "2 / x": 2 / x, "x / 2": x / 2,
-             "2 + x": 2 + x, "x - 2": x - 2, "2 * x": 2 * x, "-x": -x}
-    return {k: [_name(v), _v(v), [None if f is None else f.name().replace("torch::autograd::", "")
-                                  for f, _ in v.grad_fn.next_functions]] for k, v in exprs.items()}
+    exprs = {
+        "1 - x": 1 - x,
+        "x ** 2": x**2,
+        "2 ** x": 2**x,
+        "x ** y": x**y,
+        "2 / x": 2 / x,
+        "x / 2": x / 2,
+        "2 + x": 2 + x,
+        "x - 2": x - 2,
+        "2 * x": 2 * x,
+        "-x": -x,
+    }
+    return {
+        k: [
+            _name(v),
+            _v(v),
+            [None if f is None else f.name().replace("torch::autograd::", "") for f, _ in v.grad_fn.next_functions],
+        ]
+        for k, v in exprs.items()
+    }
 
 
 def scenario_float32(T):
@@ -374,12 +435,15 @@ def scenario_float32(T):
     y = (x.exp() * 2.0).sum()
     y.backward()
     d = x.double()
-    return {"dtypes": [str(t.dtype).replace("torch.", "") for t in (x, y, x.grad, d)], "grad": _v(x.grad),
-            "to": _name(d)}
+    return {
+        "dtypes": [str(t.dtype).replace("torch.", "") for t in (x, y, x.grad, d)],
+        "grad": _v(x.grad),
+        "to": _name(d),
+    }
 
 
 SCENARIO_RTOL = {"float32": 1e-6}
-SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items() if name.startswith("scenario_")}
+SCENARIOS = {name[len("scenario_") :]: fn for name, fn in globals().items() if name.startswith("scenario_")}
 
 
 def _normalize(name, observed):
@@ -394,6 +458,7 @@ def _normalize(name, observed):
 
 # ----------------------------------------------------------------------------------------------
 # golden values: no torch needed
+
 
 def _golden():
     if not GOLDEN.exists():
@@ -430,6 +495,7 @@ def test_golden_scenario(name):
 
 # ----------------------------------------------------------------------------------------------
 # live torch
+
 
 @pytest.mark.parametrize("case", TORCH_CASES, ids=repr)
 def test_live_case(torch, case):
@@ -471,12 +537,20 @@ REPRS = [
     pytest.param("whole, ratio > 1000", lambda T: _t(T, [1e5, 1.0]), id="whole-ratio"),
     pytest.param("ratio > 1000", lambda T: _t(T, [0.001, 2.0]), id="ratio"),
     pytest.param("nan", lambda T: _t(T, [float("nan"), 1.0, float("inf")]), id="nan"),
-    pytest.param("float32", lambda T: T.tensor([1.0, 2.0], dtype=T.float32), id="float32", marks=pytest.mark.xfail(
-        strict=True, reason="deviation: gradcli prints dtype=float32, torch dtype=torch.float32")),
+    pytest.param(
+        "float32",
+        lambda T: T.tensor([1.0, 2.0], dtype=T.float32),
+        id="float32",
+        marks=pytest.mark.xfail(
+            strict=True, reason="deviation: gradcli prints dtype=float32, torch dtype=torch.float32"
+        ),
+    ),
 ]
 
 
-@pytest.mark.parametrize("label, make", REPRS, ids=[r[0] if isinstance(r, tuple) else r.id or r.values[0] for r in REPRS])
+@pytest.mark.parametrize(
+    "label, make", REPRS, ids=[r[0] if isinstance(r, tuple) else r.id or r.values[0] for r in REPRS]
+)
 def test_live_repr(torch, label, make):
     assert repr(make(G)) == repr(make(torch))
 
@@ -501,6 +575,7 @@ def _run_seed(module, values):
         @staticmethod
         def rand(*shape, requires_grad=False):
             return module.tensor(next(given), dtype=module.float64, requires_grad=requires_grad)
+
     scope = {"torch": Shim(), "print": lambda *args: None, "__name__": "seed"}
     exec(compile(body, str(SEED), "exec"), scope)  # noqa: S102 - our own sample
     return [np.asarray(scope[n].grad.numpy()) for n in ("w", "x", "b")], scope["out"]
@@ -514,5 +589,5 @@ def test_seed_program_same_grads_as_torch(torch):
     np.testing.assert_allclose(gw, tw, rtol=1e-12)
     np.testing.assert_allclose(gx, tx, rtol=1e-12)
     np.testing.assert_allclose(gb, tb, rtol=1e-12)
-    np.testing.assert_allclose(gw, np.asarray(values[1]))         # d(w*x+b)/dw = x
+    np.testing.assert_allclose(gw, np.asarray(values[1]))  # d(w*x+b)/dw = x
     assert out.grad_fn.name() == tout.grad_fn.name() == "lineBackward"

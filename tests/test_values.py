@@ -1,4 +1,5 @@
 """Input values: NAME=VALUE in the language, @FILE arrays, --values files; never unpickled."""
+
 from __future__ import annotations
 
 import json
@@ -15,12 +16,24 @@ def arr(t):
     return np.asarray(t.detach().numpy())
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("2", 2.0), ("-2.5", -2.5), (".5", 0.5), ("1e-3", 0.001), ("[1, 2]", [1.0, 2.0]),
-    ("[[1, 2], [3, 4]]", [[1.0, 2.0], [3.0, 4.0]]), ("ones(2, 2) * 0.5", [[0.5, 0.5], [0.5, 0.5]]),
-    ("zeros(3)", [0.0, 0.0, 0.0]), ("2 * pi", 2 * np.pi), ("[1, -2] ^ 2", [1.0, 4.0]),
-    ("eye(2)", [[1.0, 0.0], [0.0, 1.0]]), ("a = [1, 2]; a * 3", [3.0, 6.0]), ("  7  ", 7.0),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2", 2.0),
+        ("-2.5", -2.5),
+        (".5", 0.5),
+        ("1e-3", 0.001),
+        ("[1, 2]", [1.0, 2.0]),
+        ("[[1, 2], [3, 4]]", [[1.0, 2.0], [3.0, 4.0]]),
+        ("ones(2, 2) * 0.5", [[0.5, 0.5], [0.5, 0.5]]),
+        ("zeros(3)", [0.0, 0.0, 0.0]),
+        ("2 * pi", 2 * np.pi),
+        ("[1, -2] ^ 2", [1.0, 4.0]),
+        ("eye(2)", [[1.0, 0.0], [0.0, 1.0]]),
+        ("a = [1, 2]; a * 3", [3.0, 6.0]),
+        ("  7  ", 7.0),
+    ],
+)
 def test_values_are_programs_without_free_names(text, expected):
     value = parse_value(text)
     assert isinstance(value, G.Tensor)
@@ -39,10 +52,17 @@ def test_dtype_and_seeded_random_values():
     assert arr(parse_value("rand(4)")).min() >= 0.0
 
 
-@pytest.mark.parametrize("text, kind", [
-    ("x + 1", "value"), ("[1, y]", "value"), ("1 +", "syntax"), ("__import__('os')", "syntax"),
-    ("foo(1)", "name"), ("[1, 2] @ [1, 2, 3]", "shape"),
-])
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("x + 1", "value"),
+        ("[1, y]", "value"),
+        ("1 +", "syntax"),
+        ("__import__('os')", "syntax"),
+        ("foo(1)", "name"),
+        ("[1, 2] @ [1, 2, 3]", "shape"),
+    ],
+)
 def test_bad_values_are_gradcli_errors(text, kind):
     with pytest.raises(GradcliError) as info:
         parse_value(text)
@@ -92,12 +112,20 @@ def test_files_are_never_unpickled(tmp_path):
         load_values(str(tmp_path / "obj.npz"))
 
 
-@pytest.mark.parametrize("name, content, kind", [
-    ("missing.npy", None, "file"), ("a.xyz", "1", "file"), ("bad.json", "[1, 'a']", "value"),
-    ("str.json", '["1", 2]', "value"), ("ragged.json", "[[1, 2], [3]]", "value"),
-    ("obj.json", '{"a": 1}', "value"), ("bad.txt", "1 2\n3 x\n", "value"),
-    ("null.json", "[null]", "value"), ("bool.json", "[true]", "value"),
-])
+@pytest.mark.parametrize(
+    "name, content, kind",
+    [
+        ("missing.npy", None, "file"),
+        ("a.xyz", "1", "file"),
+        ("bad.json", "[1, 'a']", "value"),
+        ("str.json", '["1", 2]', "value"),
+        ("ragged.json", "[[1, 2], [3]]", "value"),
+        ("obj.json", '{"a": 1}', "value"),
+        ("bad.txt", "1 2\n3 x\n", "value"),
+        ("null.json", "[null]", "value"),
+        ("bool.json", "[true]", "value"),
+    ],
+)
 def test_bad_files(tmp_path, name, content, kind):
     if content is not None:
         (tmp_path / name).write_text(content)
@@ -159,10 +187,19 @@ def test_npy_and_npz_from_standard_input(tmp_path):
 
 def subprocess_run(path, *args):
     import subprocess
+
     from terminal import ROOT, environment, executable
+
     with open(path, "rb") as handle:
-        return subprocess.run([*executable(), *args, "--format", "plain"], stdin=handle, capture_output=True, text=True,
-                              env=environment(), cwd=ROOT, timeout=60)
+        return subprocess.run(
+            [*executable(), *args, "--format", "plain"],
+            stdin=handle,
+            capture_output=True,
+            text=True,
+            env=environment(),
+            cwd=ROOT,
+            timeout=60,
+        )
 
 
 def test_standard_input_redirected_from_a_file(tmp_path):
@@ -188,16 +225,20 @@ def test_command_line_value_that_is_not_an_input_stays_an_error():
     assert r.returncode == 2 and r.stderr == "error: unknown input 'z': the program's inputs are x\n"
 
 
-@pytest.mark.parametrize("args, stdin_owner", [
-    (["eval", "x+y", "x=@-", "y=@-"], "the value of x and the value of y"),
-    (["eval", "-", "x=@-"], "the program and the value of x"),
-    (["eval", "x", "x=@-", "--values", "-"], "--values and the value of x"),
-])
+@pytest.mark.parametrize(
+    "args, stdin_owner",
+    [
+        (["eval", "x+y", "x=@-", "y=@-"], "the value of x and the value of y"),
+        (["eval", "-", "x=@-"], "the program and the value of x"),
+        (["eval", "x", "x=@-", "--values", "-"], "--values and the value of x"),
+    ],
+)
 def test_standard_input_is_read_once(args, stdin_owner):
     r = run(*args, input="[1, 2]")
     assert r.returncode == 2
-    assert r.stderr == (f"error: standard input can be read only once: {stdin_owner} both ask for it "
-                        "(put one of them in a file)\n")
+    assert r.stderr == (
+        f"error: standard input can be read only once: {stdin_owner} both ask for it (put one of them in a file)\n"
+    )
 
 
 def test_directories_and_fifos(tmp_path):
@@ -213,6 +254,7 @@ def test_directories_and_fifos(tmp_path):
     def feed():
         with open(fifo, "w") as handle:
             handle.write("[5, 6]")
+
     writer = threading.Thread(target=feed)
     writer.start()
     r = run("eval", "x", f"x=@{fifo}", "--format", "plain")
@@ -225,7 +267,8 @@ def test_errors_inside_a_value_name_it(tmp_path):
     assert r.returncode == 2 and r.stderr == (
         "error: line 1, column 7: in the value of y: expected ']' or ',' after '2', found the end of the value\n"
         "1 | y=[1,2\n"
-        "          ^\n")
+        "          ^\n"
+    )
     r = run("eval", "x+y", "x=1", "y=[1,2", "--json")
     assert json.loads(r.stderr)["error"]["message"].startswith("in the value of y: expected ']'")
     r = run("eval", "x+y", "x=1", "y=foo(2)")
@@ -234,16 +277,21 @@ def test_errors_inside_a_value_name_it(tmp_path):
     r = run("eval", "x+y", "--values", str(tmp_path / "v.json"))
     assert r.returncode == 2 and r.stderr == (
         f"error: in the value of y in '{tmp_path / 'v.json'}': expected numbers or nested lists of numbers, "
-        'found "a"\n')
+        'found "a"\n'
+    )
     (tmp_path / "v.json").write_text('{"x": 1, "y": "[1, 2"}')
     r = run("eval", "x+y", "--values", str(tmp_path / "v.json"))
     assert r.returncode == 2 and f"in the value of y in '{tmp_path / 'v.json'}': expected ']'" in r.stderr
     (tmp_path / "bad.json").write_text("[1, 'a']")
     r = run("eval", "x", f"x=@{tmp_path / 'bad.json'}")
-    assert r.returncode == 2 and r.stderr.startswith(f"error: in the value of x: '{tmp_path / 'bad.json'}' does not hold")
+    assert r.returncode == 2 and r.stderr.startswith(
+        f"error: in the value of x: '{tmp_path / 'bad.json'}' does not hold"
+    )
     r = run("eval", "x", "x=@-", input="[[1, 2], [3]]")
-    assert r.stderr == ("error: in the value of x: standard input: the nested lists are ragged "
-                        "(rows of different lengths)\n")
+    assert r.stderr == (
+        "error: in the value of x: standard input: the nested lists are ragged (rows of different lengths)\n"
+    )
     r = run("eval", "x", "x=@-", input="")
-    assert r.stderr == ("error: in the value of x: standard input is empty: give a number, a JSON array or "
-                        "a table of numbers\n")
+    assert r.stderr == (
+        "error: in the value of x: standard input is empty: give a number, a JSON array or a table of numbers\n"
+    )

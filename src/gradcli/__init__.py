@@ -5,12 +5,14 @@ that uses tensors, autograd, ``no_grad``, custom ``Function`` and ``autograd.fun
 Every public function is ``gradcli.NAME``: the names registered in ``gradcli.public`` by the
 op table, the PyTorch-style functions and the constructors (also those registered later).
 """
+
 from __future__ import annotations
 
 import sys as _sys
 
 if _sys.argv[:1] == ["-m"] or _sys.argv[0].endswith(("/gradcli", "\\gradcli", "gradcli.exe")):
-    from .errors import quiet_interrupts     # gradcli is the program: Ctrl-C while importing is quiet
+    from .errors import quiet_interrupts  # gradcli is the program: Ctrl-C while importing is quiet
+
     quiet_interrupts()
 del _sys
 

@@ -1,4 +1,5 @@
 """``python -m gradcli``."""
+
 from .cli import main
 
 if __name__ == "__main__":

@@ -3,14 +3,26 @@
 This is the only module that imports cupy.  Every op's forward receives ``xp`` (the array
 module of its inputs) and never names numpy directly.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 _cupy = None
-DTYPES = {"float64": np.float64, "float32": np.float32, "float": np.float32, "double": np.float64,
-          "bool": np.bool_, "int64": np.int64, "long": np.int64, "int32": np.int32, "int": np.int32,
-          "int16": np.int16, "int8": np.int8, "uint8": np.uint8}
+DTYPES = {
+    "float64": np.float64,
+    "float32": np.float32,
+    "float": np.float32,
+    "double": np.float64,
+    "bool": np.bool_,
+    "int64": np.int64,
+    "long": np.int64,
+    "int32": np.int32,
+    "int": np.int32,
+    "int16": np.int16,
+    "int8": np.int8,
+    "uint8": np.uint8,
+}
 default_dtype = np.dtype(np.float64)
 
 
@@ -20,13 +32,16 @@ def cupy():
     if _cupy is None:
         try:
             import cupy as cp  # noqa: PLC0415 — optional dependency, lazily imported
+
             cp.cuda.runtime.getDeviceCount()
         except Exception as exc:  # ImportError, or no driver / no GPU
             from .errors import GradcliError
+
             raise GradcliError(
                 "dependency",
                 "device 'cuda' needs cupy and an NVIDIA GPU: install the extra with "
-                f"pip install 'gradcli[cuda]' ({type(exc).__name__}: {exc})") from None
+                f"pip install 'gradcli[cuda]' ({type(exc).__name__}: {exc})",
+            ) from None
         _cupy = cp
     return _cupy
 

@@ -5,6 +5,7 @@ derivative rule the op table writes beside the derivative (``rules_text``: the v
 product as an expression of the language, checked against the code by tests/test_rules.py).
 Nothing here repeats the table.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -31,6 +32,7 @@ def _table():
         if len(texts) == 1:
             return texts[0]
         return "; ".join(f"{x}: {text}" for x, text in zip(("x", "y", "z"), texts))
+
     return public.FUNCTIONS, public.DOCS, rule, public.CONSTRUCTORS
 
 
@@ -52,6 +54,7 @@ def entries(name: str | None = None) -> list[dict]:
     """[{name, signature, doc, rule}] for every function (or the one named), in table order, then
     the language's grad modes and detach (``interpreter.LANGUAGE_FUNCTIONS``: not ops)."""
     from .language.interpreter import LANGUAGE_FUNCTIONS
+
     functions, docs, rule_of, constructors = _table()
     language = {n: entry for n, entry in LANGUAGE_FUNCTIONS.items() if n not in functions}
     names = list(functions) + list(language)
@@ -61,6 +64,7 @@ def entries(name: str | None = None) -> list[dict]:
     if name is not None:
         if name not in functions:
             import difflib
+
             close = difflib.get_close_matches(name, names, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else "; 'gradcli functions' lists them all"
             raise GradcliError("name", f"unknown function '{name}'{hint}")
@@ -88,6 +92,7 @@ def text(items) -> str:
 def functions(name=None):
     """The ``functions`` command: a Result whose text is the listing and whose JSON is the entries."""
     from .commands import Result
+
     items = entries(name)
     result = Result("functions", "", dtype=None)
     result.extra["functions"] = items

@@ -16,6 +16,7 @@ A 200×200 input then takes a few dozen evaluations, not 80 000.
 ``--order 2`` checks the gradient the same way: the function checked is
 ``x -> d(v·output)/d(inputs)`` (``v`` = 1 for a scalar output, else a fixed random vector).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,18 +25,19 @@ import numpy as np
 
 from .errors import GradcliError
 
-EPS, ATOL, RTOL = 1e-6, 1e-5, 1e-3       # PyTorch's gradcheck defaults
-FULL = 2048                              # inputs up to this many elements: every element
-MAX_JACOBIAN = 1_000_000                 # analytic Jacobians built whole up to this many numbers
-WORST = 3                                # elements reported per input
-SAMPLE = 8                               # fast mode: largest and random elements checked one by one
+EPS, ATOL, RTOL = 1e-6, 1e-5, 1e-3  # PyTorch's gradcheck defaults
+FULL = 2048  # inputs up to this many elements: every element
+MAX_JACOBIAN = 1_000_000  # analytic Jacobians built whole up to this many numbers
+WORST = 3  # elements reported per input
+SAMPLE = 8  # fast mode: largest and random elements checked one by one
 
 
 def validate(order, eps, atol, rtol):
     """Usage errors for the options (exit 2)."""
     if order not in (1, 2):
-        raise GradcliError("option", f"--order {order}: check compares first (--order 1) or second "
-                           "(--order 2) derivatives")
+        raise GradcliError(
+            "option", f"--order {order}: check compares first (--order 1) or second (--order 2) derivatives"
+        )
     if not (math.isfinite(eps) and eps > 0):
         raise GradcliError("option", f"--eps {eps!r}: the finite-difference step must be a positive number")
     for flag, value in (("--atol", atol), ("--rtol", rtol)):
@@ -75,13 +77,21 @@ def compare(run, names, order=1, eps=EPS, atol=ATOL, rtol=RTOL, progress=None) -
         else:
             inputs[name] = _fast(problem, name, eps, atol, rtol, tick)
     ok = all(entry["ok"] for entry in inputs.values())
-    return {"ok": ok, "max_abs_error": _max(e["max_abs_error"] for e in inputs.values()),
-            "max_rel_error": _max(e["max_rel_error"] for e in inputs.values()),
-            "atol": atol, "rtol": rtol, "eps": eps, "order": order,
-            "numerical_dtype": "float64", "inputs": inputs}
+    return {
+        "ok": ok,
+        "max_abs_error": _max(e["max_abs_error"] for e in inputs.values()),
+        "max_rel_error": _max(e["max_rel_error"] for e in inputs.values()),
+        "atol": atol,
+        "rtol": rtol,
+        "eps": eps,
+        "order": order,
+        "numerical_dtype": "float64",
+        "inputs": inputs,
+    }
 
 
 # ------------------------------------------------------------------------------------------
+
 
 class _Problem:
     """The function whose Jacobian is checked, as flat arrays: the program's output (order 1) or
@@ -89,7 +99,9 @@ class _Problem:
 
     def __init__(self, run, names, order):
         import gradcli as G
+
         from .backend import to_numpy
+
         self.G, self.run, self.names, self.order = G, run, list(names), order
         self.device = run.spec.device
         self.base = {n: np.asarray(to_numpy(t.detach()._data), dtype=np.float64) for n, t in run.inputs.items()}
@@ -126,13 +138,16 @@ class _Problem:
             return [G.zeros(*x.shape, dtype=dtype) if x.shape else G.tensor(0.0, dtype=dtype) for x in wanted]
         seed = G.tensor(self.seed, dtype=dtype, device=self.device)
         grads = G.autograd.grad([out], wanted, [seed], create_graph=create_graph, allow_unused=True)
-        return [g if g is not None else (G.zeros(*x.shape, dtype=dtype) if x.shape else G.tensor(0.0, dtype=dtype))
-                for g, x in zip(grads, wanted)]
+        return [
+            g if g is not None else (G.zeros(*x.shape, dtype=dtype) if x.shape else G.tensor(0.0, dtype=dtype))
+            for g, x in zip(grads, wanted)
+        ]
 
     def value(self, name, flat) -> np.ndarray:
         """The checked function, flat, in float64, with ``name`` set to ``flat``."""
         G = self.G
         from .backend import to_numpy
+
         inputs = {}
         for n, array in self.base.items():
             data = flat.reshape(array.shape) if n == name else array
@@ -151,6 +166,7 @@ class _Problem:
         backward pass), or the one row ``weights · J``."""
         G = self.G
         from .backend import to_numpy
+
         x = self.run.inputs[name]
         dtype = self.run.spec.dtype
         used = [(o, k) for k, o in enumerate(self.outputs) if getattr(o, "requires_grad", False)]
@@ -168,8 +184,9 @@ class _Problem:
             else:
                 seeds.append(G.tensor(weights[lo:hi].reshape(tuple(o.shape)), dtype=dtype, device=self.device))
         try:
-            (g,) = G.autograd.grad([o for o, _ in used], [x], seeds, retain_graph=True, allow_unused=True,
-                                   is_grads_batched=weights is None)
+            (g,) = G.autograd.grad(
+                [o for o, _ in used], [x], seeds, retain_graph=True, allow_unused=True, is_grads_batched=weights is None
+            )
         except RuntimeError as exc:
             raise GradcliError("autograd", str(exc)) from None
         if g is None:
@@ -188,7 +205,7 @@ class _Problem:
                     return f"∂{_element(part, shape, row)}/∂{element}"
                 return f"∂²/∂{_element(part, shape, row)}∂{element}"
             row -= size
-        return element                      # pragma: no cover - rows are within the parts
+        return element  # pragma: no cover - rows are within the parts
 
 
 def _element(name, shape, k) -> str:
@@ -229,23 +246,36 @@ def _entry(problem, name, analytic, numerical, positions, atol, rtol, weighted, 
     full_rows = problem.size > 1 and not weighted
     for i in order[:WORST]:
         row, k = positions[i]
-        item = {"index": _index(shape, k), "analytic": float(analytic[i]), "numerical": float(numerical[i]),
-                "abs_error": float(absolute[i]), "rel_error": float(relative[i]), "ok": not bool(bad[i]),
-                "label": problem.label(name, k, row if full_rows else None)}
+        item = {
+            "index": _index(shape, k),
+            "analytic": float(analytic[i]),
+            "numerical": float(numerical[i]),
+            "abs_error": float(absolute[i]),
+            "rel_error": float(relative[i]),
+            "ok": not bool(bad[i]),
+            "label": problem.label(name, k, row if full_rows else None),
+        }
         if full_rows:
             item["output_index"] = int(row)
         worst.append(item)
-    return {"ok": not bool(bad.any()), "max_abs_error": _max(absolute) if len(absolute) else 0.0,
-            "max_rel_error": _max(relative) if len(relative) else 0.0,
-            "failed": int(bad.sum()), "nonfinite": int((~(np.isfinite(analytic) & np.isfinite(numerical))).sum()),
-            "elements": problem.numel(name), "checked": how, "weighted": weighted, "worst": worst}
+    return {
+        "ok": not bool(bad.any()),
+        "max_abs_error": _max(absolute) if len(absolute) else 0.0,
+        "max_rel_error": _max(relative) if len(relative) else 0.0,
+        "failed": int(bad.sum()),
+        "nonfinite": int((~(np.isfinite(analytic) & np.isfinite(numerical))).sum()),
+        "elements": problem.numel(name),
+        "checked": how,
+        "weighted": weighted,
+        "worst": worst,
+    }
 
 
 def _full(problem, name, eps, atol, rtol, tick, weighted):
     """Every element of ``name``: 2n evaluations; the whole Jacobian, or ``w·J`` when large."""
     n = problem.numel(name)
     weights = problem.rng.standard_normal(problem.size) if weighted else None
-    analytic = problem.analytic(name, weights)                       # (rows, n)
+    analytic = problem.analytic(name, weights)  # (rows, n)
     numerical = np.empty_like(analytic)
     flat = problem.base[name].ravel().copy()
     for k in range(n):
@@ -261,8 +291,7 @@ def _full(problem, name, eps, atol, rtol, tick, weighted):
         tick(2)
     rows = analytic.shape[0]
     positions = [(r, k) for r in range(rows) for k in range(n)]
-    return _entry(problem, name, analytic.ravel(), numerical.ravel(), positions, atol, rtol, weighted,
-                  "all")
+    return _entry(problem, name, analytic.ravel(), numerical.ravel(), positions, atol, rtol, weighted, "all")
 
 
 def _fast(problem, name, eps, atol, rtol, tick):
@@ -320,8 +349,9 @@ def _fast(problem, name, eps, atol, rtol, tick):
             excess = directional(remaining)[2]
     chosen = list(dict.fromkeys(int(k) for k in chosen))
     numerical = np.array([element(k) for k in chosen])
-    entry = _entry(problem, name, gradient[chosen], numerical, [(0, k) for k in chosen], atol, rtol,
-                   problem.size > 1, "sampled")
+    entry = _entry(
+        problem, name, gradient[chosen], numerical, [(0, k) for k in chosen], atol, rtol, problem.size > 1, "sampled"
+    )
     entry["checked_elements"] = len(chosen)
     entry["direction"] = direction
     entry["ok"] = entry["ok"] and direction["ok"] and not len(nonfinite)

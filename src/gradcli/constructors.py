@@ -6,6 +6,7 @@ from a program declare ``constructor=True``, so that the interpreter hands them 
 dtype and device.  Random numbers are drawn on the CPU from one generator (``manual_seed``), so
 every device gets the same numbers.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,7 @@ class _Random:
     An unseeded generator takes fresh entropy either way, so making it late changes nothing."""
 
     _generator = None
-    made_with = None        # the state it was made (or seeded) with: where a rerun starts again
+    made_with = None  # the state it was made (or seeded) with: where a rerun starts again
 
     @property
     def generator(self):
@@ -55,8 +56,9 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
         data = backend.to_numpy(data) if not isinstance(data, (list, tuple, int, float, bool)) else data
         array = np.array(_unwrap(data))
     else:
-        array = xp.asarray(backend.to_numpy(data) if hasattr(data, "__array__") and not isinstance(data, xp.ndarray)
-                           else data)
+        array = xp.asarray(
+            backend.to_numpy(data) if hasattr(data, "__array__") and not isinstance(data, xp.ndarray) else data
+        )
     if dtype is not None:
         array = array.astype(backend.as_dtype(dtype), copy=False)
     elif array.dtype.kind == "f" and isinstance(data, (list, tuple, int, float)):
@@ -68,7 +70,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     if requires_grad and array.dtype.kind != "f":
         raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
     if array.ndim == 0 and xp is np:
-        array = array[()]            # numpy scalars compute several times faster than 0-d arrays
+        array = array[()]  # numpy scalars compute several times faster than 0-d arrays
     out = Tensor(array)
     if requires_grad:
         out.requires_grad_(True)
@@ -129,7 +131,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if end is None:
         start, end = 0, start
     if dtype is None and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, end, step)):
-        dtype = np.int64       # PyTorch's rule: integers in, int64 out
+        dtype = np.int64  # PyTorch's rule: integers in, int64 out
     return _make(np.arange(start, end, step), dtype, device, requires_grad)
 
 
@@ -174,8 +176,10 @@ def from_numpy(array):
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
     if array.dtype.kind not in "fbiu":
-        raise TypeError(f"can't convert np.ndarray of type numpy.{array.dtype.name}. The only supported types "
-                        "are: float64, float32, int64, int32, int16, int8, uint8, and bool.")
+        raise TypeError(
+            f"can't convert np.ndarray of type numpy.{array.dtype.name}. The only supported types "
+            "are: float64, float32, int64, int32, int16, int8, uint8, and bool."
+        )
     return Tensor(array[()] if array.ndim == 0 else array)
 
 
@@ -184,8 +188,12 @@ def as_tensor(data, dtype=None, device=None):
     """Like ``tensor``, but shares the memory of a numpy array of the right dtype and device."""
     if isinstance(data, Tensor) and dtype is None and device is None:
         return data
-    if isinstance(data, np.ndarray) and device in (None, "cpu") and data.dtype.kind in "fbiu" and (
-            dtype is None or backend.as_dtype(dtype) == data.dtype):
+    if (
+        isinstance(data, np.ndarray)
+        and device in (None, "cpu")
+        and data.dtype.kind in "fbiu"
+        and (dtype is None or backend.as_dtype(dtype) == data.dtype)
+    ):
         return from_numpy(data)
     return tensor(data, dtype=dtype, device=device)
 

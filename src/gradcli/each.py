@@ -9,11 +9,13 @@ input ends and memory does not grow with the number of lines.
 Throughput: a run of consecutive lines whose inputs have the same names and shapes is
 evaluated as one batch (the lines stacked along a new leading dimension) when the program is
 elementwise (only operators and elementwise functions: broadcasting then keeps each line's
-numbers apart; powers only as ``x ^ 2``, see ``_squared``) and the command is ``eval`` or ``grad``.  The first line of each new shape
-signature runs alone, which both gives its answer and says what shape each line's output has;
+numbers apart; powers only as ``x ^ 2``, see ``_squared``) and the command is ``eval`` or ``grad``.
+The first line of each new shape signature runs alone, which both gives its answer and says
+what shape each line's output has;
 anything the batch cannot do exactly as the lines would (an error, a different shape) falls
 back to running those lines one by one.  Tests check that both ways print the same bytes.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,16 +27,70 @@ from .errors import GradcliError
 
 #: language functions (and operators) whose result at each element depends only on the inputs'
 #: elements there: a program made of these alone can be run on many lines at once
-ELEMENTWISE = frozenset(["add", "sub", "mul", "div", "neg", "pos", "lt", "le", "gt", "ge", "eq", "ne", "abs", "sign", "sqrt", "rsqrt", "square", "reciprocal", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "sigmoid", "relu", "softplus", "erf", "atan2", "maximum", "minimum", "clamp", "where", "detach", "no_grad", "enable_grad", "set_grad_enabled"])
+ELEMENTWISE = frozenset(
+    [
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "neg",
+        "pos",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "eq",
+        "ne",
+        "abs",
+        "sign",
+        "sqrt",
+        "rsqrt",
+        "square",
+        "reciprocal",
+        "exp",
+        "exp2",
+        "expm1",
+        "log",
+        "log2",
+        "log10",
+        "log1p",
+        "sin",
+        "cos",
+        "tan",
+        "asin",
+        "acos",
+        "atan",
+        "sinh",
+        "cosh",
+        "tanh",
+        "asinh",
+        "acosh",
+        "atanh",
+        "sigmoid",
+        "relu",
+        "softplus",
+        "erf",
+        "atan2",
+        "maximum",
+        "minimum",
+        "clamp",
+        "where",
+        "detach",
+        "no_grad",
+        "enable_grad",
+        "set_grad_enabled",
+    ]
+)
 BATCHED_COMMANDS = ("evaluate", "grad")
-CHUNK = 1 << 16                 # bytes read at a time
-MAX_BATCH = 4096                # lines evaluated together at most
+CHUNK = 1 << 16  # bytes read at a time
+MAX_BATCH = 4096  # lines evaluated together at most
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 def elementwise(program) -> bool:
     """Whether every operation of ``program`` is elementwise (so lines can be stacked)."""
     from .language import ast as A
+
     for statement in program.statements:
         for node in A.walk(statement):
             kind = type(node)
@@ -53,6 +109,7 @@ def _squared(node) -> bool:
     """``x ^ 2`` or ``x ^ 1``: numpy's power of a scalar (libm's pow) and of an array (its own
     loop) differ in the last bit, so only the powers computed without ``pow`` can be batched."""
     from .language import ast as A
+
     if len(node.args) != 2 or node.kwargs or type(node.args[0]) is A.Const:
         return False
     exponent = node.args[1]
@@ -61,8 +118,8 @@ def _squared(node) -> bool:
 
 def _numbers_only(array) -> bool:
     from .language import ast as A
-    return all(type(n) in (A.Array, A.Const) or (type(n) is A.Call and n.func in ("neg", "pos"))
-               for n in A.walk(array))
+
+    return all(type(n) in (A.Array, A.Const) or (type(n) is A.Call and n.func in ("neg", "pos")) for n in A.walk(array))
 
 
 def lines_of(source):
@@ -101,6 +158,7 @@ class Stream:
     def __init__(self, command, spec, kwargs, out=None, err=None):
         from . import commands
         from .language import parse
+
         self.command, self.kwargs = command, kwargs
         self.out, self.err = out or sys.stdout, err or sys.stderr
         self.dtype, self.device = spec.dtype, spec.device
@@ -108,17 +166,30 @@ class Stream:
         functions = None
         if spec.plugins:
             from .plugins import load_plugins
+
             functions = load_plugins(spec.plugins)
         self.given = spec
-        self.defaults = None            # the values given once for every line (``run`` reads them)
-        self.spec = commands.Inputs(program=spec.program, dtype=spec.dtype, device=spec.device, seed=spec.seed,
-                                    freeze=list(spec.freeze), retain=list(spec.retain), parsed=parsed,
-                                    functions=functions or {})
+        self.defaults = None  # the values given once for every line (``run`` reads them)
+        self.spec = commands.Inputs(
+            program=spec.program,
+            dtype=spec.dtype,
+            device=spec.device,
+            seed=spec.seed,
+            freeze=list(spec.freeze),
+            retain=list(spec.retain),
+            parsed=parsed,
+            functions=functions or {},
+        )
         self.program = parsed
         self.inputs = list(parsed.inputs)
-        self.batchable = (command.__name__ in BATCHED_COMMANDS and not functions and spec.seed is None
-                          and not kwargs.get("formula") and elementwise(parsed))
-        self.shapes: dict = {}         # signature -> the output shape of one line (batching works)
+        self.batchable = (
+            command.__name__ in BATCHED_COMMANDS
+            and not functions
+            and spec.seed is None
+            and not kwargs.get("formula")
+            and elementwise(parsed)
+        )
+        self.shapes: dict = {}  # signature -> the output shape of one line (batching works)
         self.notes: set = set()
         self.failed = self.crashed = False
         self._grad_output = None
@@ -127,22 +198,28 @@ class Stream:
     def _defaults(self, source):
         """Values given on the command line (``NAME=VALUE``, ``--values``): the same for every line."""
         from . import values as V
+
         spec = self.given
         owner = spec.stdin_owner
         if source == "-":
             if owner:
-                raise GradcliError("value", f"standard input can be read only once: {owner} and --each "
-                                   "both ask for it (put one of them in a file)")
+                raise GradcliError(
+                    "value",
+                    f"standard input can be read only once: {owner} and --each "
+                    "both ask for it (put one of them in a file)",
+                )
             owner = "--each"
-        given, notes = V.gather(spec.values, spec.values_file, self.inputs, dtype=spec.dtype,
-                                device=spec.device, stdin=V.Stdin(owner))
+        given, notes = V.gather(
+            spec.values, spec.values_file, self.inputs, dtype=spec.dtype, device=spec.device, stdin=V.Stdin(owner)
+        )
         self._notes(notes)
         return given
 
     def run(self, source) -> int:
         """Process every line of ``source``; the exit code (0, 1 if a line failed, 70 on a bug)."""
         import numpy as np
-        with np.errstate(all="ignore"):         # inf and nan are answers here, not warnings
+
+        with np.errstate(all="ignore"):  # inf and nan are answers here, not warnings
             return self._run(source)
 
     def _run(self, source) -> int:
@@ -150,13 +227,13 @@ class Stream:
             self.defaults = self._defaults(source)
         for chunk in lines_of(source):
             texts = []
-            pending = []                        # consecutive lines of one signature
+            pending = []  # consecutive lines of one signature
             signature = None
             for number, raw in chunk:
                 parsed = self._decode(number, raw)
                 if parsed is None:
-                    continue                    # a blank line
-                if isinstance(parsed, str):     # an error already encoded
+                    continue  # a blank line
+                if isinstance(parsed, str):  # an error already encoded
                     texts.extend(self._flush(pending))
                     pending, signature = [], None
                     texts.append(parsed)
@@ -176,7 +253,7 @@ class Stream:
         """A line's values as {name: array or text}, None for a blank line, or an error line."""
         text = raw.strip()
         if number == 1 and text.startswith(b"\xef\xbb\xbf"):
-            text = text[3:]                     # a UTF-8 byte order mark
+            text = text[3:]  # a UTF-8 byte order mark
         if not text:
             return None
         try:
@@ -184,8 +261,10 @@ class Stream:
         except (ValueError, UnicodeDecodeError) as exc:
             return self._error(number, GradcliError("value", f"not a JSON object: {exc}"))
         if not isinstance(data, dict):
-            return self._error(number, GradcliError(
-                "value", f"expected a JSON object of input values such as {{\"x\": 2}}, got {text[:40]!r}"))
+            return self._error(
+                number,
+                GradcliError("value", f'expected a JSON object of input values such as {{"x": 2}}, got {text[:40]!r}'),
+            )
         return data
 
     def _flush(self, pending):
@@ -200,14 +279,14 @@ class Stream:
             result = self._one(number, data, probe=sig)
             texts.append(result)
             pending = pending[1:]
-            if sig not in self.shapes:          # the probe failed: these lines go one by one
+            if sig not in self.shapes:  # the probe failed: these lines go one by one
                 return texts + [self._one(number, data) for number, data, _ in pending]
         if pending:
             try:
                 batched = self._batch(pending, self.shapes[sig])
             except (KeyboardInterrupt, BrokenPipeError):
                 raise
-            except Exception:                   # noqa: BLE001 - the lines themselves will say what is wrong
+            except Exception:  # noqa: BLE001 - the lines themselves will say what is wrong
                 batched = None
             if batched is None:
                 self.shapes.pop(sig, None)
@@ -218,6 +297,7 @@ class Stream:
     # -- one line ----------------------------------------------------------------------------------
     def _one(self, number, data, probe=None) -> str:
         from . import render
+
         try:
             given = dict(self.defaults)
             for name, value in data.items():
@@ -230,7 +310,7 @@ class Stream:
             return self._error(number, GradcliError("autograd", str(exc)))
         except (KeyboardInterrupt, BrokenPipeError):
             raise
-        except Exception as exc:                            # noqa: BLE001 - a bug, reported per line
+        except Exception as exc:  # noqa: BLE001 - a bug, reported per line
             self.crashed = True
             return self._error(number, GradcliError("internal", f"{type(exc).__name__}: {exc}"))
         self._notes(result.notes)
@@ -244,6 +324,7 @@ class Stream:
         import gradcli as G
 
         from . import values as V
+
         if not isinstance(name, str) or not V.NAME.match(name):
             raise GradcliError("value", f"{name!r} is not a valid input name")
         if isinstance(value, str) and value not in _SPECIAL:
@@ -254,6 +335,7 @@ class Stream:
 
     def _error(self, number, exc) -> str:
         from . import render
+
         self.failed = True
         body = exc.to_json()
         body["input_line"] = number
@@ -269,11 +351,13 @@ class Stream:
     def _seed(self, out_shape):
         """One line's gradient seed as an array: ``--grad-output`` (a VALUE or ``ones``), else 1."""
         import numpy as np
+
         text = self.kwargs.get("grad_output")
         if text is None or text.strip() == "ones":
             return np.ones(out_shape, dtype=self.dtype)
         if self._grad_output is None:
             from .values import parse_value
+
             self._grad_output = np.asarray(parse_value(text, dtype=self.dtype)._data)
         return self._grad_output
 
@@ -294,8 +378,11 @@ class Stream:
             for name in self.inputs:
                 if name in given:
                     column = [data[name] for _, data, _ in pending]
-                    array = np.array(column, dtype=dtype) if given[name] == () else \
-                        np.stack([_array(v, dtype) for v in column])
+                    array = (
+                        np.array(column, dtype=dtype)
+                        if given[name] == ()
+                        else np.stack([_array(v, dtype) for v in column])
+                    )
                 elif name in self.defaults:
                     base = np.asarray(self.defaults[name]._data)
                     array = np.broadcast_to(base, (count,) + base.shape).astype(dtype)
@@ -318,8 +405,13 @@ class Stream:
             return None
         values = np.asarray(out.detach()._data).tolist()
         grad_fn = out.grad_fn.name() if out.grad_fn is not None else None
-        head = {"program": self.program.source, "value": None, "shape": list(out_shape),
-                "dtype": str(out.dtype).removeprefix("torch."), "grad_fn": grad_fn}
+        head = {
+            "program": self.program.source,
+            "value": None,
+            "shape": list(out_shape),
+            "dtype": str(out.dtype).removeprefix("torch."),
+            "grad_fn": grad_fn,
+        }
         columns = [_column(values, dtype)]
         if self.command.__name__ == "grad":
             if not out.requires_grad:
@@ -343,6 +435,7 @@ class Stream:
 
 def _replace(spec, given):
     from dataclasses import replace
+
     return replace(spec, given=given)
 
 
@@ -376,13 +469,15 @@ def _shape(value):
 
 def _array(value, dtype):
     import numpy as np
-    array = np.array(value, dtype=dtype)    # a ragged or non-numeric list raises ValueError
+
+    array = np.array(value, dtype=dtype)  # a ragged or non-numeric list raises ValueError
     return array
 
 
 def _column(values, dtype):
     """Each line's JSON text of one result (``values``: nested lists with the batch first)."""
     from . import render
+
     if dtype.kind == "f" and dtype.itemsize == 8:
         out = []
         for v in values:
@@ -397,10 +492,11 @@ def _column(values, dtype):
 def _lines(head, keys, columns, count):
     """Assemble the JSON objects (key order as ``render.to_json``) from per-line column texts."""
     from . import render
+
     prefix = render.dumps(head)
     # head ends with ...,"grad_fn":X} ; "value" sits after "program"
     start = prefix.index('"value":null') + len('"value":')
-    before, after = prefix[:start], prefix[start + len("null"):-1]
+    before, after = prefix[:start], prefix[start + len("null") : -1]
     grads = [k.split(".", 1)[1] for k in keys if k.startswith("grads.")]
     if grads:
         pieces = [after + ',"grads":{']

@@ -5,24 +5,25 @@ them into exit codes (``exit_code``) and messages.  The engine raises plain ``Ru
 ``ValueError`` with PyTorch's wording, as PyTorch does; the command layer wraps those that are
 the user's fault.
 """
+
 from __future__ import annotations
 
 # kind -> exit code (SPEC §5)
 KINDS = {
-    "syntax": 2,        # the program text does not parse
-    "name": 2,          # unknown function or name
-    "value": 2,         # missing, unknown or malformed input value
-    "shape": 2,         # shape mismatch in an operation
-    "type": 2,          # wrong argument types / counts for a function
-    "option": 2,        # a bad command-line option
-    "usage": 2,         # a malformed command line (unknown option, bad choice, conflicting options)
-    "file": 2,          # unreadable file
-    "dependency": 2,    # missing optional dependency (cupy)
-    "autograd": 2,      # an autograd rule was broken (implicit grad of non-scalar, ...)
-    "plugin": 2,        # a plugin file failed to load, or its code raised
-    "limit": 2,         # over a limit (--max-elements, program size, diff order), or out of memory
-    "nonfinite": 1,     # --strict or --detect-anomaly saw NaN or infinity
-    "output": 74,       # the output could not be written (stdout closed or full): EX_IOERR
+    "syntax": 2,  # the program text does not parse
+    "name": 2,  # unknown function or name
+    "value": 2,  # missing, unknown or malformed input value
+    "shape": 2,  # shape mismatch in an operation
+    "type": 2,  # wrong argument types / counts for a function
+    "option": 2,  # a bad command-line option
+    "usage": 2,  # a malformed command line (unknown option, bad choice, conflicting options)
+    "file": 2,  # unreadable file
+    "dependency": 2,  # missing optional dependency (cupy)
+    "autograd": 2,  # an autograd rule was broken (implicit grad of non-scalar, ...)
+    "plugin": 2,  # a plugin file failed to load, or its code raised
+    "limit": 2,  # over a limit (--max-elements, program size, diff order), or out of memory
+    "nonfinite": 1,  # --strict or --detect-anomaly saw NaN or infinity
+    "output": 74,  # the output could not be written (stdout closed or full): EX_IOERR
 }
 
 #: exit code of Ctrl-C (128 + SIGINT), quietly
@@ -38,8 +39,16 @@ class GradcliError(Exception):
     after the message: PyTorch's own messages stay word for word in ``message``.
     """
 
-    def __init__(self, kind: str, message: str, line: int | None = None, column: int | None = None,
-                 span: tuple[int, int] | None = None, source: str | None = None, hint: str | None = None):
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        line: int | None = None,
+        column: int | None = None,
+        span: tuple[int, int] | None = None,
+        source: str | None = None,
+        hint: str | None = None,
+    ):
         message = clean(message)
         super().__init__(message)
         self.hint = hint
@@ -77,8 +86,9 @@ class GradcliError(Exception):
         """``line L, column C: message`` and the excerpt below it: the text for people."""
         where = f"line {self.line}, column {self.column}: " if self.line is not None else ""
         shown = self.excerpt()
-        return (f"{where}{self.message}" + (f"\n{shown}" if shown else "")
-                + (f"\nhint: {self.hint}" if self.hint else ""))
+        return (
+            f"{where}{self.message}" + (f"\n{shown}" if shown else "") + (f"\nhint: {self.hint}" if self.hint else "")
+        )
 
     def locate(self, source: str, span: tuple[int, int]) -> "GradcliError":
         """Give the error a position in ``source`` (unless it has one) and return it."""
@@ -97,12 +107,16 @@ def clean(text: str, keep_newlines: bool = True) -> str:
     cut in the middle past a couple of thousand characters (a 10 MB name gives a short message)."""
     text = str(text)
     if len(text) > _MAX_MESSAGE:
-        text = text[:_MAX_MESSAGE // 2] + f" ... ({len(text) - _MAX_MESSAGE:,} characters left out) ... " \
-            + text[-_MAX_MESSAGE // 2:]
+        text = (
+            text[: _MAX_MESSAGE // 2]
+            + f" ... ({len(text) - _MAX_MESSAGE:,} characters left out) ... "
+            + text[-_MAX_MESSAGE // 2 :]
+        )
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() or (keep_newlines and c == "\n") else
-                   (" " if c == "\t" else ascii(c)[1:-1]) for c in text)
+    return "".join(
+        c if c.isprintable() or (keep_newlines and c == "\n") else (" " if c == "\t" else ascii(c)[1:-1]) for c in text
+    )
 
 
 def quiet_interrupts() -> None:
@@ -110,6 +124,7 @@ def quiet_interrupts() -> None:
     imported, before ``main`` can catch it) exits 130 without a traceback.  Set once, by
     ``cli.main`` and, for the first moments, by the package when it is the program being run."""
     import sys
+
     previous = sys.excepthook
     if getattr(previous, "_gradcli", False):
         return
@@ -117,8 +132,10 @@ def quiet_interrupts() -> None:
     def hook(kind, value, traceback):
         if _interrupted(value):
             import os
+
             os._exit(INTERRUPTED)
         previous(kind, value, traceback)
+
     hook._gradcli = True
     sys.excepthook = hook
 
@@ -128,8 +145,9 @@ def _interrupted(exc) -> bool:
     ImportError when the interrupt lands while they import)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt) or \
-                (isinstance(exc, ImportError) and "PyCapsule_Import could not import" in str(exc)):
+        if isinstance(exc, KeyboardInterrupt) or (
+            isinstance(exc, ImportError) and "PyCapsule_Import could not import" in str(exc)
+        ):
             return True
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
@@ -149,11 +167,17 @@ def user_error(exc: BaseException) -> GradcliError | None:
         return GradcliError("plugin", f"plugin code raised {name} (in {module}, line {line}): {_short(exc)}")
     if isinstance(exc, MemoryError):
         detail = f": {_short(exc)}" if str(exc) else ""
-        return GradcliError("limit", f"out of memory{detail}; use smaller inputs, fewer --wrt inputs, or a lower "
-                            "--max-elements to be stopped before allocating")
+        return GradcliError(
+            "limit",
+            f"out of memory{detail}; use smaller inputs, fewer --wrt inputs, or a lower "
+            "--max-elements to be stopped before allocating",
+        )
     if name == "LinAlgError":
-        return GradcliError("value", f"linear algebra failed: {_short(exc)} (a singular matrix has no inverse; "
-                            "its gradient through det/inv is undefined here)")
+        return GradcliError(
+            "value",
+            f"linear algebra failed: {_short(exc)} (a singular matrix has no inverse; "
+            "its gradient through det/inv is undefined here)",
+        )
     if isinstance(exc, RecursionError):
         return GradcliError("value", "the input is nested too deeply to process")
     return None
@@ -192,14 +216,13 @@ def excerpt(source: str, line: int, column: int, width: int = 1) -> str:
     if not 1 <= line <= len(lines):
         return ""
     text = lines[line - 1].rstrip("\r").replace("\t", " ")
-    if not text.isprintable():          # escape sequences in a comment must not reach the terminal
+    if not text.isprintable():  # escape sequences in a comment must not reach the terminal
         text = "".join(c if c.isprintable() else "?" for c in text)
     start = 0
     if len(text) > 100:
         start = max(0, column - 60)
-        text = ("..." if start else "") + text[start:start + 100] + ("..." if start + 100 < len(text) else "")
+        text = ("..." if start else "") + text[start : start + 100] + ("..." if start + 100 < len(text) else "")
         column = column - start + (3 if start else 0)
     width = max(1, min(width, len(text) - column + 1))
     gutter = f"{line} | "
     return f"{gutter}{text}\n{' ' * len(gutter)}{' ' * (column - 1)}{'^' * width}"
-

@@ -14,6 +14,7 @@ operation's text (the node's ``span`` in the program, underlined), the op's deri
 text (the op table's ``rules_text``, with its parameters written in), and where each gradient
 went.  Nothing here computes a gradient: the numbers are the engine's own.
 """
+
 from __future__ import annotations
 
 from .commands import Result, _grad_output, _requires, _Run, array
@@ -42,6 +43,7 @@ def rule_texts(node, gshape=()) -> list:
     if texts is None:
         return []
     from . import rules
+
     out = []
     count = len(node.nexts())
     for i in range(count):
@@ -72,8 +74,10 @@ def explain(spec, grad_output=None) -> Result:
     tensors = run.evaluation.tensors
     for name in spec.retain:
         if name not in tensors:
-            raise GradcliError("option", f"--retain-grad {name}: not a named tensor of the program "
-                               f"(named: {', '.join(tensors) or 'none'})")
+            raise GradcliError(
+                "option",
+                f"--retain-grad {name}: not a named tensor of the program (named: {', '.join(tensors) or 'none'})",
+            )
         if tensors[name].requires_grad:
             tensors[name].retain_grad()
     seed = _grad_output(run, grad_output)
@@ -81,10 +85,11 @@ def explain(spec, grad_output=None) -> Result:
     out = run.output
     if seed is None:
         import numpy as np
+
         seed = G.tensor(np.ones(tuple(out.shape)), dtype=spec.dtype)
     trace = _Trace()
     try:
-        engine.execute([out._edge()], [seed], trace=trace)      # a leaf output (``x``): its AccumulateGrad
+        engine.execute([out._edge()], [seed], trace=trace)  # a leaf output (``x``): its AccumulateGrad
     except RuntimeError as exc:
         raise GradcliError("autograd", str(exc)) from None
     source = run.program.source
@@ -93,7 +98,7 @@ def explain(spec, grad_output=None) -> Result:
         names.setdefault(id(tensor), name)
     for name, tensor in run.inputs.items():
         names[id(tensor)] = name
-    labels = {}                     # node -> what it is called in the steps
+    labels = {}  # node -> what it is called in the steps
     for name, tensor in tensors.items():
         if tensor.grad_fn is not None:
             labels.setdefault(tensor.grad_fn, name)
@@ -106,7 +111,7 @@ def explain(spec, grad_output=None) -> Result:
         if variable is not None:
             return names.get(id(variable), "leaf")
         span = trim(source, getattr(node, "span", None))
-        text = source[span[0]:span[1]] if span else None
+        text = source[span[0] : span[1]] if span else None
         return labels.get(node) or text or node.name()
 
     ids = {node: k for k, (_, node, _, _) in enumerate(trace.steps, 1)}
@@ -115,10 +120,23 @@ def explain(spec, grad_output=None) -> Result:
         if kind == "leaf":
             variable = node.variable
             name = names.get(id(variable), "leaf")
-            steps.append({"step": k, "node": node.name(), "op": name, "span": _first_use(run.program, name),
-                          "grad_in": array(g), "rule": f"{name}.grad += g", "rules": [],
-                          "inputs": [], "grads_out": [], "to": [], "unbroadcast": [], "accumulates": name,
-                          "grad": array(variable.grad)})
+            steps.append(
+                {
+                    "step": k,
+                    "node": node.name(),
+                    "op": name,
+                    "span": _first_use(run.program, name),
+                    "grad_in": array(g),
+                    "rule": f"{name}.grad += g",
+                    "rules": [],
+                    "inputs": [],
+                    "grads_out": [],
+                    "to": [],
+                    "unbroadcast": [],
+                    "accumulates": name,
+                    "grad": array(variable.grad),
+                }
+            )
             continue
         span = trim(source, getattr(node, "span", None))
         texts = rule_texts(node, getattr(g, "shape", ()))
@@ -129,19 +147,27 @@ def explain(spec, grad_output=None) -> Result:
             grads_out[i] = array(gi)
             if tuple(raw.shape) != tuple(gi.shape):
                 unbroadcast[i] = {"from": list(raw.shape), "to": list(gi.shape)}
-        parts = [f"{_INPUT_NAMES[i] if i < 3 and count <= 3 else f'input {i}'}: {t}"
-                 for i, t in enumerate(texts) if t is not None]
+        parts = [
+            f"{_INPUT_NAMES[i] if i < 3 and count <= 3 else f'input {i}'}: {t}"
+            for i, t in enumerate(texts)
+            if t is not None
+        ]
         op = getattr(getattr(node, "op", None), "name", None)
-        steps.append({"step": k, "node": node.name(),
-                      "op": source[span[0]:span[1]] if span else (op or node.name()),
-                      "span": list(span) if span else None,
-                      "grad_in": array(g),
-                      "rule": "; ".join(parts) if parts else ("no rule text" if texts == [] else ""),
-                      "rules": texts,
-                      "inputs": [where(child) for child in nexts],
-                      "grads_out": grads_out,
-                      "to": [ids.get(child) if grads_out[i] is not None else None for i, child in enumerate(nexts)],
-                      "unbroadcast": unbroadcast})
+        steps.append(
+            {
+                "step": k,
+                "node": node.name(),
+                "op": source[span[0] : span[1]] if span else (op or node.name()),
+                "span": list(span) if span else None,
+                "grad_in": array(g),
+                "rule": "; ".join(parts) if parts else ("no rule text" if texts == [] else ""),
+                "rules": texts,
+                "inputs": [where(child) for child in nexts],
+                "grads_out": grads_out,
+                "to": [ids.get(child) if grads_out[i] is not None else None for i, child in enumerate(nexts)],
+                "unbroadcast": unbroadcast,
+            }
+        )
     result = run.result("explain")
     leaves = {name: array(t.grad) for name, t in run.inputs.items() if t.requires_grad}
     for name in spec.retain:
@@ -171,12 +197,13 @@ def trim(source, span):
         for k in range(start, end):
             depth += {"(": 1, ")": -1}.get(source[k], 0)
             if depth == 0 and k < end - 1:
-                return [start, end]             # ``(a) * (b)``: the first parenthesis closes early
+                return [start, end]  # ``(a) * (b)``: the first parenthesis closes early
         start, end = start + 1, end - 1
 
 
 def _first_use(program, name):
     from .language import ast as A
+
     for statement in program.statements:
         for node in A.walk(statement.value if isinstance(statement, A.Assign) else statement):
             if isinstance(node, A.Name) and node.id == name and node.span != (0, 0):
@@ -187,6 +214,7 @@ def _first_use(program, name):
 # ----------------------------------------------------------------------------------------------
 # rendering (called by ``render.render`` for plain and table output)
 
+
 def view(result, fmt, color):
     """Plain lines, or a rich group of one panel per step."""
     if fmt == "plain":
@@ -196,12 +224,14 @@ def view(result, fmt, color):
 
 def _value(value):
     from .render import plain_value
+
     return "-" if value is None else plain_value(value)
 
 
 def _underline(source, span):
     """The program line of ``span`` with carets under it (one line programs show it whole)."""
     from .errors import excerpt
+
     if not span:
         return ""
     line, column = position(source, span[0])
@@ -214,8 +244,10 @@ def plain(result) -> str:
     lines = []
     for k, step in enumerate(result.extra["steps"], 1):
         if "accumulates" in step:
-            lines.append(f"step {k}\t{step['node']}\t{step['accumulates']}\t{step['accumulates']}.grad += "
-                         f"{_value(step['grad_in'])}\t-> {_value(step['grad'])}")
+            lines.append(
+                f"step {k}\t{step['node']}\t{step['accumulates']}\t{step['accumulates']}.grad += "
+                f"{_value(step['grad_in'])}\t-> {_value(step['grad'])}"
+            )
             continue
         where = f"[{step['span'][0]}:{step['span'][1]}]" if step["span"] else "(inside a function)"
         lines.append(f"step {k}\t{step['node']}\t{step['op']}\t{where}")
@@ -245,8 +277,9 @@ def panels(result, color):
     from .render import summarise
 
     source = result.program
-    parts = [Text(f"explain: {source.strip().splitlines()[0] if source.strip() else ''}",
-                  style="bold" if color else "")]
+    parts = [
+        Text(f"explain: {source.strip().splitlines()[0] if source.strip() else ''}", style="bold" if color else "")
+    ]
     for k, step in enumerate(result.extra["steps"], 1):
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim" if color else "")

@@ -16,6 +16,7 @@ used more than once, or long, are named with assignments (``t1 = ...``, ``g1 = .
 formula stays linear in the size of the program; the program's own assignments are kept.  A
 formula is a program of the language: ``gradcli eval`` runs it with the same inputs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,13 +28,64 @@ import numpy as np
 from .language import ast as A
 
 #: operators and functions that act elementwise (result shape: the inputs' broadcast)
-_ELEMENTWISE = frozenset(["add", "sub", "mul", "div", "neg", "pos", "pow", "lt", "le", "gt", "ge", "eq", "ne", "abs", "sign", "sqrt", "rsqrt", "square", "reciprocal", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "sigmoid", "relu", "softplus", "erf", "atan2", "maximum", "minimum", "clamp", "detach", "where"])
+_ELEMENTWISE = frozenset(
+    [
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "neg",
+        "pos",
+        "pow",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "eq",
+        "ne",
+        "abs",
+        "sign",
+        "sqrt",
+        "rsqrt",
+        "square",
+        "reciprocal",
+        "exp",
+        "exp2",
+        "expm1",
+        "log",
+        "log2",
+        "log10",
+        "log1p",
+        "sin",
+        "cos",
+        "tan",
+        "asin",
+        "acos",
+        "atan",
+        "sinh",
+        "cosh",
+        "tanh",
+        "asinh",
+        "acosh",
+        "atanh",
+        "sigmoid",
+        "relu",
+        "softplus",
+        "erf",
+        "atan2",
+        "maximum",
+        "minimum",
+        "clamp",
+        "detach",
+        "where",
+    ]
+)
 _COMPARISONS = frozenset({"lt", "le", "gt", "ge", "eq", "ne"})
 _INPUTS = {"x": 0, "y": 1, "z": 2}
-_SMALL = 3               # a forward text of at most this many nodes is written in place, never named
-_INLINE_SIZE = 6          # a forward text used once and at most this many nodes is written in place
-_NAME_SIZE = 40           # a gradient text longer than this is named
-_LITERAL_LIMIT = 10_000   # constants with more elements than this have no formula
+_SMALL = 3  # a forward text of at most this many nodes is written in place, never named
+_INLINE_SIZE = 6  # a forward text used once and at most this many nodes is written in place
+_NAME_SIZE = 40  # a gradient text longer than this is named
+_LITERAL_LIMIT = 10_000  # constants with more elements than this have no formula
 
 
 #: the table's matmul rule is the matrix case; a vector operand is a row or a column of it, and
@@ -88,6 +140,7 @@ class _Fill:
     """``value`` (a number, or a text of a smaller shape) broadcast to ``shape``: zeros, ones, a
     seed of ones, ``y`` spread over ``x``'s shape.  Kept apart from text so that ``1 * g``,
     ``0 * g`` and ``ones(3) * y + 1`` simplify whatever the shapes; written out only when needed."""
+
     __slots__ = ("shape", "value")
 
     def __init__(self, value, shape):
@@ -113,13 +166,14 @@ def _is_const(e, value=None) -> bool:
 
 
 def _number(value):
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     return value
 
 
 def _fold(func, a, b=None):
     from .language.interpreter import _fold as fold
+
     args = [a.value] if b is None else [a.value, b.value]
     try:
         value = fold(func, args)
@@ -135,14 +189,15 @@ def _fold(func, a, b=None):
 # ----------------------------------------------------------------------------------------------
 # the simplifier: smart constructors that know the shapes of what they combine
 
+
 class Builder:
     """Builds simplified expressions; ``shape(e)`` is known for names, numbers, fills and
     elementwise combinations of them (None: unknown, and then no shape-changing rule applies)."""
 
     def __init__(self):
         self.shapes: dict = {}
-        self._alive: list = []           # ids in ``shapes`` must not be reused
-        self.masks: set = set()          # ids of texts that are boolean masks (1 * mask is not mask)
+        self._alive: list = []  # ids in ``shapes`` must not be reused
+        self.masks: set = set()  # ids of texts that are boolean masks (1 * mask is not mask)
 
     def boolean(self, e) -> bool:
         if type(e) is A.Call and e.func in _COMPARISONS:
@@ -259,9 +314,19 @@ class Builder:
                 return _Fill(uniform, target)
             named = dict(kwargs)
             keep = named.get("keepdim")
-            if target is not None and func != "reshape_as" and not isinstance(args[0], _Fill) and (
-                    func == "expand_as" or "dim" not in named or self.shape(args[0]) == ()
-                    or type(keep) is A.Const and keep.value is True) and self._spreads(args[0], target):
+            if (
+                target is not None
+                and func != "reshape_as"
+                and not isinstance(args[0], _Fill)
+                and (
+                    func == "expand_as"
+                    or "dim" not in named
+                    or self.shape(args[0]) == ()
+                    or type(keep) is A.Const
+                    and keep.value is True
+                )
+                and self._spreads(args[0], target)
+            ):
                 return _Fill(args[0], target)
         if func == "ones_like" and len(args) == 1 and not kwargs and self.shape(args[0]) is not None:
             return _Fill(1, self.shape(args[0]))
@@ -306,12 +371,21 @@ class Builder:
     def _unbool(self, a, b):
         """``1 * mask`` (kept so that a mask alone reads as numbers) loses its ``1 *`` as an operand
         of arithmetic with a non-mask: that arithmetic turns it into numbers anyway."""
+
         def strip(e, other):
-            if (type(e) is A.Call and e.func == "mul" and not e.kwargs and _is_const(e.args[0], 1)
-                    and self.boolean(e.args[1]) and not isinstance(other, _Fill) and not self.boolean(other)
-                    and self.shape(e.args[1]) == self.shape(e)):
+            if (
+                type(e) is A.Call
+                and e.func == "mul"
+                and not e.kwargs
+                and _is_const(e.args[0], 1)
+                and self.boolean(e.args[1])
+                and not isinstance(other, _Fill)
+                and not self.boolean(other)
+                and self.shape(e.args[1]) == self.shape(e)
+            ):
                 return e.args[1]
             return e
+
         a = strip(a, b)
         return a, strip(b, a)
 
@@ -383,11 +457,17 @@ class Builder:
         for one, other in ((a, b), (b, a)):
             if self.boolean(other):
                 continue
-            if (_is_const(one, 1) or isinstance(one, _Fill) and one.number and one.value == 1) \
-                    and shape is not None and shape == self.shape(other):
+            if (
+                (_is_const(one, 1) or isinstance(one, _Fill) and one.number and one.value == 1)
+                and shape is not None
+                and shape == self.shape(other)
+            ):
                 return other
-            if (_is_const(one, -1) or isinstance(one, _Fill) and one.number and one.value == -1) \
-                    and shape is not None and shape == self.shape(other):
+            if (
+                (_is_const(one, -1) or isinstance(one, _Fill) and one.number and one.value == -1)
+                and shape is not None
+                and shape == self.shape(other)
+            ):
                 return self._neg(other)
         a, b = self._lower([a, b], shape)
         if _is_const(a) and _is_const(b):
@@ -398,14 +478,20 @@ class Builder:
             return self._neg(self._mul(_neg_of(a), b))
         if _neg_of(b) is not None:
             return self._neg(self._mul(a, _neg_of(b)))
-        if _is_const(b) and not _is_const(a):             # numbers first: 2 * x
+        if _is_const(b) and not _is_const(a):  # numbers first: 2 * x
             a, b = b, a
-        if _is_const(a) and _is_mul_const(b):               # 2 * (3 * x) -> 6 * x
+        if _is_const(a) and _is_mul_const(b):  # 2 * (3 * x) -> 6 * x
             folded = _fold("mul", a, b.args[0])
             if folded is not None:
                 return self._mul(folded, b.args[1])
-        if _is_const(a) and type(b) is A.Call and b.func == "mul" and not b.kwargs \
-                and not _is_const(b.args[0]) and self.shape(b.args[0]) is not None:
+        if (
+            _is_const(a)
+            and type(b) is A.Call
+            and b.func == "mul"
+            and not b.kwargs
+            and not _is_const(b.args[0])
+            and self.shape(b.args[0]) is not None
+        ):
             # 2 * (x * y) -> 2 * x * y (reads left to right, as written)
             inner = self._mul(a, b.args[0])
             return self.note(A.Call("mul", (self.materialize(inner), b.args[1])), shape)
@@ -422,8 +508,12 @@ class Builder:
         spread = self._spread(self._div, a, b, shape)
         if spread is not None:
             return spread
-        if (_is_const(b, 1) or isinstance(b, _Fill) and b.number and b.value == 1) and shape is not None \
-                and shape == self.shape(a) and not self.boolean(a):
+        if (
+            (_is_const(b, 1) or isinstance(b, _Fill) and b.number and b.value == 1)
+            and shape is not None
+            and shape == self.shape(a)
+            and not self.boolean(a)
+        ):
             return a
         a, b = self._lower([a, b], shape)
         if _is_const(a) and _is_const(b) and b.value != 0:
@@ -439,8 +529,11 @@ class Builder:
         both = self._both_fill(lambda p, q: float(p) ** q, a, b, shape)
         if both is not None and not isinstance(both.value, complex) and math.isfinite(both.value):
             return both
-        if (_is_const(b, 1) or isinstance(b, _Fill) and b.number and b.value == 1) and shape is not None \
-                and shape == self.shape(a):
+        if (
+            (_is_const(b, 1) or isinstance(b, _Fill) and b.number and b.value == 1)
+            and shape is not None
+            and shape == self.shape(a)
+        ):
             return a
         if (_is_const(b, 0) or is_zero(b)) and shape is not None:
             return _Fill(1, shape)
@@ -485,6 +578,7 @@ def _is_mul_const(e) -> bool:
 # ----------------------------------------------------------------------------------------------
 # the graph walk
 
+
 def _Ref(key):
     """A placeholder for a forward text or a named gradient (a Name whose id starts with NUL, which
     no program can spell), resolved when the formula is printed."""
@@ -503,15 +597,15 @@ class FormulaBuilder:
         self.evaluation = evaluation
         self.program = evaluation.program
         self.record = record
-        self.requires = set(requires)          # input names that require grad
-        self.named = {}                        # id(tensor) -> program name (inputs and assigned)
+        self.requires = set(requires)  # input names that require grad
+        self.named = {}  # id(tensor) -> program name (inputs and assigned)
         for name, tensor in evaluation.tensors.items():
             self.named.setdefault(id(tensor), name)
         for name, tensor in (evaluation.inputs or {}).items():
             self.named[id(tensor)] = name
-        self.tensor_ast = {}                   # id(tensor) -> (tensor, AST)
-        self.array_ast = {}                    # id(array) -> (tensor, AST)
-        self.node_ast = {}                     # node -> AST of the tensor it made
+        self.tensor_ast = {}  # id(tensor) -> (tensor, AST)
+        self.array_ast = {}  # id(array) -> (tensor, AST)
+        self.node_ast = {}  # node -> AST of the tensor it made
         for node, value in record:
             if not hasattr(value, "grad_fn"):
                 continue
@@ -522,11 +616,11 @@ class FormulaBuilder:
         for name, tensor in evaluation.tensors.items():
             if getattr(tensor, "grad_fn", None) is not None:
                 self.node_ast[tensor.grad_fn] = A.Name(name)
-        self.forward: dict = {}                # ref id -> AST (program text)
-        self.forward_key: dict = {}            # id(AST) -> ref id
-        self.gradients: dict = {}              # ref id -> expression
-        self.incoming: dict = {}               # node -> [terms]
-        self.failed: dict = {}                 # node -> why its gradient has no formula
+        self.forward: dict = {}  # ref id -> AST (program text)
+        self.forward_key: dict = {}  # id(AST) -> ref id
+        self.gradients: dict = {}  # ref id -> expression
+        self.incoming: dict = {}  # node -> [terms]
+        self.failed: dict = {}  # node -> why its gradient has no formula
         self._rules: dict = {}
         self._alive: list = []
         names = [s.name for s in self.program.statements if isinstance(s, A.Assign)]
@@ -538,7 +632,7 @@ class FormulaBuilder:
         if type(ast) is A.Name or type(ast) is A.Const:
             return self.b.note(A.Name(ast.id) if type(ast) is A.Name else ast, shape)
         if _size(ast) <= _SMALL and not _is_mask(ast):
-            return self.b.note(self._copy(ast), shape)     # ``x * y``: always written in place
+            return self.b.note(self._copy(ast), shape)  # ``x * y``: always written in place
         key = self.forward_key.get(id(ast))
         if key is None:
             key = f"\0t{len(self.forward)}"
@@ -557,8 +651,9 @@ class FormulaBuilder:
             tensor = self.evaluation.tensors.get(ast.id)
             return self.b.note(A.Name(ast.id), tuple(tensor.shape) if hasattr(tensor, "shape") else None)
         if type(ast) is A.Call:
-            return self.b.call(ast.func, [self._copy(a) for a in ast.args],
-                               tuple((k, self._copy(v)) for k, v in ast.kwargs))
+            return self.b.call(
+                ast.func, [self._copy(a) for a in ast.args], tuple((k, self._copy(v)) for k, v in ast.kwargs)
+            )
         return _strip_spans(ast)
 
     def tensor_text(self, value):
@@ -577,7 +672,7 @@ class FormulaBuilder:
         if found is not None:
             ast = found[1]
             if not value.requires_grad and self._reads_grad_inputs(ast) and not _is_mask(ast):
-                ast = A.Call("detach", (ast,), span=ast.span)     # computed without a graph: a constant
+                ast = A.Call("detach", (ast,), span=ast.span)  # computed without a graph: a constant
             return self._ref(ast, shape)
         if value.grad_fn is not None:
             return self.node_text(value.grad_fn, shape)
@@ -595,6 +690,7 @@ class FormulaBuilder:
         if op is None:
             raise Unsupported(f"{node.name()} has no text")
         from . import ops
+
         args = [self.input_text(node, k) for k in range(len(node.nexts()))]
         if op.name == "view":
             return self.b.call("reshape", [args[0]] + [A.Const(int(s)) for s in node.params["shape"]])
@@ -625,11 +721,13 @@ class FormulaBuilder:
             raise Unsupported(f"a constant of {array.size} elements")
         if array.dtype.kind == "f" and not np.all(np.isfinite(array) | np.isinf(array)):
             raise Unsupported("a NaN constant")
+
         def build(a):
             if a.ndim == 0:
                 v = a.item()
                 return A.Const(v if isinstance(v, bool) else float(v) if not float(v).is_integer() else int(v))
             return A.Array(tuple(build(a[i]) for i in range(a.shape[0])))
+
         ast = build(array)
         if array.ndim == 0:
             return ast
@@ -653,6 +751,7 @@ class FormulaBuilder:
             raise Unsupported(f"{node.name()} has no rule in the language")
         from . import rules
         from .language import parse
+
         try:
             bound = rules.bind(text, node.params)
         except ValueError as exc:
@@ -690,6 +789,7 @@ class FormulaBuilder:
             else:
                 return None
             return values[name]
+
         term = self.substitute(tree, resolve)
         return self.unbroadcast(term, tuple(raw_shape), tuple(shape))
 
@@ -698,6 +798,7 @@ class FormulaBuilder:
         import gradcli as G
 
         from .language import run
+
         names = {n.id for n in A.walk(tree) if type(n) is A.Name} - set(A.CONSTANT_NAMES)
         values = {}
         shapes = node.input_shapes()
@@ -711,8 +812,13 @@ class FormulaBuilder:
             elif name in _INPUTS:
                 k = _INPUTS[name]
                 value = inputs[k] if inputs is not None else None
-                values[name] = G.tensor(np.asarray(value._data) if hasattr(value, "_data") else
-                                        np.full(tuple(shapes[k]), 0.5) if value is None else value)
+                values[name] = G.tensor(
+                    np.asarray(value._data)
+                    if hasattr(value, "_data")
+                    else np.full(tuple(shapes[k]), 0.5)
+                    if value is None
+                    else value
+                )
             elif name in node.params:
                 values[name] = G.tensor(np.asarray(node.params[name]))
             else:
@@ -720,7 +826,7 @@ class FormulaBuilder:
         try:
             with np.errstate(all="ignore"):
                 out = run(A.Program((tree,), "", tuple(values), ()), values).output
-        except Exception:           # noqa: BLE001 - the engine's own shape is used instead
+        except Exception:  # noqa: BLE001 - the engine's own shape is used instead
             return None
         return tuple(getattr(out, "shape", ()))
 
@@ -738,16 +844,18 @@ class FormulaBuilder:
             kwargs = tuple((k, self.substitute(v, resolve)) for k, v in tree.kwargs)
             return self.b.call(tree.func, args, kwargs)
         if kind is A.Array:
-            return self.b.note(A.Array(tuple(self.b.materialize(self.substitute(e, resolve))
-                                             for e in tree.elements)), None)
+            return self.b.note(
+                A.Array(tuple(self.b.materialize(self.substitute(e, resolve)) for e in tree.elements)), None
+            )
         changes = {}
         for f in dataclasses.fields(tree):
             value = getattr(tree, f.name)
             if isinstance(value, A.Node):
                 changes[f.name] = self.b.materialize(self.substitute(value, resolve))
             elif isinstance(value, tuple) and value and all(isinstance(v, A.Node) or v is None for v in value):
-                changes[f.name] = tuple(v if v is None else self.b.materialize(self.substitute(v, resolve))
-                                        for v in value)
+                changes[f.name] = tuple(
+                    v if v is None else self.b.materialize(self.substitute(v, resolve)) for v in value
+                )
         return dataclasses.replace(tree, **changes) if changes else tree
 
     def unbroadcast(self, term, raw, shape):
@@ -844,8 +952,9 @@ class FormulaBuilder:
     def text(self, expression) -> str:
         """The formula for ``expression`` as a program: the assignments it needs, then itself."""
         if self.reassigned:
-            raise Unsupported(f"the program assigns '{self.reassigned[0]}' more than once, and a formula "
-                              "names each value once")
+            raise Unsupported(
+                f"the program assigns '{self.reassigned[0]}' more than once, and a formula names each value once"
+            )
         expression = self.b.materialize(expression)
         taken = set(self.program.inputs) | set(self.program.assigned) | set(_builtin_names())
         # how often each reference is read (transitively, from the expression)
@@ -877,8 +986,10 @@ class FormulaBuilder:
             if count == 1 and (key in self.gradients or _size(body) <= _INLINE_SIZE):
                 inline[key] = body
         # forward definitions in program order, then gradients in the order they were made
-        forward_keys = sorted((k for k in uses if k in self.forward and k not in inline),
-                              key=lambda k: (self.forward[k].span[1], -self.forward[k].span[0], int(k[2:])))
+        forward_keys = sorted(
+            (k for k in uses if k in self.forward and k not in inline),
+            key=lambda k: (self.forward[k].span[1], -self.forward[k].span[0], int(k[2:])),
+        )
         grad_keys = sorted((k for k in uses if k in self.gradients and k not in inline), key=lambda k: int(k[2:]))
         statements = []
         program_names = set()
@@ -980,8 +1091,9 @@ def _strip_spans(ast):
     if type(ast) is A.Const:
         return A.Const(ast.value)
     if type(ast) is A.Call:
-        return A.Call(ast.func, tuple(_strip_spans(a) for a in ast.args),
-                      tuple((k, _strip_spans(v)) for k, v in ast.kwargs))
+        return A.Call(
+            ast.func, tuple(_strip_spans(a) for a in ast.args), tuple((k, _strip_spans(v)) for k, v in ast.kwargs)
+        )
     return ast
 
 
@@ -1000,14 +1112,17 @@ def _size(e) -> int:
 
 def _builtin_names():
     from . import ops
+
     return set(ops.FUNCTIONS) | set(ops.CONSTANTS) | set(A.CONSTANT_NAMES)
 
 
 # ----------------------------------------------------------------------------------------------
 # entry points
 
-def gradient_formulas(program, inputs, names, functions=None, dtype=None, device=None, seed=None,
-                      seed_text=None) -> tuple[dict, list]:
+
+def gradient_formulas(
+    program, inputs, names, functions=None, dtype=None, device=None, seed=None, seed_text=None
+) -> tuple[dict, list]:
     """{name: formula text or None} for d output / d name, and notes for those without one.
 
     ``inputs``: the input tensors (leaves; those requiring grad are the differentiable ones);
@@ -1040,6 +1155,7 @@ def gradient_formulas(program, inputs, names, functions=None, dtype=None, device
                 formulas[name] = None
             return formulas, notes
         import gradcli as G
+
         shape = tuple(out.shape)
         if seed is None:
             seed_tensor = G.tensor(np.ones(shape), dtype=str(out.dtype).removeprefix("torch."))
@@ -1052,8 +1168,9 @@ def gradient_formulas(program, inputs, names, functions=None, dtype=None, device
             builder.b.note(start, shape)
         builder.seed(root[0], start)
         edges = list(targets.values())
-        engine.execute([root], [seed_tensor], retain_graph=True, create_graph=False,
-                       capture=(edges, False), trace=builder)
+        engine.execute(
+            [root], [seed_tensor], retain_graph=True, create_graph=False, capture=(edges, False), trace=builder
+        )
         for name in names:
             if name not in targets:
                 formulas[name] = None
@@ -1076,6 +1193,7 @@ def derivative_formula(program, inputs, names, functions=None, dtype=None, devic
     """(text, notes): the formula of d^n output / d names[0] ... d names[-1], built one order at a
     time from the formula of the order before (non-scalar results summed first, as ``diff``)."""
     from .language import parse
+
     current, text = program, None
     for k, name in enumerate(names):
         if k:
@@ -1094,9 +1212,11 @@ def derivative_formula(program, inputs, names, functions=None, dtype=None, devic
 def _summed(text, inputs, functions, dtype, device):
     """``text`` with its output summed when it is not a scalar (what ``diff`` differentiates next)."""
     from .language import parse, run
+
     program = parse(text)
-    value = run(program, {k: v for k, v in inputs.items() if k in program.inputs}, functions,
-                dtype=dtype, device=device).output
+    value = run(
+        program, {k: v for k, v in inputs.items() if k in program.inputs}, functions, dtype=dtype, device=device
+    ).output
     if not getattr(value, "shape", ()):
         return text
     head, _, last = text.rpartition("; ")
@@ -1105,12 +1225,14 @@ def _summed(text, inputs, functions, dtype, device):
 
 def for_grad(run, names, seed=None) -> tuple[dict, list]:
     """``grad --formula``: (formulas, notes) for a command's run (``commands._Run``)."""
-    return gradient_formulas(run.program, dict(run.inputs), list(names), run.functions or None,
-                             run.spec.dtype, run.spec.device, seed=seed)
+    return gradient_formulas(
+        run.program, dict(run.inputs), list(names), run.functions or None, run.spec.dtype, run.spec.device, seed=seed
+    )
 
 
 def for_diff(run, names) -> tuple[dict, list]:
     """``diff --formula``: ({"x,x,y": text}, notes)."""
-    text, notes = derivative_formula(run.program, dict(run.inputs), list(names), run.functions or None,
-                                     run.spec.dtype, run.spec.device)
+    text, notes = derivative_formula(
+        run.program, dict(run.inputs), list(names), run.functions or None, run.spec.dtype, run.spec.device
+    )
     return {",".join(names): text}, notes

@@ -8,6 +8,7 @@ PyTorch's; ``sum max min abs pow`` are registered under those names without bind
 this module, so Python's builtins keep their meaning here.  Tensor's Python operators
 (``__add__`` ...) are at the end: the common ones call ``apply`` directly (the hot path).
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,28 @@ import numpy as np
 
 from . import backend
 from .constructors import _size, tensor
-from .ops import (OPS, _diag_scatter, _diagonal, _dim, _dims, _permute, _select, _slice, _t, _to, _unreduce,
-                  Node, _state, apply, expand, mT, next_seq, split_edges, take, view)
+from .ops import (
+    OPS,
+    Node,
+    _diag_scatter,
+    _diagonal,
+    _dim,
+    _dims,
+    _permute,
+    _select,
+    _slice,
+    _state,
+    _t,
+    _to,
+    _unreduce,
+    apply,
+    expand,
+    mT,
+    next_seq,
+    split_edges,
+    take,
+    view,
+)
 from .public import attach, register
 from .tensor import Tensor, _own, as_view
 
@@ -26,6 +47,7 @@ from .tensor import Tensor, _own, as_view
 def viewing(front):
     """``front``'s result shares its input's storage where numpy could take a view (as in PyTorch):
     it is recorded as a view (``tensor.as_view``), with how to take it again."""
+
     def view_front(input, *args, **kwargs):
         if input.__class__ is not Tensor:
             return front(input, *args, **kwargs)
@@ -34,20 +56,24 @@ def viewing(front):
         if out is not input and backend.xp_of(base).may_share_memory(out._data, base):
             as_view(out, input, lambda t: front(t, *args, **kwargs))
         return out
+
     view_front.__name__, view_front.__doc__ = front.__name__, front.__doc__
     return view_front
 
 
 def exposed(doc=None, **exposure):
     """``public.register`` as a decorator, with the doc of the table op of the same name by default."""
+
     def decorate(fn):
         op = OPS.get(fn.__name__)
         return register(fn.__name__, fn, doc or (op.doc if op is not None else None), **exposure)
+
     return decorate
 
 
 # ----------------------------------------------------------------------------------------------
 # operators
+
 
 @exposed(doc="a + b", method=True, symbol="+", precedence=2, fold=operator.add)
 def add(input, other, alpha=1):
@@ -108,18 +134,27 @@ def _comparison(name):
         if not isinstance(input, Tensor):
             input = _t(input, other)
         return apply(op, (input, other))
+
     front.__name__ = name
     return front
 
 
-for _name, _symbol, _fold in [("lt", "<", operator.lt), ("le", "<=", operator.le), ("gt", ">", operator.gt),
-                              ("ge", ">=", operator.ge), ("eq", "==", operator.eq), ("ne", "!=", operator.ne)]:
-    register(_name, _comparison(_name), f"a {_symbol} b (a mask)", method=True, symbol=_symbol, precedence=1,
-             fold=_fold)
+for _name, _symbol, _fold in [
+    ("lt", "<", operator.lt),
+    ("le", "<=", operator.le),
+    ("gt", ">", operator.gt),
+    ("ge", ">=", operator.ge),
+    ("eq", "==", operator.eq),
+    ("ne", "!=", operator.ne),
+]:
+    register(
+        _name, _comparison(_name), f"a {_symbol} b (a mask)", method=True, symbol=_symbol, precedence=1, fold=_fold
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # selection
+
 
 @exposed(method=lambda self, condition, other: where(condition, self, other))
 def where(condition, input, other):
@@ -135,15 +170,16 @@ def masked_fill(input, mask, value):
     """``input`` with ``value`` where ``mask`` (a bool tensor, broadcast) holds."""
     mask = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
     if mask.dtype.kind != "b":
-        kind = {"i8": "long int", "i4": "int", "f8": "double", "f4": "float"}.get(f"{mask.dtype.kind}{mask.dtype.itemsize}",
-                                                                              mask.dtype.name)
+        kind = {"i8": "long int", "i4": "int", "f8": "double", "f4": "float"}.get(
+            f"{mask.dtype.kind}{mask.dtype.itemsize}", mask.dtype.name
+        )
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {kind}")
     scalar = not isinstance(value, Tensor)
     return apply(OPS["masked_fill"], (input, float(value) if scalar else value), {"cond": mask, "scalar": scalar})
 
 
 @exposed(method=("clamp", "clip"))
-def clamp(input, min=None, max=None):     # noqa: A002 - PyTorch's keyword names
+def clamp(input, min=None, max=None):  # noqa: A002 - PyTorch's keyword names
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     return apply(OPS["clamp"], (input,), {"min": _number(min), "max": _number(max)})
@@ -164,8 +200,10 @@ def select(input, dim, index):
     dim = _dim(dim, input.ndim)
     size = input.shape[dim]
     if not -size <= index < size:
-        raise IndexError(f"select(): index {index} out of range for tensor of size {list(input.shape)} at "
-                         f"dimension {dim + input.ndim}")
+        raise IndexError(
+            f"select(): index {index} out of range for tensor of size {list(input.shape)} at "
+            f"dimension {dim + input.ndim}"
+        )
     return _select(input, dim, int(index) % size)
 
 
@@ -177,6 +215,7 @@ def numel(input) -> int:
 # ----------------------------------------------------------------------------------------------
 # arithmetic, reductions, linear algebra, shape
 
+
 @exposed(doc="x ^ 2", method=True)
 def square(input):
     return power(input, 2)
@@ -185,12 +224,15 @@ def square(input):
 @exposed(doc="matrix product a @ b (dot, mv, mm and batched)", method=True, symbol="@", precedence=3)
 def matmul(input, other):
     if input.ndim == 0 or other.ndim == 0:
-        raise RuntimeError("both arguments to matmul need to be at least 1D, but they are "
-                           f"{input.ndim}D and {other.ndim}D")
+        raise RuntimeError(
+            f"both arguments to matmul need to be at least 1D, but they are {input.ndim}D and {other.ndim}D"
+        )
     inner = other.shape[-2] if other.ndim > 1 else other.shape[0]
     if input.shape[-1] != inner:
-        raise ValueError(f"the inner dimensions differ: {input.shape[-1]} (the last of the first) and {inner} "
-                         f"(the {'first' if other.ndim == 1 else 'second to last'} of the second)")
+        raise ValueError(
+            f"the inner dimensions differ: {input.shape[-1]} (the last of the first) and {inner} "
+            f"(the {'first' if other.ndim == 1 else 'second to last'} of the second)"
+        )
     return apply(OPS["matmul"], (input, other), {"ndims": (input.ndim, other.ndim)})
 
 
@@ -247,6 +289,7 @@ def _variance(name):
         if correction is None:
             correction = 1 if unbiased else 0
         return apply(op, (input,), {"dim": _dims(dim, input.ndim), "keepdim": bool(keepdim), "correction": correction})
+
     front.__name__ = name
     front.__doc__ = op.doc
     return front
@@ -306,8 +349,10 @@ def trace(input):
 
 def _square_matrix(input, what):
     if input.ndim < 2 or input.shape[-1] != input.shape[-2]:
-        raise RuntimeError(f"linalg.{what}: A must be batches of square matrices, but they are "
-                           f"{' by '.join(map(str, input.shape[-2:]))} matrices")
+        raise RuntimeError(
+            f"linalg.{what}: A must be batches of square matrices, but they are "
+            f"{' by '.join(map(str, input.shape[-2:]))} matrices"
+        )
 
 
 @exposed(method=True)
@@ -330,7 +375,7 @@ def diag(input, diagonal=0):
         return _diag_scatter(input, (input.shape[0], input.shape[0]))
     if input.ndim == 2:
         return _diagonal(input)
-    raise RuntimeError("diag(): Supports 1D or 2D tensors. Got " f"{input.ndim}D")
+    raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D")
 
 
 @exposed(doc="reshape(x, s...): the same numbers in a new shape", method=("reshape", "view"))
@@ -356,7 +401,7 @@ def flatten(input, start_dim=0, end_dim=-1):
     if n == 0:
         return view(input, (1,))
     a, b = start_dim % n, end_dim % n
-    shape = input.shape[:a] + (math.prod(input.shape[a:b + 1]),) + input.shape[b + 1:]
+    shape = input.shape[:a] + (math.prod(input.shape[a : b + 1]),) + input.shape[b + 1 :]
     return view(input, shape)
 
 
@@ -393,8 +438,9 @@ def stack(tensors, dim=0):
     tensors = _tensor_list(tensors, "stack")
     shapes = {tuple(t.shape) for t in tensors}
     if len(shapes) > 1:
-        raise RuntimeError("stack expects each tensor to be equal size, but got "
-                           f"{' and '.join(map(str, sorted(shapes)))}")
+        raise RuntimeError(
+            f"stack expects each tensor to be equal size, but got {' and '.join(map(str, sorted(shapes)))}"
+        )
     return apply(OPS["stack"], tuple(tensors), {"dim": _dim(dim, tensors[0].ndim + 1)})
 
 
@@ -419,20 +465,24 @@ class _PiecesNode(Node):
     def apply(self, grads, mask):
         grads = list(grads) if self.n_outputs > 1 else [grads]
         known = next(g for g in grads if g is not None)
-        lead = tuple(known.shape[:known.ndim - len(self.shapes[0])])
-        pieces = [g if g is not None else
-                  Tensor(backend.xp_of(known._data).zeros(lead + tuple(s), dtype=known.dtype))
-                  for g, s in zip(grads, self.shapes)]
+        lead = tuple(known.shape[: known.ndim - len(self.shapes[0])])
+        pieces = [
+            g if g is not None else Tensor(backend.xp_of(known._data).zeros(lead + tuple(s), dtype=known.dtype))
+            for g, s in zip(grads, self.shapes)
+        ]
         return ((stack if self.kind == "unbind" else cat)(pieces, dim=self.dim),)
 
     def input_shapes(self):
         n = self.dim
         if self.kind == "unbind":
-            return (self.shapes[0][:len(self.shapes[0]) + n + 1] + (len(self.shapes),)
-                    + self.shapes[0][len(self.shapes[0]) + n + 1:],)
+            return (
+                self.shapes[0][: len(self.shapes[0]) + n + 1]
+                + (len(self.shapes),)
+                + self.shapes[0][len(self.shapes[0]) + n + 1 :],
+            )
         total = sum(s[n] for s in self.shapes)
         first = self.shapes[0]
-        return (first[:len(first) + n] + (total,) + first[len(first) + n + 1:],)
+        return (first[: len(first) + n] + (total,) + first[len(first) + n + 1 :],)
 
 
 def _pieces(input, dim, bounds, kind, label):
@@ -469,8 +519,10 @@ def split(tensor, split_size_or_sections, dim=0):
     if isinstance(split_size_or_sections, (list, tuple)):
         sizes = [int(s) for s in split_size_or_sections]
         if sum(sizes) != n:
-            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size "
-                               f"at dimension {dim}), but got split_sizes={sizes}")
+            raise RuntimeError(
+                f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size "
+                f"at dimension {dim}), but got split_sizes={sizes}"
+            )
         label = "SplitWithSizesBackward0"
     else:
         step = int(split_size_or_sections)
@@ -486,7 +538,7 @@ def split(tensor, split_size_or_sections, dim=0):
 def chunk(input, chunks, dim=0):
     """At most ``chunks`` pieces of equal size (the last one smaller) along ``dim``."""
     if chunks <= 0:
-        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " f"{chunks}")
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
     n = input.shape[_dim(dim, input.ndim)]
     return split(input, max(1, -(-n // chunks)), dim)
 
@@ -500,8 +552,10 @@ def unbind(input, dim=0):
 @exposed(language=False)
 def var_mean(input, dim=None, unbiased=True, keepdim=False, correction=None):
     """``(var(input, ...), mean(input, ...))``."""
-    return (API_VAR(input, dim, unbiased=unbiased, keepdim=keepdim, correction=correction),
-            apply(OPS["mean"], (_t(input),), {"dim": _dims(dim, _t(input).ndim), "keepdim": bool(keepdim)}))
+    return (
+        API_VAR(input, dim, unbiased=unbiased, keepdim=keepdim, correction=correction),
+        apply(OPS["mean"], (_t(input),), {"dim": _dims(dim, _t(input).ndim), "keepdim": bool(keepdim)}),
+    )
 
 
 @exposed(doc="expand_as(x, y): x broadcast to y's shape", method=True)
@@ -552,8 +606,11 @@ def index_select(input, dim, index):
     """The slices of ``input`` along ``dim`` at ``index`` (a 1-d integer tensor), copied."""
     d = _dim(dim, input.ndim) + input.ndim if input.ndim else 0
     where = np.arange(math.prod(input.shape)).reshape(input.shape)
-    return take(input, np.take(where, _index_array(index).reshape(-1), axis=d if input.ndim else None),
-                node="IndexSelectBackward0")
+    return take(
+        input,
+        np.take(where, _index_array(index).reshape(-1), axis=d if input.ndim else None),
+        node="IndexSelectBackward0",
+    )
 
 
 @exposed(language=False, method=True)
@@ -577,7 +634,7 @@ def _getitem(x, key):
     if Ellipsis in items:
         at = items.index(Ellipsis)
         fill = x.ndim - sum(1 for i in items if i is not None and i is not Ellipsis)
-        items = items[:at] + (slice(None),) * fill + items[at + 1:]
+        items = items[:at] + (slice(None),) * fill + items[at + 1 :]
     out, axis = x, 0
     for item in items:
         if item is None:
@@ -631,8 +688,12 @@ attach("__getitem__", _getitem)
 attach("clone", lambda self: apply(OPS["clone"], (self,)))
 attach("T", property(_T))
 attach("mT", property(viewing(mT)))
-attach("expand", lambda self, *size: expand(self, tuple(
-    self.shape[i - len(size) + self.ndim] if s == -1 else s for i, s in enumerate(_size(size)))))
+attach(
+    "expand",
+    lambda self, *size: expand(
+        self, tuple(self.shape[i - len(size) + self.ndim] if s == -1 else s for i, s in enumerate(_size(size)))
+    ),
+)
 attach("to", lambda self, device=None, dtype=None: _to(self, *_to_args(device, dtype)))
 attach("type_as", lambda self, other: _to(self, dtype=other.dtype))
 

@@ -14,22 +14,35 @@ every view of that storage sees it.  Then:
 
 Under ``no_grad`` (an optimizer step, ``w -= lr * w.grad``) only the values change.
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from . import backend, functions as F, ops
+from . import backend, ops
+from . import functions as F
 from .autograd import grad_mode
 from .tensor import Tensor, _counter, _own, views_of
 
 LEAF = "a leaf Variable that requires grad is being used in an in-place operation."
 VIEW_OF_LEAF = "a view of a leaf Variable that requires grad is being used in an in-place operation."
-OVERLAP = ("unsupported operation: more than one element of the written-to tensor refers to a single memory "
-           "location. Please clone() the tensor before performing the operation.")
-_NAMES = {"f8": "Double", "f4": "Float", "f2": "Half", "i8": "Long", "i4": "Int", "i2": "Short", "i1": "Char",
-          "u1": "Byte", "b1": "Bool"}
+OVERLAP = (
+    "unsupported operation: more than one element of the written-to tensor refers to a single memory "
+    "location. Please clone() the tensor before performing the operation."
+)
+_NAMES = {
+    "f8": "Double",
+    "f4": "Float",
+    "f2": "Half",
+    "i8": "Long",
+    "i4": "Int",
+    "i2": "Short",
+    "i1": "Char",
+    "u1": "Byte",
+    "b1": "Bool",
+}
 
 
 def _type_name(dtype):
@@ -46,10 +59,12 @@ def inplace(self, compute, *args):
     if enabled and base is not None and base._requires_grad and base.grad_fn is None:
         raise RuntimeError(VIEW_OF_LEAF)
     if base is not None and self.grad_fn.__class__ is F._PiecesNode:
-        raise RuntimeError(f"Output {self._output_nr} of {self.grad_fn.name().removesuffix('Backward0')} is a view "
-                           "and is being modified inplace. This view is the output of a function that returns "
-                           "multiple views. Such functions do not allow the output views to be modified inplace. "
-                           "You should replace the inplace operation by an out-of-place one.")
+        raise RuntimeError(
+            f"Output {self._output_nr} of {self.grad_fn.name().removesuffix('Backward0')} is a view "
+            "and is being modified inplace. This view is the output of a function that returns "
+            "multiple views. Such functions do not allow the output views to be modified inplace. "
+            "You should replace the inplace operation by an out-of-place one."
+        )
     track = enabled and (self._requires_grad or any(a.__class__ is Tensor and a._requires_grad for a in args))
     if track:
         before = Tensor(np.array(self._data, copy=True), self._requires_grad, self.grad_fn)
@@ -75,20 +90,27 @@ def _store(self, array):
     array = xp.asarray(array)
     if array.shape != target.shape:
         if np.broadcast_shapes(array.shape, target.shape) != target.shape:
-            raise RuntimeError(f"output with shape {list(target.shape)} doesn't match the broadcast shape "
-                               f"{list(np.broadcast_shapes(array.shape, target.shape))}")
+            raise RuntimeError(
+                f"output with shape {list(target.shape)} doesn't match the broadcast shape "
+                f"{list(np.broadcast_shapes(array.shape, target.shape))}"
+            )
     if not np.can_cast(array.dtype, target.dtype, "same_kind"):
-        raise RuntimeError(f"result type {_type_name(array.dtype)} can't be cast to the desired output type "
-                           f"{_type_name(target.dtype)}")
+        raise RuntimeError(
+            f"result type {_type_name(array.dtype)} can't be cast to the desired output type {_type_name(target.dtype)}"
+        )
     if not target.flags.writeable:
         raise RuntimeError(OVERLAP if 0 in target.strides else "the tensor is a read-only view: clone() it first")
     xp.copyto(target, array, casting="unsafe")
     _counter(self)[0] += 1
     ops.modified[0] = True
     vc = _counter(self)
-    aliases = [t for t in (r() for r in vc[1])] if len(vc) > 1 else []     # what detach() was taken from
-    for t in [self, *([self._base] if getattr(self, "_base", None) is not None else []), *views_of(_root(self)),
-              *aliases]:
+    aliases = [t for t in (r() for r in vc[1])] if len(vc) > 1 else []  # what detach() was taken from
+    for t in [
+        self,
+        *([self._base] if getattr(self, "_base", None) is not None else []),
+        *views_of(_root(self)),
+        *aliases,
+    ]:
         if t is not None:
             _mark_output(t)
 
@@ -117,8 +139,13 @@ def _copy_slices(base, view, result):
     """``base`` gets PyTorch's ``CopySlices`` node: the old base with the view's region replaced by
     ``result``."""
     pos = _positions(base, view)
-    node = ops.OpNode(ops.OPS["put"], {"pos": pos, "node": ("torch::autograd::CopySlices", base.ndim)}, None, None,
-                      [base._edge(), result._edge()])
+    node = ops.OpNode(
+        ops.OPS["put"],
+        {"pos": pos, "node": ("torch::autograd::CopySlices", base.ndim)},
+        None,
+        None,
+        [base._edge(), result._edge()],
+    )
     node.shapes = (tuple(base.shape), tuple(result.shape))
     base.grad_fn, base._output_nr, base._requires_grad = node, 0, True
     _rederive_views(base)
@@ -129,14 +156,20 @@ def _rederive_views(base):
     if not base._requires_grad:
         return
     for view in views_of(base):
-        node = ops.OpNode(ops.OPS["take"], {"pos": _positions(base, view), "src_ndim": base.ndim,
-                                             "node": "AsStridedBackward0"}, None, None, [base._edge()])
+        node = ops.OpNode(
+            ops.OPS["take"],
+            {"pos": _positions(base, view), "src_ndim": base.ndim, "node": "AsStridedBackward0"},
+            None,
+            None,
+            [base._edge()],
+        )
         node.shapes = (tuple(base.shape),)
         view.grad_fn, view._output_nr, view._requires_grad = node, 0, True
 
 
 # ----------------------------------------------------------------------------------------------
 # the methods
+
 
 def _filled(name):
     """``value`` (a number or a tensor) broadcast over ``t``'s shape, as the node ``name``."""
@@ -153,7 +186,7 @@ def _setitem(self, key, value):
         pos = F._positions(self, key)
         return inplace(self, lambda t, v: ops._put(t, v, pos, t.ndim, "IndexPutBackward0"), value)
     view = F._getitem(self, key)
-    if getattr(view, "_base", None) is None:        # the whole 0-d tensor: no view was taken
+    if getattr(view, "_base", None) is None:  # the whole 0-d tensor: no view was taken
         return inplace(self, _full_like, value)
     inplace(view, _full_like, value)
 
@@ -181,6 +214,7 @@ def _in(name):
 
     def call(self, *args, **kwargs):
         return inplace(self, lambda t, *a: method(t, *a, **kwargs), *args)
+
     call.__name__ = name
     call.__doc__ = f"In place: ``self`` becomes ``{name[:-1]}(self, ...)``."
     return call

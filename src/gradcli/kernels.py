@@ -1,4 +1,5 @@
 """Numerical kernels the op table's forwards need and numpy lacks (on arrays, given ``xp``)."""
+
 from __future__ import annotations
 
 import math
@@ -16,6 +17,7 @@ def erf(xp, x):
     """The error function (cupyx's on the GPU, ``erf_numpy`` on the CPU)."""
     if xp is not np:
         import cupyx.scipy.special as special  # noqa: PLC0415 - only on the GPU path
+
         return special.erf(x)
     return erf_numpy(np.asarray(x, dtype=np.float64)).astype(x.dtype)[()]
 

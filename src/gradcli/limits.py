@@ -4,6 +4,7 @@ Every check raises a ``GradcliError`` of kind ``"limit"`` (exit 2) whose message
 asked for, how much memory it would take and how to change the limit.  Standard library only:
 the checks run before numpy is asked to allocate anything.
 """
+
 from __future__ import annotations
 
 import errno
@@ -13,9 +14,9 @@ import stat
 from .errors import GradcliError
 
 #: the default element limit: 2^27 numbers, 1 GiB of float64
-DEFAULT_MAX_ELEMENTS = 2 ** 27
+DEFAULT_MAX_ELEMENTS = 2**27
 #: the default program size limit (bytes); ``GRADCLI_MAX_PROGRAM_SIZE`` changes it
-DEFAULT_MAX_PROGRAM_SIZE = 16 * 2 ** 20
+DEFAULT_MAX_PROGRAM_SIZE = 16 * 2**20
 #: ``diff``: the most derivatives taken in a row, and the most graph nodes the last one may have
 MAX_ORDER = 64
 MAX_DIFF_NODES = 50_000
@@ -54,14 +55,19 @@ def size(count: float, itemsize: int = 8) -> str:
     amount = float(count) * itemsize
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if amount < 1024 or unit == "PiB":
-            return f"{amount:.0f} {unit}" if unit == "bytes" else f"{amount:.1f} {unit}" if amount < 1e4 \
+            return (
+                f"{amount:.0f} {unit}"
+                if unit == "bytes"
+                else f"{amount:.1f} {unit}"
+                if amount < 1e4
                 else f"{amount:.3g} {unit}"
+            )
         amount /= 1024
-    return f"{amount:.1f} PiB"         # pragma: no cover - the loop returns
+    return f"{amount:.1f} PiB"  # pragma: no cover - the loop returns
 
 
 def _count(count) -> str:
-    return f"{count:,}" if count < 10 ** 15 else f"{float(count):.3g}"
+    return f"{count:,}" if count < 10**15 else f"{float(count):.3g}"
 
 
 def check_elements(count, what: str, hint: str = "", itemsize: int = 8) -> None:
@@ -69,8 +75,11 @@ def check_elements(count, what: str, hint: str = "", itemsize: int = 8) -> None:
     limit = max_elements()
     if count > limit:
         advice = hint or "use smaller sizes"
-        raise GradcliError("limit", f"{what} would hold {_count(count)} numbers ({size(count, itemsize)}), over "
-                           f"the limit of {limit:,} (--max-elements or GRADCLI_MAX_ELEMENTS): {advice}")
+        raise GradcliError(
+            "limit",
+            f"{what} would hold {_count(count)} numbers ({size(count, itemsize)}), over "
+            f"the limit of {limit:,} (--max-elements or GRADCLI_MAX_ELEMENTS): {advice}",
+        )
 
 
 def numel(shape) -> int:
@@ -85,6 +94,7 @@ def check_shape(shape, what: str, itemsize: int = 8) -> None:
 
 
 # -- constructors ----------------------------------------------------------------------------
+
 
 def _size_of(value):
     """A plain number as a size (clamped: NaN and negatives count 0, huge values stay huge); None
@@ -126,6 +136,7 @@ def check_constructor(func: str, args, kwargs) -> None:
 
 # -- graphs (Jacobian, Hessian, check) ---------------------------------------------------------
 
+
 def largest_tensor(output) -> int:
     """The most numbers any tensor of ``output``'s graph holds (walked iteratively)."""
     largest = numel(getattr(output, "shape", ()))
@@ -140,7 +151,7 @@ def largest_tensor(output) -> int:
         try:
             for shape in (shapes() if shapes is not None else ()) or ():
                 largest = max(largest, numel(shape or ()))
-        except Exception:                  # noqa: BLE001 - a node that cannot say (AccumulateGrad, plugins)
+        except Exception:  # noqa: BLE001 - a node that cannot say (AccumulateGrad, plugins)
             pass
         stack.extend(n for n, _ in getattr(node, "next_functions", ()) if n is not None)
     return largest
@@ -148,14 +159,17 @@ def largest_tensor(output) -> int:
 
 # -- the program text ----------------------------------------------------------------------------
 
+
 def max_program_size() -> int:
     env = os.environ.get("GRADCLI_MAX_PROGRAM_SIZE")
     return _positive(env, "GRADCLI_MAX_PROGRAM_SIZE") if env else DEFAULT_MAX_PROGRAM_SIZE
 
 
 def _too_big(where, limit):
-    return GradcliError("limit", f"{where} is larger than {size(limit, 1)} (the limit on a program; "
-                        "GRADCLI_MAX_PROGRAM_SIZE=BYTES changes it)")
+    return GradcliError(
+        "limit",
+        f"{where} is larger than {size(limit, 1)} (the limit on a program; GRADCLI_MAX_PROGRAM_SIZE=BYTES changes it)",
+    )
 
 
 def read_bounded(fd: int, where: str, limit: int) -> bytes:
@@ -164,7 +178,7 @@ def read_bounded(fd: int, where: str, limit: int) -> bytes:
     while True:
         try:
             chunk = os.read(fd, _CHUNK)
-        except BlockingIOError:            # pragma: no cover - regular files and stdin block
+        except BlockingIOError:  # pragma: no cover - regular files and stdin block
             continue
         if not chunk:
             return b"".join(parts)
@@ -176,10 +190,9 @@ def read_bounded(fd: int, where: str, limit: int) -> bytes:
 
 def _decode(data: bytes, where: str) -> str:
     try:
-        return data.decode("utf-8-sig")            # a UTF-8 BOM is no part of the program
+        return data.decode("utf-8-sig")  # a UTF-8 BOM is no part of the program
     except UnicodeDecodeError as exc:
-        raise GradcliError("file", f"{where} is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x})"
-                           ) from None
+        raise GradcliError("file", f"{where} is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x})") from None
 
 
 def open_regular(path: str, what: str = "file") -> int:
@@ -193,14 +206,17 @@ def open_regular(path: str, what: str = "file") -> int:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise GradcliError("file", f"cannot read {what} '{shown}': {_why(exc)}") from None
-    except ValueError:                      # a NUL character: no file can have that name
+    except ValueError:  # a NUL character: no file can have that name
         raise GradcliError("file", f"cannot read {what} '{shown}': a file name cannot hold a NUL character") from None
     try:
         info = os.fstat(fd)
         kind = _not_regular(info.st_mode)
         if kind:
-            hint = ": give the text on standard input as '-' instead" if kind.startswith("a FIFO") and \
-                what == "program file" else ""
+            hint = (
+                ": give the text on standard input as '-' instead"
+                if kind.startswith("a FIFO") and what == "program file"
+                else ""
+            )
             raise GradcliError("file", f"cannot read {what} '{shown}': it is {kind}, not a regular file{hint}")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
@@ -243,6 +259,7 @@ def read_program(program: str, stdin=None) -> str:
     if program == "-":
         if stdin is None:
             import sys
+
             stdin = sys.stdin
         if stdin is None:
             raise GradcliError("file", "cannot read the program from standard input: it is closed")
@@ -250,7 +267,7 @@ def read_program(program: str, stdin=None) -> str:
             fd = stdin.fileno()
         except (OSError, ValueError, AttributeError):
             fd = None
-        if fd is None:                       # a replaced stdin (tests): read it in bounded pieces
+        if fd is None:  # a replaced stdin (tests): read it in bounded pieces
             stream = getattr(stdin, "buffer", stdin)
             parts, total = [], 0
             try:
@@ -292,11 +309,13 @@ def read_program(program: str, stdin=None) -> str:
 
 # -- .npy / .npz headers -----------------------------------------------------------------------
 
+
 def npy_header(handle, where: str):
     """``(shape, dtype)`` from an open ``.npy`` stream's header, checked against the element
     limit before any data is read; the stream is left at the start of the data."""
     import numpy as np
     from numpy.lib import format as npformat
+
     try:
         major, _minor = npformat.read_magic(handle)
         if major == 1:
@@ -308,6 +327,7 @@ def npy_header(handle, where: str):
     dtype = np.dtype(dtype)
     if dtype.hasobject or dtype.kind not in "biuf":
         raise GradcliError("value", f"{where} holds {dtype} data, not numbers")
-    check_elements(numel(shape), f"{where} (shape {tuple(shape)})", hint="load a smaller array",
-                   itemsize=max(8, dtype.itemsize))
+    check_elements(
+        numel(shape), f"{where} (shape {tuple(shape)})", hint="load a smaller array", itemsize=max(8, dtype.itemsize)
+    )
     return tuple(shape), dtype

@@ -35,6 +35,7 @@ functions of ``gradcli.functions``, which register their own public names.  Deri
 Tensor operators and methods (attached by those registrations before any derivative runs) and
 the internal helpers below; this module imports nothing above the Tensor but the constructors.
 """
+
 from __future__ import annotations
 
 import functools
@@ -50,7 +51,7 @@ from .constructors import tensor
 from .public import BINARY, CONSTRUCTORS, DOCS, FOLD, FUNCTIONS, LIST_FUNCTIONS, UNARY, register  # noqa: F401
 from .tensor import Tensor
 
-OPS: dict = {}          # name -> Op
+OPS: dict = {}  # name -> Op
 CONSTANTS = {"pi": math.pi, "e": math.e}
 _state = grad_mode.state
 _EMPTY: dict = {}
@@ -59,12 +60,24 @@ _EMPTY: dict = {}
 modified = [False]
 
 
-
 class Op:
     """One primitive of the table (see the module docstring)."""
 
-    __slots__ = ("name", "fwd", "rules", "single", "sources", "callers", "rules_text", "doc", "domain",
-                 "node", "saves", "keeps_out", "nondiff")
+    __slots__ = (
+        "name",
+        "fwd",
+        "rules",
+        "single",
+        "sources",
+        "callers",
+        "rules_text",
+        "doc",
+        "domain",
+        "node",
+        "saves",
+        "keeps_out",
+        "nondiff",
+    )
 
     @property
     def variadic(self) -> bool:
@@ -75,15 +88,19 @@ class Op:
         if self.single:
             return self.rules(*[_source(s, node, g, inputs) for s in self.sources])
         rules = self.rules
-        if len(rules) == 2 and len(needed) == 2:     # the usual cases written out (the hot path)
+        if len(rules) == 2 and len(needed) == 2:  # the usual cases written out (the hot path)
             (r0, r1), (c0, c1) = rules, self.callers
-            return [c0(r0, node, g, inputs) if needed[0] and r0 is not None else None,
-                    c1(r1, node, g, inputs) if needed[1] and r1 is not None else None]
+            return [
+                c0(r0, node, g, inputs) if needed[0] and r0 is not None else None,
+                c1(r1, node, g, inputs) if needed[1] and r1 is not None else None,
+            ]
         if len(rules) == 1 and len(needed) == 1:
             r0 = rules[0]
             return [self.callers[0](r0, node, g, inputs) if needed[0] and r0 is not None else None]
-        return [call(rule, node, g, inputs) if need and rule is not None else None
-                for rule, call, need in zip(rules, self.callers, needed)]
+        return [
+            call(rule, node, g, inputs) if need and rule is not None else None
+            for rule, call, need in zip(rules, self.callers, needed)
+        ]
 
 
 def _caller(plan):
@@ -99,8 +116,9 @@ def _caller(plan):
         return lambda rule, node, g, inputs: rule(g, inputs[j], inputs[k])
     if plan == (0, "out"):
         return lambda rule, node, g, inputs: rule(g, _source("out", node, g, inputs))
-    return lambda rule, node, g, inputs: rule(*[g if c == 0 else inputs[c - 1] if c.__class__ is int
-                                                else _source(c, node, g, inputs) for c in plan])
+    return lambda rule, node, g, inputs: rule(
+        *[g if c == 0 else inputs[c - 1] if c.__class__ is int else _source(c, node, g, inputs) for c in plan]
+    )
 
 
 _INPUT = {"x": 0, "y": 1, "z": 2}
@@ -139,7 +157,7 @@ def defop(name, fwd, bwd, rules_text, doc, domain=(-2.0, 2.0), node=None, nondif
         codes = {"g": 0, "x": 1, "y": 2, "z": 3}
         op.callers = tuple(_caller(tuple(codes.get(n, n) for n in s)) for s in op.sources)
     op.saves = bool(names & {"x", "y", "z", "xs", "out"})
-    op.keeps_out = "out" in names          # else the result is not kept alive by the graph
+    op.keeps_out = "out" in names  # else the result is not kept alive by the graph
     OPS[name] = op
     return op
 
@@ -147,7 +165,7 @@ def defop(name, fwd, bwd, rules_text, doc, domain=(-2.0, 2.0), node=None, nondif
 def _parameters(fn) -> tuple:
     """The names a derivative asks for (read from its code: ``inspect`` is slow to import)."""
     code = fn.__code__
-    return code.co_varnames[:code.co_argcount]
+    return code.co_varnames[: code.co_argcount]
 
 
 class OpNode(Node):
@@ -226,7 +244,7 @@ class OpNode(Node):
     def release(self):
         if self.n:
             if self.next is None:
-                self.nexts()             # next_functions outlive the saved tensors
+                self.nexts()  # next_functions outlive the saved tensors
             self.a = self.b = self.out = None
             self.n = 0
 
@@ -273,11 +291,13 @@ def _modified(t, grad_fn, version, expected, output_nr):
     where = ""
     if grad_fn is not None:
         name = grad_fn.name()
-        where = f", which is output {output_nr} of {name[:name.rfind('Backward')] if 'Backward' in name else name},"
-    return ("one of the variables needed for gradient computation has been modified by an inplace operation: "
-            f"[torch.{kind}Tensor {list(t.shape)}]{where} is at version {version}; expected version {expected} "
-            "instead. Hint: enable anomaly detection to find the operation that failed to compute its gradient, "
-            "with torch.autograd.set_detect_anomaly(True, check_nan=False).")
+        where = f", which is output {output_nr} of {name[: name.rfind('Backward')] if 'Backward' in name else name},"
+    return (
+        "one of the variables needed for gradient computation has been modified by an inplace operation: "
+        f"[torch.{kind}Tensor {list(t.shape)}]{where} is at version {version}; expected version {expected} "
+        "instead. Hint: enable anomaly detection to find the operation that failed to compute its gradient, "
+        "with torch.autograd.set_detect_anomaly(True, check_nan=False)."
+    )
 
 
 def apply(op, inputs, params=_EMPTY):
@@ -287,7 +307,7 @@ def apply(op, inputs, params=_EMPTY):
     result, its node and the node's edge tuple.
     """
     n = len(inputs)
-    if n == 2:                          # the usual cases written out: no list made
+    if n == 2:  # the usual cases written out: no list made
         a, b = inputs
         arrays = (a._data if a.__class__ is Tensor else a, b._data if b.__class__ is Tensor else b)
     elif n == 1:
@@ -303,7 +323,7 @@ def apply(op, inputs, params=_EMPTY):
                 break
         else:
             return Tensor(out)
-        if op.saves:                    # where gradients go is worked out from the inputs later
+        if op.saves:  # where gradients go is worked out from the inputs later
             node = OpNode(op, params, inputs, out if op.keeps_out else None, None)
             if modified[0]:
                 node.versions = tuple([_version(a) for a in inputs])
@@ -331,12 +351,14 @@ def _t(value, like=None):
     """A Tensor for a Python number or array (used by fronts that need a Tensor first argument)."""
     if isinstance(value, Tensor):
         return value
-    return tensor(value, dtype=like.dtype if like is not None else None,
-                  device=like.device if like is not None else None)
+    return tensor(
+        value, dtype=like.dtype if like is not None else None, device=like.device if like is not None else None
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # dimension helpers (forward side)
+
 
 def _dims(dim, ndim):
     """``dim`` (int, tuple or None) as a sorted tuple of negative dims, or None for all."""
@@ -348,8 +370,7 @@ def _dims(dim, ndim):
         d = int(d)
         top = max(ndim, 1)
         if not -top <= d < top:
-            raise IndexError(f"Dimension out of range (expected to be in range of [{-top}, {top - 1}], "
-                             f"but got {d})")
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-top}, {top - 1}], but got {d})")
         out.append(d - ndim if d >= 0 and ndim else (d if ndim else -1))
     return tuple(sorted(set(out)))
 
@@ -364,11 +385,12 @@ def _axes(x, dims):
 
 
 def _tail(shape, n):
-    return tuple(shape[len(shape) - n:]) if n else ()
+    return tuple(shape[len(shape) - n :]) if n else ()
 
 
 # ----------------------------------------------------------------------------------------------
 # shape plumbing: batch-agnostic (they act on the trailing ``src_ndim`` dimensions)
+
 
 def _expand_fwd(xp, x, shape, src_ndim):
     nb = x.ndim - src_ndim
@@ -380,7 +402,8 @@ def _sum_to_fwd(xp, x, shape, src_ndim):
     nb = x.ndim - src_ndim
     extra = src_ndim - len(shape)
     axes = tuple(range(nb, nb + extra)) + tuple(
-        nb + extra + i for i, s in enumerate(shape) if s == 1 and x.shape[nb + extra + i] != 1)
+        nb + extra + i for i, s in enumerate(shape) if s == 1 and x.shape[nb + extra + i] != 1
+    )
     out = xp.sum(x, axis=axes, keepdims=True) if axes else x
     return xp.reshape(out, x.shape[:nb] + tuple(shape))
 
@@ -390,15 +413,29 @@ def _view_fwd(xp, x, shape, src_ndim, node=None):
     return xp.reshape(x, x.shape[:nb] + tuple(shape))
 
 
-defop("expand", _expand_fwd,
-      (lambda g, xshape, shape, src_ndim: sum_to(g, _tail(xshape, src_ndim), len(shape)),),
-      "g", "broadcast x to a shape")
-defop("sum_to", _sum_to_fwd,
-      (lambda g, xshape, shape, src_ndim: expand(g, _tail(xshape, src_ndim), len(shape)),),
-      "expand_as(g, x)", "sum x down to a shape it was broadcast from", node="SumBackward1")
-defop("view", _view_fwd,
-      (lambda g, xshape, shape, src_ndim: view(g, _tail(xshape, src_ndim), len(shape)),),
-      "reshape_as(g, x)", "x with a new shape", node=lambda p: p.get("node") or "ViewBackward0")
+defop(
+    "expand",
+    _expand_fwd,
+    (lambda g, xshape, shape, src_ndim: sum_to(g, _tail(xshape, src_ndim), len(shape)),),
+    "g",
+    "broadcast x to a shape",
+)
+defop(
+    "sum_to",
+    _sum_to_fwd,
+    (lambda g, xshape, shape, src_ndim: expand(g, _tail(xshape, src_ndim), len(shape)),),
+    "expand_as(g, x)",
+    "sum x down to a shape it was broadcast from",
+    node="SumBackward1",
+)
+defop(
+    "view",
+    _view_fwd,
+    (lambda g, xshape, shape, src_ndim: view(g, _tail(xshape, src_ndim), len(shape)),),
+    "reshape_as(g, x)",
+    "x with a new shape",
+    node=lambda p: p.get("node") or "ViewBackward0",
+)
 
 
 def expand(x, shape, src_ndim=None):
@@ -454,24 +491,41 @@ def _count(xshape, dim):
 _SUB = threads.binary(np.subtract, operator.sub)
 _MUL = threads.binary(np.multiply, operator.mul)
 _ADD = threads.binary(np.add, operator.add)
-engine.register(add=functools.partial(_ADD, np), unbroadcast=_unbroadcast,
-                copy=lambda g: apply(OPS["copy_grad"], (g,)), clone=lambda g: apply(OPS["clone"], (g,)))
+engine.register(
+    add=functools.partial(_ADD, np),
+    unbroadcast=_unbroadcast,
+    copy=lambda g: apply(OPS["copy_grad"], (g,)),
+    clone=lambda g: apply(OPS["clone"], (g,)),
+)
 defop("add", _ADD, (lambda g: g, lambda g: g), ("g", "g"), "a + b")
 defop("sub", _SUB, (lambda g: g, lambda g: -g), ("g", "-g"), "a - b")
-defop("rsub", lambda xp, x, other: _SUB(xp, other, x), (lambda g: -g,), "-g", "a number minus x",
-      node="RsubBackward1")
-defop("add_alpha", lambda xp, x, y, alpha, node: x + alpha * y, (lambda g: g, lambda g, alpha: g * alpha),
-      ("g", "g * alpha"), "a + alpha * b (add and sub with alpha=)", node=lambda p: p["node"])
+defop("rsub", lambda xp, x, other: _SUB(xp, other, x), (lambda g: -g,), "-g", "a number minus x", node="RsubBackward1")
+defop(
+    "add_alpha",
+    lambda xp, x, y, alpha, node: x + alpha * y,
+    (lambda g: g, lambda g, alpha: g * alpha),
+    ("g", "g * alpha"),
+    "a + alpha * b (add and sub with alpha=)",
+    node=lambda p: p["node"],
+)
 defop("mul", _MUL, (lambda g, y: g * y, lambda g, x: g * x), ("g * y", "g * x"), "a * b")
-defop("div", threads.binary(np.divide, operator.truediv), (lambda g, y: g / y, lambda g, x, y: -g * x / (y * y)),
-      ("g / y", "-g * x / (y * y)"), "a / b", domain=((-2.0, 2.0), (0.5, 2.0)))
+defop(
+    "div",
+    threads.binary(np.divide, operator.truediv),
+    (lambda g, y: g / y, lambda g, x, y: -g * x / (y * y)),
+    ("g / y", "-g * x / (y * y)"),
+    "a / b",
+    domain=((-2.0, 2.0), (0.5, 2.0)),
+)
 defop("neg", threads.unary("negative"), (lambda g: -g,), "-g", "-x")
+
+
 def _pow_fwd(xp, x, exponent):
     if exponent == 2:
-        return _MUL(xp, x, x)           # numpy's float power is several times slower
+        return _MUL(xp, x, x)  # numpy's float power is several times slower
     if exponent == 1:
         return x + 0.0
-    return x ** exponent
+    return x**exponent
 
 
 def _pow_bwd(g, x, exponent):
@@ -490,30 +544,58 @@ def _rpow_bwd(g, x, out, base):
     return g * (out * (math.log(base) if base > 0 else math.nan))
 
 
-defop("pow", _pow_fwd, (_pow_bwd,),
-      "g * exponent * x ^ (exponent - 1)", "x ^ p for a number p", domain=(0.5, 2.0))
-defop("pow_tensor", lambda xp, x, y: x ** y,
-      (lambda g, x, y: _where(y == 0.0, 0.0, g * (y * x ** (y - 1))),
-       lambda g, x, y, out: g * _where((x == 0.0) * (y >= 0.0), 0.0, out * x.log())),
-      ("where(y == 0, 0, g * (y * x ^ (y - 1)))", "g * where((x == 0) * (y >= 0), 0, out * log(x))"), "a ^ b",
-      domain=((0.5, 2.0), (-2.0, 2.0)), node="PowBackward1")
-defop("rpow", lambda xp, x, base: base ** x, (_rpow_bwd,),
-      "g * (out * log(base))", "a number to the power x", node="PowBackward2")
-defop("maximum", lambda xp, x, y: xp.maximum(x, y),
-      (lambda g, x, y: _where(x < y, 0.0, _where(x == y, g * 0.5, g)),
-       lambda g, x, y: _where(x > y, 0.0, _where(x == y, g * 0.5, g))),      # nan: both get it, as PyTorch's
-      ("where(x < y, 0, where(x == y, g * 0.5, g))", "where(x > y, 0, where(x == y, g * 0.5, g))"),
-      "elementwise maximum(a, b)")
-defop("minimum", lambda xp, x, y: xp.minimum(x, y),
-      (lambda g, x, y: _where(x > y, 0.0, _where(x == y, g * 0.5, g)),
-       lambda g, x, y: _where(x < y, 0.0, _where(x == y, g * 0.5, g))),
-      ("where(x > y, 0, where(x == y, g * 0.5, g))", "where(x < y, 0, where(x == y, g * 0.5, g))"),
-      "elementwise minimum(a, b)")
-defop("atan2", lambda xp, x, y: xp.arctan2(x, y),
-      (lambda g, x, y: g * y * _recip0(x * x + y * y), lambda g, x, y: g * -x * _recip0(x * x + y * y)),
-      ("g * y * where(x * x + y * y == 0, 0, 1 / (x * x + y * y))",
-       "g * -x * where(x * x + y * y == 0, 0, 1 / (x * x + y * y))"), "atan2(y, x): the angle of the point (x, y)",
-      domain=(0.3, 2.0))
+defop("pow", _pow_fwd, (_pow_bwd,), "g * exponent * x ^ (exponent - 1)", "x ^ p for a number p", domain=(0.5, 2.0))
+defop(
+    "pow_tensor",
+    lambda xp, x, y: x**y,
+    (
+        lambda g, x, y: _where(y == 0.0, 0.0, g * (y * x ** (y - 1))),
+        lambda g, x, y, out: g * _where((x == 0.0) * (y >= 0.0), 0.0, out * x.log()),
+    ),
+    ("where(y == 0, 0, g * (y * x ^ (y - 1)))", "g * where((x == 0) * (y >= 0), 0, out * log(x))"),
+    "a ^ b",
+    domain=((0.5, 2.0), (-2.0, 2.0)),
+    node="PowBackward1",
+)
+defop(
+    "rpow",
+    lambda xp, x, base: base**x,
+    (_rpow_bwd,),
+    "g * (out * log(base))",
+    "a number to the power x",
+    node="PowBackward2",
+)
+defop(
+    "maximum",
+    lambda xp, x, y: xp.maximum(x, y),
+    (
+        lambda g, x, y: _where(x < y, 0.0, _where(x == y, g * 0.5, g)),
+        lambda g, x, y: _where(x > y, 0.0, _where(x == y, g * 0.5, g)),
+    ),  # nan: both get it, as PyTorch's
+    ("where(x < y, 0, where(x == y, g * 0.5, g))", "where(x > y, 0, where(x == y, g * 0.5, g))"),
+    "elementwise maximum(a, b)",
+)
+defop(
+    "minimum",
+    lambda xp, x, y: xp.minimum(x, y),
+    (
+        lambda g, x, y: _where(x > y, 0.0, _where(x == y, g * 0.5, g)),
+        lambda g, x, y: _where(x < y, 0.0, _where(x == y, g * 0.5, g)),
+    ),
+    ("where(x > y, 0, where(x == y, g * 0.5, g))", "where(x < y, 0, where(x == y, g * 0.5, g))"),
+    "elementwise minimum(a, b)",
+)
+defop(
+    "atan2",
+    lambda xp, x, y: xp.arctan2(x, y),
+    (lambda g, x, y: g * y * _recip0(x * x + y * y), lambda g, x, y: g * -x * _recip0(x * x + y * y)),
+    (
+        "g * y * where(x * x + y * y == 0, 0, 1 / (x * x + y * y))",
+        "g * -x * where(x * x + y * y == 0, 0, 1 / (x * x + y * y))",
+    ),
+    "atan2(y, x): the angle of the point (x, y)",
+    domain=(0.3, 2.0),
+)
 
 
 def _recip0(d):
@@ -534,6 +616,7 @@ def unary(name, fwd, bwd, rules_text, doc, domain=(-2.0, 2.0), node=None):
 
     def front(input):
         return apply(op, (input if input.__class__ is Tensor else _t(input),))
+
     front.__name__, front.__doc__ = name, doc
     register(name, front, doc, method=True)
     UNARY_OPS.append(name)
@@ -541,54 +624,152 @@ def unary(name, fwd, bwd, rules_text, doc, domain=(-2.0, 2.0), node=None):
 
 
 unary("abs", threads.unary("abs"), lambda g, x: g * x.sign(), "g * sign(x)", "absolute value", (0.2, 2.0))
-unary("sign", lambda xp, x: xp.nan_to_num(xp.sign(x), nan=0.0), lambda g: g * 0.0, "g * 0",
-      "sign of x (-1, 0 or 1; 0 for nan, as PyTorch)", (0.2, 2.0))
+unary(
+    "sign",
+    lambda xp, x: xp.nan_to_num(xp.sign(x), nan=0.0),
+    lambda g: g * 0.0,
+    "g * 0",
+    "sign of x (-1, 0 or 1; 0 for nan, as PyTorch)",
+    (0.2, 2.0),
+)
 unary("sqrt", threads.unary("sqrt"), lambda g, out: g / (2.0 * out), "g / (2 * out)", "square root", (0.2, 3.0))
-unary("rsqrt", lambda xp, x: 1.0 / xp.sqrt(x), lambda g, out: -0.5 * g * out * out * out,
-      "-0.5 * g * out * out * out", "1 / sqrt(x)", (0.2, 3.0))
+unary(
+    "rsqrt",
+    lambda xp, x: 1.0 / xp.sqrt(x),
+    lambda g, out: -0.5 * g * out * out * out,
+    "-0.5 * g * out * out * out",
+    "1 / sqrt(x)",
+    (0.2, 3.0),
+)
 unary("reciprocal", lambda xp, x: 1.0 / x, lambda g, out: -g * out * out, "-g * out * out", "1 / x", (0.3, 2.0))
 unary("exp", threads.unary("exp"), lambda g, out: g * out, "g * out", "e to the x", (-2.0, 2.0))
-unary("exp2", threads.unary("exp2"), lambda g, out: g * out * math.log(2.0), "g * out * log(2)", "2 to the x",
-      (-2.0, 2.0))
+unary(
+    "exp2", threads.unary("exp2"), lambda g, out: g * out * math.log(2.0), "g * out * log(2)", "2 to the x", (-2.0, 2.0)
+)
 unary("expm1", threads.unary("expm1"), lambda g, out: g * (out + 1.0), "g * (out + 1)", "exp(x) - 1", (-2.0, 2.0))
 unary("log", threads.unary("log"), lambda g, x: g / x, "g / x", "natural logarithm", (0.2, 3.0))
-unary("log2", threads.unary("log2"), lambda g, x: g / (x * math.log(2.0)), "g / (x * log(2))",
-      "base-2 logarithm", (0.2, 3.0))
-unary("log10", threads.unary("log10"), lambda g, x: g / (x * math.log(10.0)), "g / (x * log(10))",
-      "base-10 logarithm", (0.2, 3.0))
-unary("log1p", threads.unary("log1p"), lambda g, x: g / (x + 1.0), "g / (x + 1)", "log(1 + x)", (-0.5, 2.0),
-      node="Log1PBackward0")
+unary(
+    "log2",
+    threads.unary("log2"),
+    lambda g, x: g / (x * math.log(2.0)),
+    "g / (x * log(2))",
+    "base-2 logarithm",
+    (0.2, 3.0),
+)
+unary(
+    "log10",
+    threads.unary("log10"),
+    lambda g, x: g / (x * math.log(10.0)),
+    "g / (x * log(10))",
+    "base-10 logarithm",
+    (0.2, 3.0),
+)
+unary(
+    "log1p",
+    threads.unary("log1p"),
+    lambda g, x: g / (x + 1.0),
+    "g / (x + 1)",
+    "log(1 + x)",
+    (-0.5, 2.0),
+    node="Log1PBackward0",
+)
 unary("sin", threads.unary("sin"), lambda g, x: g * x.cos(), "g * cos(x)", "sine", (-3.0, 3.0))
 unary("cos", threads.unary("cos"), lambda g, x: -g * x.sin(), "-g * sin(x)", "cosine", (-3.0, 3.0))
-unary("tan", threads.unary("tan"), lambda g, out: g * (out * out + 1.0), "g * (out * out + 1)", "tangent",
-      (-1.2, 1.2))
-unary("asin", threads.unary("arcsin"), lambda g, x: g / (1.0 - x * x).sqrt(), "g / sqrt(1 - x * x)",
-      "inverse sine", (-0.8, 0.8))
-unary("acos", threads.unary("arccos"), lambda g, x: -g / (1.0 - x * x).sqrt(), "-g / sqrt(1 - x * x)",
-      "inverse cosine", (-0.8, 0.8))
-unary("atan", threads.unary("arctan"), lambda g, x: g / (x * x + 1.0), "g / (x * x + 1)", "inverse tangent",
-      (-2.0, 2.0))
+unary("tan", threads.unary("tan"), lambda g, out: g * (out * out + 1.0), "g * (out * out + 1)", "tangent", (-1.2, 1.2))
+unary(
+    "asin",
+    threads.unary("arcsin"),
+    lambda g, x: g / (1.0 - x * x).sqrt(),
+    "g / sqrt(1 - x * x)",
+    "inverse sine",
+    (-0.8, 0.8),
+)
+unary(
+    "acos",
+    threads.unary("arccos"),
+    lambda g, x: -g / (1.0 - x * x).sqrt(),
+    "-g / sqrt(1 - x * x)",
+    "inverse cosine",
+    (-0.8, 0.8),
+)
+unary(
+    "atan", threads.unary("arctan"), lambda g, x: g / (x * x + 1.0), "g / (x * x + 1)", "inverse tangent", (-2.0, 2.0)
+)
 unary("sinh", threads.unary("sinh"), lambda g, x: g * x.cosh(), "g * cosh(x)", "hyperbolic sine", (-2.0, 2.0))
 unary("cosh", threads.unary("cosh"), lambda g, x: g * x.sinh(), "g * sinh(x)", "hyperbolic cosine", (-2.0, 2.0))
-unary("tanh", threads.unary("tanh"), lambda g, out: g * (1.0 - out * out), "g * (1 - out * out)",
-      "hyperbolic tangent", (-2.0, 2.0))
-unary("asinh", threads.unary("arcsinh"), lambda g, x: g / (x * x + 1.0).sqrt(), "g / sqrt(x * x + 1)",
-      "inverse hyperbolic sine", (-2.0, 2.0))
-unary("acosh", threads.unary("arccosh"), lambda g, x: g / (x * x - 1.0).sqrt(), "g / sqrt(x * x - 1)",
-      "inverse hyperbolic cosine", (1.2, 3.0))
-unary("atanh", threads.unary("arctanh"), lambda g, x: g / (1.0 - x * x), "g / (1 - x * x)",
-      "inverse hyperbolic tangent", (-0.8, 0.8))
-unary("sigmoid", kernels.sigmoid, lambda g, out: g * out * (1.0 - out), "g * out * (1 - out)",
-      "logistic sigmoid 1 / (1 + exp(-x))", (-3.0, 3.0))
-unary("relu", lambda xp, x: xp.maximum(x, 0.0) if x.dtype.kind == "f" else x, lambda g, out: _where(out <= 0.0, 0.0, g),
-      "where(out <= 0, 0, g)", "max(x, 0)", (-2.0, 2.0))
-unary("softplus", lambda xp, x: xp.where(x > 20.0, x, xp.log1p(xp.exp(xp.minimum(x, 20.0)))), lambda g,
-      x: g * _softplus_slope(x), "g * sigmoid(x)", "log(1 + exp(x)) (linear above 20)", (-3.0, 3.0))
-unary("erf", kernels.erf, lambda g, x: g * (2.0 / math.sqrt(math.pi)) * (-(x * x)).exp(),
-      "g * 2 / sqrt(pi) * exp(-(x * x))", "the error function", (-2.0, 2.0))
+unary(
+    "tanh",
+    threads.unary("tanh"),
+    lambda g, out: g * (1.0 - out * out),
+    "g * (1 - out * out)",
+    "hyperbolic tangent",
+    (-2.0, 2.0),
+)
+unary(
+    "asinh",
+    threads.unary("arcsinh"),
+    lambda g, x: g / (x * x + 1.0).sqrt(),
+    "g / sqrt(x * x + 1)",
+    "inverse hyperbolic sine",
+    (-2.0, 2.0),
+)
+unary(
+    "acosh",
+    threads.unary("arccosh"),
+    lambda g, x: g / (x * x - 1.0).sqrt(),
+    "g / sqrt(x * x - 1)",
+    "inverse hyperbolic cosine",
+    (1.2, 3.0),
+)
+unary(
+    "atanh",
+    threads.unary("arctanh"),
+    lambda g, x: g / (1.0 - x * x),
+    "g / (1 - x * x)",
+    "inverse hyperbolic tangent",
+    (-0.8, 0.8),
+)
+unary(
+    "sigmoid",
+    kernels.sigmoid,
+    lambda g, out: g * out * (1.0 - out),
+    "g * out * (1 - out)",
+    "logistic sigmoid 1 / (1 + exp(-x))",
+    (-3.0, 3.0),
+)
+unary(
+    "relu",
+    lambda xp, x: xp.maximum(x, 0.0) if x.dtype.kind == "f" else x,
+    lambda g, out: _where(out <= 0.0, 0.0, g),
+    "where(out <= 0, 0, g)",
+    "max(x, 0)",
+    (-2.0, 2.0),
+)
+unary(
+    "softplus",
+    lambda xp, x: xp.where(x > 20.0, x, xp.log1p(xp.exp(xp.minimum(x, 20.0)))),
+    lambda g, x: g * _softplus_slope(x),
+    "g * sigmoid(x)",
+    "log(1 + exp(x)) (linear above 20)",
+    (-3.0, 3.0),
+)
+unary(
+    "erf",
+    kernels.erf,
+    lambda g, x: g * (2.0 / math.sqrt(math.pi)) * (-(x * x)).exp(),
+    "g * 2 / sqrt(pi) * exp(-(x * x))",
+    "the error function",
+    (-2.0, 2.0),
+)
 
-defop("softplus_slope", kernels.sigmoid, (lambda g, x, out: g * out * (1.0 - out),),
-      "g * out * (1 - out)", "sigmoid, as the slope of softplus", node="SigmoidBackward0")
+defop(
+    "softplus_slope",
+    kernels.sigmoid,
+    (lambda g, x, out: g * out * (1.0 - out),),
+    "g * out * (1 - out)",
+    "sigmoid, as the slope of softplus",
+    node="SigmoidBackward0",
+)
 
 
 def _softplus_slope(x):
@@ -598,24 +779,54 @@ def _softplus_slope(x):
 # ----------------------------------------------------------------------------------------------
 # comparisons and selection (masks carry no gradient)
 
-for _name, _f in [("lt", operator.lt), ("le", operator.le), ("gt", operator.gt), ("ge", operator.ge),
-                  ("eq", operator.eq), ("ne", operator.ne)]:
-    defop(_name, (lambda f: lambda xp, x, y: xp.asarray(f(x, y)))(_f), (), (),
-          f"comparison a {_name} b: a mask of booleans", nondiff=True)
+for _name, _f in [
+    ("lt", operator.lt),
+    ("le", operator.le),
+    ("gt", operator.gt),
+    ("ge", operator.ge),
+    ("eq", operator.eq),
+    ("ne", operator.ne),
+]:
+    defop(
+        _name,
+        (lambda f: lambda xp, x, y: xp.asarray(f(x, y)))(_f),
+        (),
+        (),
+        f"comparison a {_name} b: a mask of booleans",
+        nondiff=True,
+    )
 
-defop("where", lambda xp, x, y, cond: xp.where(cond, x, y),
-      (lambda g, cond: _where(cond, g, 0.0), lambda g, cond: _where(cond, 0.0, g)),
-      ("where(cond, g, 0)", "where(cond, 0, g)"), "where(cond, a, b): a where cond holds, else b")
-defop("masked_fill", lambda xp, x, value, cond, scalar: xp.where(cond, xp.asarray(value, dtype=x.dtype), x),
-      (lambda g, cond: _where(cond, 0.0, g), lambda g, cond: _where(cond, g, 0.0)),
-      ("where(cond, 0, g)", "where(cond, g, 0)"), "x with value where the mask cond holds (masked_fill)",
-      node=lambda p: "MaskedFillBackward0" if p["scalar"] else "MaskedFillBackward1")
-defop("clamp", lambda xp, x, min, max: xp.clip(x, min, max),
-      (lambda g, x, min, max: g * _between(x, min, max),), "g * (clamp(x, min=min, max=max) == x)",
-      "clamp(x, min=, max=): x limited to [min, max]", node="ClampBackward1")
-defop("between", lambda xp, x, min,
-      max: (x >= (-np.inf if min is None else min)) & (x <= (np.inf if max is None else max)),
-      (), (), "mask min <= x <= max", nondiff=True)
+defop(
+    "where",
+    lambda xp, x, y, cond: xp.where(cond, x, y),
+    (lambda g, cond: _where(cond, g, 0.0), lambda g, cond: _where(cond, 0.0, g)),
+    ("where(cond, g, 0)", "where(cond, 0, g)"),
+    "where(cond, a, b): a where cond holds, else b",
+)
+defop(
+    "masked_fill",
+    lambda xp, x, value, cond, scalar: xp.where(cond, xp.asarray(value, dtype=x.dtype), x),
+    (lambda g, cond: _where(cond, 0.0, g), lambda g, cond: _where(cond, g, 0.0)),
+    ("where(cond, 0, g)", "where(cond, g, 0)"),
+    "x with value where the mask cond holds (masked_fill)",
+    node=lambda p: "MaskedFillBackward0" if p["scalar"] else "MaskedFillBackward1",
+)
+defop(
+    "clamp",
+    lambda xp, x, min, max: xp.clip(x, min, max),
+    (lambda g, x, min, max: g * _between(x, min, max),),
+    "g * (clamp(x, min=min, max=max) == x)",
+    "clamp(x, min=, max=): x limited to [min, max]",
+    node="ClampBackward1",
+)
+defop(
+    "between",
+    lambda xp, x, min, max: (x >= (-np.inf if min is None else min)) & (x <= (np.inf if max is None else max)),
+    (),
+    (),
+    "mask min <= x <= max",
+    nondiff=True,
+)
 
 
 def _between(x, lo, hi):
@@ -642,6 +853,7 @@ def reduction(name, fwd, bwd, rules_text, doc, domain=(-2.0, 2.0), node=None):
     def front(input, dim=None, keepdim=False):
         input = input if input.__class__ is Tensor else _t(input)
         return apply(op, (input,), {"dim": _dims(dim, input.ndim), "keepdim": bool(keepdim)})
+
     front.__name__, front.__doc__ = name, doc
     register(name, front, doc, method=True)
     REDUCTION_OPS.append(name)
@@ -652,30 +864,43 @@ def _reduce_name(base):
     return lambda p: f"{base}Backward{0 if p['dim'] is None else 1}"
 
 
-reduction("sum", lambda xp, x, dim, keepdim: xp.sum(x, axis=_axes(x, dim), keepdims=keepdim),
-          lambda g, xshape, dim, keepdim: _unreduce(g, xshape, dim, keepdim),
-          "unreduce(g, x, dim=dim, keepdim=keepdim)", "sum(x, dim=None, keepdim=False)", node=_reduce_name("Sum"))
-reduction("mean", lambda xp, x, dim, keepdim: xp.mean(x, axis=_axes(x, dim), keepdims=keepdim),
-          lambda g, xshape, dim, keepdim: _unreduce(g, xshape, dim, keepdim) / _count(xshape, dim),
-          "unreduce(g, x, dim=dim, keepdim=keepdim) * numel(out) / numel(x)", "mean(x, dim=None, keepdim=False)",
-          node=_reduce_name("Mean"))
-reduction("prod", lambda xp, x, dim, keepdim: xp.prod(x, axis=_axes(x, dim), keepdims=keepdim),
-          lambda g, x, out, xshape, dim, keepdim: _prod_bwd(g, x, out, xshape, dim, keepdim),
-          "unreduce(g, x, dim=dim, keepdim=keepdim) * (unreduce(out, x, dim=dim, keepdim=keepdim) / x)",
-          "prod(x, dim=None, keepdim=False)", domain=(0.5, 1.5),
-          node=_reduce_name("Prod"))
+reduction(
+    "sum",
+    lambda xp, x, dim, keepdim: xp.sum(x, axis=_axes(x, dim), keepdims=keepdim),
+    lambda g, xshape, dim, keepdim: _unreduce(g, xshape, dim, keepdim),
+    "unreduce(g, x, dim=dim, keepdim=keepdim)",
+    "sum(x, dim=None, keepdim=False)",
+    node=_reduce_name("Sum"),
+)
+reduction(
+    "mean",
+    lambda xp, x, dim, keepdim: xp.mean(x, axis=_axes(x, dim), keepdims=keepdim),
+    lambda g, xshape, dim, keepdim: _unreduce(g, xshape, dim, keepdim) / _count(xshape, dim),
+    "unreduce(g, x, dim=dim, keepdim=keepdim) * numel(out) / numel(x)",
+    "mean(x, dim=None, keepdim=False)",
+    node=_reduce_name("Mean"),
+)
+reduction(
+    "prod",
+    lambda xp, x, dim, keepdim: xp.prod(x, axis=_axes(x, dim), keepdims=keepdim),
+    lambda g, x, out, xshape, dim, keepdim: _prod_bwd(g, x, out, xshape, dim, keepdim),
+    "unreduce(g, x, dim=dim, keepdim=keepdim) * (unreduce(out, x, dim=dim, keepdim=keepdim) / x)",
+    "prod(x, dim=None, keepdim=False)",
+    domain=(0.5, 1.5),
+    node=_reduce_name("Prod"),
+)
 
 
 def _prod_bwd(g, x, out, xshape, dim, keepdim):
     """PyTorch's prod_backward: ``grad * (out / x)``; where the input has a zero, the product of the
     other elements instead (exclusive products from both ends: no division by zero)."""
     g = _unreduce(g, xshape, dim, keepdim)
-    if not bool((x._data == 0).any()):       # PyTorch picks the formula by the values too
+    if not bool((x._data == 0).any()):  # PyTorch picks the formula by the values too
         return g * (_unreduce(out, xshape, dim, keepdim) / x)
     n = len(xshape)
     reduced = tuple(range(n)) if dim is None else tuple(d + n for d in dim)
     order = tuple(i for i in range(n) if i not in reduced) + reduced
-    kept = [xshape[i] for i in order[:n - len(reduced)]]
+    kept = [xshape[i] for i in order[: n - len(reduced)]]
     moved = x.permute(*order) if order != tuple(range(n)) else x
     others = apply(OPS["prod_others"], (moved.reshape(kept + [-1]),))
     others = others.reshape([xshape[i] for i in order])
@@ -693,14 +918,19 @@ def _prod_others_fwd(xp, x):
 
 def _prod_others_bwd(g, x):
     eye = np.eye(x.shape[-1], dtype=bool)
-    rows = _where(eye, 1.0, x.unsqueeze(-2))        # row i: x with x_i replaced by 1
-    pairs = _where(eye, 0.0, apply(OPS["prod_others"], (rows,)))   # [i, k]: product without x_i, x_k
+    rows = _where(eye, 1.0, x.unsqueeze(-2))  # row i: x with x_i replaced by 1
+    pairs = _where(eye, 0.0, apply(OPS["prod_others"], (rows,)))  # [i, k]: product without x_i, x_k
     return (g.unsqueeze(-1) * pairs).sum(dim=-2)
 
 
-defop("prod_others", _prod_others_fwd, (_prod_others_bwd,), None,
-      "the product of the other elements along the last dimension (prod's derivative at zeros)",
-      node="CumprodBackward0")
+defop(
+    "prod_others",
+    _prod_others_fwd,
+    (_prod_others_bwd,),
+    None,
+    "the product of the other elements along the last dimension (prod's derivative at zeros)",
+    node="CumprodBackward0",
+)
 
 
 def _spread(g, x, out, xshape, dim, keepdim):
@@ -716,28 +946,45 @@ def _share(g, x, out, xshape, dim, keepdim, nan):
     result shares it among the nans, as PyTorch's max() and min())."""
     out = _unreduce(out, xshape, dim, keepdim)
     hit = _where(out != out, x != x, x == out) if nan else x == out
-    count = _unreduce(hit.sum(dim=None if dim is None else tuple(d + len(xshape) for d in dim), keepdim=True),
-                      xshape, dim, True)
-    count = _to(count, dtype=x.dtype)   # a count of booleans is an integer: keep float32 float32
+    count = _unreduce(
+        hit.sum(dim=None if dim is None else tuple(d + len(xshape) for d in dim), keepdim=True), xshape, dim, True
+    )
+    count = _to(count, dtype=x.dtype)  # a count of booleans is an integer: keep float32 float32
     return _unreduce(g, xshape, dim, keepdim) * hit / count
 
 
 _HIT = "(x == unreduce(out, x, dim=dim, keepdim=keepdim))"
-_NAN_HIT = ("where(unreduce(out, x, dim=dim, keepdim=keepdim) != unreduce(out, x, dim=dim, keepdim=keepdim), "
-            "x != x, x == unreduce(out, x, dim=dim, keepdim=keepdim))")
+_NAN_HIT = (
+    "where(unreduce(out, x, dim=dim, keepdim=keepdim) != unreduce(out, x, dim=dim, keepdim=keepdim), "
+    "x != x, x == unreduce(out, x, dim=dim, keepdim=keepdim))"
+)
 _SPREAD_TEXT, _SPREAD_NAN_TEXT = (
-    f"unreduce(g, x, dim=dim, keepdim=keepdim) * {hit} / sum({hit}, dim=dim, keepdim=True)" for hit in (_HIT, _NAN_HIT))
+    f"unreduce(g, x, dim=dim, keepdim=keepdim) * {hit} / sum({hit}, dim=dim, keepdim=True)" for hit in (_HIT, _NAN_HIT)
+)
 for _name, _f, _doc, _node in [
-        ("amax", "amax", "largest value, amax(x, dim=None, keepdim=False)", lambda p: "AmaxBackward0"),
-        ("amin", "amin", "smallest value, amin(x, dim=None, keepdim=False)", lambda p: "AminBackward0"),
-        ("max", "amax", "max(x) reduces; max(x, dim=) gives the values",
-         lambda p: f"MaxBackward{1 if p['dim'] is None else 0}"),
-        ("min", "amin", "min(x) reduces; min(x, dim=) gives the values",
-         lambda p: f"MinBackward{1 if p['dim'] is None else 0}")]:
-    reduction(_name,
-              (lambda f: lambda xp, x, dim, keepdim: getattr(xp, f)(x, axis=_axes(x, dim), keepdims=keepdim))(_f),
-              _spread if _f == _name else _spread_nan, _SPREAD_TEXT if _f == _name else _SPREAD_NAN_TEXT, _doc,
-              node=_node)
+    ("amax", "amax", "largest value, amax(x, dim=None, keepdim=False)", lambda p: "AmaxBackward0"),
+    ("amin", "amin", "smallest value, amin(x, dim=None, keepdim=False)", lambda p: "AminBackward0"),
+    (
+        "max",
+        "amax",
+        "max(x) reduces; max(x, dim=) gives the values",
+        lambda p: f"MaxBackward{1 if p['dim'] is None else 0}",
+    ),
+    (
+        "min",
+        "amin",
+        "min(x) reduces; min(x, dim=) gives the values",
+        lambda p: f"MinBackward{1 if p['dim'] is None else 0}",
+    ),
+]:
+    reduction(
+        _name,
+        (lambda f: lambda xp, x, dim, keepdim: getattr(xp, f)(x, axis=_axes(x, dim), keepdims=keepdim))(_f),
+        _spread if _f == _name else _spread_nan,
+        _SPREAD_TEXT if _f == _name else _SPREAD_NAN_TEXT,
+        _doc,
+        node=_node,
+    )
 
 
 def _norm_fwd(xp, x, p, dim, keepdim):
@@ -748,7 +995,7 @@ def _norm_fwd(xp, x, p, dim, keepdim):
         return xp.sum(a, axis=_axes(x, dim), keepdims=keepdim)
     if p == math.inf:
         return xp.amax(a, axis=_axes(x, dim), keepdims=keepdim)
-    return xp.sum(a ** p, axis=_axes(x, dim), keepdims=keepdim) ** (1.0 / p)
+    return xp.sum(a**p, axis=_axes(x, dim), keepdims=keepdim) ** (1.0 / p)
 
 
 def _norm_bwd(g, x, out, xshape, p, dim, keepdim):
@@ -766,10 +1013,15 @@ def _norm_bwd(g, x, out, xshape, p, dim, keepdim):
     return (x.sign() * x.abs() ** (p - 1) if p < 2 else x * x.abs() ** (p - 2)) * scale
 
 
-defop("norm", _norm_fwd, (_norm_bwd,),
-      "unreduce(where(out == 0, 0, g / out ^ (p - 1)), x, dim=dim, keepdim=keepdim) * x * abs(x) ^ (p - 2)",
-      "norm(x, p=2, dim=None, keepdim=False): the vector p-norm", domain=(0.3, 2.0),
-      node="LinalgVectorNormBackward0")
+defop(
+    "norm",
+    _norm_fwd,
+    (_norm_bwd,),
+    "unreduce(where(out == 0, 0, g / out ^ (p - 1)), x, dim=dim, keepdim=keepdim) * x * abs(x) ^ (p - 2)",
+    "norm(x, p=2, dim=None, keepdim=False): the vector p-norm",
+    domain=(0.3, 2.0),
+    node="LinalgVectorNormBackward0",
+)
 
 
 def _logsumexp_fwd(xp, x, dim, keepdim):
@@ -779,11 +1031,15 @@ def _logsumexp_fwd(xp, x, dim, keepdim):
     return out if keepdim else xp.squeeze(out, axis=_axes(x, dim))
 
 
-reduction("logsumexp", _logsumexp_fwd,
-          lambda g, x, out, xshape, dim, keepdim:
-          _unreduce(g, xshape, dim, keepdim) * (x - _unreduce(out, xshape, dim, keepdim)).exp(),
-          "unreduce(g, x, dim=dim, keepdim=keepdim) * exp(x - unreduce(out, x, dim=dim, keepdim=keepdim))",
-          "logsumexp(x, dim, keepdim=False): log(sum(exp(x))) computed stably")
+reduction(
+    "logsumexp",
+    _logsumexp_fwd,
+    lambda g, x, out, xshape, dim, keepdim: (
+        _unreduce(g, xshape, dim, keepdim) * (x - _unreduce(out, xshape, dim, keepdim)).exp()
+    ),
+    "unreduce(g, x, dim=dim, keepdim=keepdim) * exp(x - unreduce(out, x, dim=dim, keepdim=keepdim))",
+    "logsumexp(x, dim, keepdim=False): log(sum(exp(x))) computed stably",
+)
 
 
 def _var_fwd(xp, x, dim, keepdim, correction):
@@ -804,14 +1060,26 @@ def _var_bwd(g, x, xshape, dim, keepdim, correction):
     return (2.0 / dof if dof else math.inf) * g * _centered(x, dim)
 
 
-defop("var", _var_fwd, (_var_bwd,),
-      "unreduce(g, x, dim=dim, keepdim=keepdim) * (x - mean(x, dim=dim, keepdim=True)) * 2"
-      " / (numel(x) / numel(out) - correction)", "var(x, dim=None, keepdim=False): unbiased variance")
-defop("std", lambda xp, x, dim, keepdim, correction: xp.sqrt(_var_fwd(xp, x, dim, keepdim, correction)),
-      (lambda g, x, out, xshape, dim, keepdim, correction:
-       _var_bwd(_where(out == 0.0, 0.0, g / (out * 2.0)), x, xshape, dim, keepdim, correction),),
-      "unreduce(where(out == 0, 0, g / out), x, dim=dim, keepdim=keepdim) * (x - mean(x, dim=dim, keepdim=True))"
-      " / (numel(x) / numel(out) - correction)", "std(x, dim=None, keepdim=False): unbiased standard deviation")
+defop(
+    "var",
+    _var_fwd,
+    (_var_bwd,),
+    "unreduce(g, x, dim=dim, keepdim=keepdim) * (x - mean(x, dim=dim, keepdim=True)) * 2"
+    " / (numel(x) / numel(out) - correction)",
+    "var(x, dim=None, keepdim=False): unbiased variance",
+)
+defop(
+    "std",
+    lambda xp, x, dim, keepdim, correction: xp.sqrt(_var_fwd(xp, x, dim, keepdim, correction)),
+    (
+        lambda g, x, out, xshape, dim, keepdim, correction: _var_bwd(
+            _where(out == 0.0, 0.0, g / (out * 2.0)), x, xshape, dim, keepdim, correction
+        ),
+    ),
+    "unreduce(where(out == 0, 0, g / out), x, dim=dim, keepdim=keepdim) * (x - mean(x, dim=dim, keepdim=True))"
+    " / (numel(x) / numel(out) - correction)",
+    "std(x, dim=None, keepdim=False): unbiased standard deviation",
+)
 
 
 def _softmax_fwd(xp, x, dim):
@@ -824,12 +1092,20 @@ def _log_softmax_fwd(xp, x, dim):
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=dim, keepdims=True))
 
 
-defop("softmax", _softmax_fwd,
-      (lambda g, out, dim: out * (g - (g * out).sum(dim=dim, keepdim=True)),),
-      "out * (g - sum(g * out, dim=dim, keepdim=True))", "softmax(x, dim=-1): exp(x) / sum(exp(x))")
-defop("log_softmax", _log_softmax_fwd,
-      (lambda g, out, dim: g - out.exp() * g.sum(dim=dim, keepdim=True),),
-      "g - exp(out) * sum(g, dim=dim, keepdim=True)", "log_softmax(x, dim=-1): log(softmax(x)) computed stably")
+defop(
+    "softmax",
+    _softmax_fwd,
+    (lambda g, out, dim: out * (g - (g * out).sum(dim=dim, keepdim=True)),),
+    "out * (g - sum(g * out, dim=dim, keepdim=True))",
+    "softmax(x, dim=-1): exp(x) / sum(exp(x))",
+)
+defop(
+    "log_softmax",
+    _log_softmax_fwd,
+    (lambda g, out, dim: g - out.exp() * g.sum(dim=dim, keepdim=True),),
+    "g - exp(out) * sum(g, dim=dim, keepdim=True)",
+    "log_softmax(x, dim=-1): log(softmax(x)) computed stably",
+)
 
 # ----------------------------------------------------------------------------------------------
 # linear algebra
@@ -843,7 +1119,7 @@ def _matmul_name(p):
         return "MvBackward0"
     if a == 1 and b == 2:
         return "SqueezeBackward4"
-    if a == 2 and b > 2:                # torch: (b.mT @ a.mT).mT made contiguous
+    if a == 2 and b > 2:  # torch: (b.mT @ a.mT).mT made contiguous
         return "CloneBackward0"
     if a == 2 and b == 2:
         return "MmBackward0"
@@ -853,7 +1129,7 @@ def _matmul_name(p):
 def _matmul_dx(g, x, y):
     if y.ndim == 1:
         return g.unsqueeze(-1) * y
-    if x.ndim == 1:                     # g: (p) or a batch (B, p), as rows
+    if x.ndim == 1:  # g: (p) or a batch (B, p), as rows
         return g.matmul(mT(y)) if y.ndim == 2 else g.unsqueeze(-2).matmul(mT(y)).squeeze(-2)
     return g.matmul(mT(y))
 
@@ -861,7 +1137,7 @@ def _matmul_dx(g, x, y):
 def _matmul_dy(g, x, y):
     if x.ndim == 1:
         return x.unsqueeze(-1) * g.unsqueeze(-2) if y.ndim > 1 else g.unsqueeze(-1) * x
-    if y.ndim == 1:                     # g: (n) or a batch (B, n), as rows
+    if y.ndim == 1:  # g: (n) or a batch (B, n), as rows
         return g.matmul(x) if x.ndim == 2 else g.unsqueeze(-2).matmul(x).squeeze(-2)
     return mT(x).matmul(g)
 
@@ -878,34 +1154,74 @@ def _matmul_fwd(xp, x, y):
     return xp.matmul(x, y)
 
 
-defop("matmul", lambda xp, x, y, ndims: _matmul_fwd(xp, x, y), (_matmul_dx, _matmul_dy),
-      ("g @ transpose(y, -2, -1)", "transpose(x, -2, -1) @ g"),
-      "matrix product a @ b (dot, mv, mm and batched)", node=_matmul_name)
-defop("transpose", lambda xp, x, dim0, dim1: xp.swapaxes(x, dim0, dim1),
-      (lambda g, dim0, dim1: g.transpose(dim0, dim1),), "transpose(g, dim0, dim1)",
-      "transpose(x, d0, d1): swap two dimensions")
-defop("permute", lambda xp, x, dims,
-      node: xp.transpose(x, tuple(range(x.ndim - len(dims))) + tuple(x.ndim + d for d in dims)),
-      (lambda g, dims, node:
-       _permute(g, tuple(sorted(range(-len(dims), 0), key=lambda i: dims[i])), "PermuteBackward0"),),
-      None, "reorder dimensions", node=lambda p: p["node"])
-defop("trace", lambda xp, x: xp.trace(x, axis1=-2, axis2=-1),
-      (lambda g, xshape: _unreduce(g, xshape, (-2, -1), False) * _eye_like(g, xshape),),
-      "g * diag(diag(ones_like(x)))", "trace(x): sum of the diagonal")
-defop("det", lambda xp, x: xp.linalg.det(x),
-      (lambda g, x, out, xshape: view(g * out, tuple(xshape[:-2]) + (1, 1), len(xshape) - 2) * mT(x.inv()),),
-      "unsqueeze(unsqueeze(g * out, -1), -1) * transpose(inv(x), -2, -1)", "det(x): determinant",
-      domain=(-1.0, 1.0), node="LinalgDetBackward0")
-defop("inv", lambda xp, x: xp.linalg.inv(x),
-      (lambda g, out: -mT(out).matmul(g).matmul(mT(out)),),
-      "-(transpose(out, -2, -1) @ g @ transpose(out, -2, -1))", "inv(x): matrix inverse", domain=(-1.0, 1.0),
-      node="LinalgInvExBackward0")
-defop("diagonal", lambda xp, x: xp.diagonal(x, axis1=-2, axis2=-1).copy(),     # a copy, as torch.diag's
-      (lambda g, xshape: _diag_scatter(g, _tail(xshape, 2)),), "diag(g)",
-      "diagonal of a matrix", node="DiagonalBackward0_copy")
-defop("diag_scatter", lambda xp, x, shape: _diag_scatter_fwd(xp, x, shape),
-      (lambda g: _diagonal(g),), "diag(g)", "a vector placed on a matrix diagonal",
-      node="DiagEmbedBackward0")
+defop(
+    "matmul",
+    lambda xp, x, y, ndims: _matmul_fwd(xp, x, y),
+    (_matmul_dx, _matmul_dy),
+    ("g @ transpose(y, -2, -1)", "transpose(x, -2, -1) @ g"),
+    "matrix product a @ b (dot, mv, mm and batched)",
+    node=_matmul_name,
+)
+defop(
+    "transpose",
+    lambda xp, x, dim0, dim1: xp.swapaxes(x, dim0, dim1),
+    (lambda g, dim0, dim1: g.transpose(dim0, dim1),),
+    "transpose(g, dim0, dim1)",
+    "transpose(x, d0, d1): swap two dimensions",
+)
+defop(
+    "permute",
+    lambda xp, x, dims, node: xp.transpose(x, tuple(range(x.ndim - len(dims))) + tuple(x.ndim + d for d in dims)),
+    (
+        lambda g, dims, node: _permute(
+            g, tuple(sorted(range(-len(dims), 0), key=lambda i: dims[i])), "PermuteBackward0"
+        ),
+    ),
+    None,
+    "reorder dimensions",
+    node=lambda p: p["node"],
+)
+defop(
+    "trace",
+    lambda xp, x: xp.trace(x, axis1=-2, axis2=-1),
+    (lambda g, xshape: _unreduce(g, xshape, (-2, -1), False) * _eye_like(g, xshape),),
+    "g * diag(diag(ones_like(x)))",
+    "trace(x): sum of the diagonal",
+)
+defop(
+    "det",
+    lambda xp, x: xp.linalg.det(x),
+    (lambda g, x, out, xshape: view(g * out, tuple(xshape[:-2]) + (1, 1), len(xshape) - 2) * mT(x.inv()),),
+    "unsqueeze(unsqueeze(g * out, -1), -1) * transpose(inv(x), -2, -1)",
+    "det(x): determinant",
+    domain=(-1.0, 1.0),
+    node="LinalgDetBackward0",
+)
+defop(
+    "inv",
+    lambda xp, x: xp.linalg.inv(x),
+    (lambda g, out: -mT(out).matmul(g).matmul(mT(out)),),
+    "-(transpose(out, -2, -1) @ g @ transpose(out, -2, -1))",
+    "inv(x): matrix inverse",
+    domain=(-1.0, 1.0),
+    node="LinalgInvExBackward0",
+)
+defop(
+    "diagonal",
+    lambda xp, x: xp.diagonal(x, axis1=-2, axis2=-1).copy(),  # a copy, as torch.diag's
+    (lambda g, xshape: _diag_scatter(g, _tail(xshape, 2)),),
+    "diag(g)",
+    "diagonal of a matrix",
+    node="DiagonalBackward0_copy",
+)
+defop(
+    "diag_scatter",
+    lambda xp, x, shape: _diag_scatter_fwd(xp, x, shape),
+    (lambda g: _diagonal(g),),
+    "diag(g)",
+    "a vector placed on a matrix diagonal",
+    node="DiagEmbedBackward0",
+)
 
 
 def _diag_scatter_fwd(xp, x, shape):
@@ -940,23 +1256,43 @@ def mT(x):
 # ----------------------------------------------------------------------------------------------
 # shape: select, slice, stack, cat
 
+
 def _index(dim, item):
     return (Ellipsis, item) + (slice(None),) * (-dim - 1)
 
 
-defop("select", lambda xp, x, dim, index: x[_index(dim, index)],
-      (lambda g, xshape, dim, index: _select_back(g, _tail(xshape, -dim), dim, index),),
-      None, "x[index] along one dimension")
-defop("select_back", lambda xp, x, shape, dim, index: _scatter(xp, x, shape, _index(dim, index), 1 - len(shape)),
-      (lambda g, dim, index: _select(g, dim, index),), "select(g, dim, index)", "gradient of a selection",
-      node="SelectBackwardBackward0")
-defop("slice", lambda xp, x, dim, start, stop, step: x[_index(dim, slice(start, stop, step))],
-      (lambda g, xshape, dim, start, stop, step: _slice_back(g, _tail(xshape, -dim), dim, start, stop, step),),
-      None, "x[start:stop:step] along one dimension")
-defop("slice_back", lambda xp, x, shape, dim, start, stop, step:
-      _scatter(xp, x, shape, _index(dim, slice(start, stop, step)), -len(shape)),
-      (lambda g, dim, start, stop, step: _slice(g, dim, start, stop, step),), None,
-      "gradient of a slice", node="SliceBackwardBackward0")
+defop(
+    "select",
+    lambda xp, x, dim, index: x[_index(dim, index)],
+    (lambda g, xshape, dim, index: _select_back(g, _tail(xshape, -dim), dim, index),),
+    None,
+    "x[index] along one dimension",
+)
+defop(
+    "select_back",
+    lambda xp, x, shape, dim, index: _scatter(xp, x, shape, _index(dim, index), 1 - len(shape)),
+    (lambda g, dim, index: _select(g, dim, index),),
+    "select(g, dim, index)",
+    "gradient of a selection",
+    node="SelectBackwardBackward0",
+)
+defop(
+    "slice",
+    lambda xp, x, dim, start, stop, step: x[_index(dim, slice(start, stop, step))],
+    (lambda g, xshape, dim, start, stop, step: _slice_back(g, _tail(xshape, -dim), dim, start, stop, step),),
+    None,
+    "x[start:stop:step] along one dimension",
+)
+defop(
+    "slice_back",
+    lambda xp, x, shape, dim, start, stop, step: _scatter(
+        xp, x, shape, _index(dim, slice(start, stop, step)), -len(shape)
+    ),
+    (lambda g, dim, start, stop, step: _slice(g, dim, start, stop, step),),
+    None,
+    "gradient of a slice",
+    node="SliceBackwardBackward0",
+)
 
 
 def _scatter(xp, x, shape, key, own):
@@ -981,14 +1317,16 @@ def _slice(x, dim, start, stop, step):
 
 
 def _slice_back(g, shape, dim, start, stop, step):
-    return apply(OPS["slice_back"], (g,), {"shape": tuple(shape), "dim": dim, "start": start, "stop": stop,
-                                           "step": step})
+    return apply(
+        OPS["slice_back"], (g,), {"shape": tuple(shape), "dim": dim, "start": start, "stop": stop, "step": step}
+    )
 
 
 # gather and scatter by flat position: advanced indexing (``x[mask]``, ``x[idx]``), ``index_put``
 # (``x[mask] = v``) and the base of an in-place write through a view (PyTorch's ``CopySlices``).
 # ``pos`` holds, for each element of the result (take) or of the written region (put), its flat
 # position in the trailing ``src_ndim`` dimensions of ``x``.
+
 
 def _take_fwd(xp, x, pos, src_ndim, node):
     nb = x.ndim - src_ndim
@@ -998,30 +1336,52 @@ def _take_fwd(xp, x, pos, src_ndim, node):
 def _take_back_fwd(xp, g, pos, shape):
     nb = g.ndim - pos.ndim
     out = xp.zeros(g.shape[:nb] + (math.prod(shape),), dtype=g.dtype)
-    (np.add.at if xp is np else xp.add.at)(out, (Ellipsis, pos), g)      # positions may repeat
+    (np.add.at if xp is np else xp.add.at)(out, (Ellipsis, pos), g)  # positions may repeat
     return xp.reshape(out, g.shape[:nb] + tuple(shape))
 
 
 def _put_fwd(xp, x, src, pos, node):
-    out = xp.array(x, copy=True)          # node: (grad_fn name, x's own ndim)
+    out = xp.array(x, copy=True)  # node: (grad_fn name, x's own ndim)
     nb = out.ndim - node[1]
     flat = xp.reshape(out, out.shape[:nb] + (-1,))
     flat[(Ellipsis, pos)] = src
     return out
 
 
-defop("take", _take_fwd, (lambda g, xshape, pos, src_ndim: _take_back(g, pos, _tail(xshape, src_ndim)),), None,
-      "x's elements at flat positions (advanced indexing)", node=lambda p: p["node"])
-defop("take_back", _take_back_fwd, (lambda g, pos, shape: take(g, pos, len(shape)),), None,
-      "gradient of take: summed into zeros at the positions", node="IndexBackwardBackward0")
-defop("put", _put_fwd,
-      (lambda g, pos, node: _put(g, 0.0, pos, node[1], "IndexPutBackward0"), lambda g, pos, node: take(g, pos, node[1])),
-      None, "x with src written at flat positions (index_put, CopySlices)", node=lambda p: p["node"][0])
+defop(
+    "take",
+    _take_fwd,
+    (lambda g, xshape, pos, src_ndim: _take_back(g, pos, _tail(xshape, src_ndim)),),
+    None,
+    "x's elements at flat positions (advanced indexing)",
+    node=lambda p: p["node"],
+)
+defop(
+    "take_back",
+    _take_back_fwd,
+    (lambda g, pos, shape: take(g, pos, len(shape)),),
+    None,
+    "gradient of take: summed into zeros at the positions",
+    node="IndexBackwardBackward0",
+)
+defop(
+    "put",
+    _put_fwd,
+    (lambda g, pos, node: _put(g, 0.0, pos, node[1], "IndexPutBackward0"), lambda g, pos, node: take(g, pos, node[1])),
+    None,
+    "x with src written at flat positions (index_put, CopySlices)",
+    node=lambda p: p["node"][0],
+)
 
 
-defop("fill", lambda xp, x, value, node: xp.array(xp.broadcast_to(xp.asarray(value, dtype=x.dtype), x.shape)),
-      (lambda g: g * 0.0, lambda g: g), ("g * 0", "g"), "x's shape filled with value (zero_, fill_, copy_)",
-      node=lambda p: p["node"])
+defop(
+    "fill",
+    lambda xp, x, value, node: xp.array(xp.broadcast_to(xp.asarray(value, dtype=x.dtype), x.shape)),
+    (lambda g: g * 0.0, lambda g: g),
+    ("g * 0", "g"),
+    "x's shape filled with value (zero_, fill_, copy_)",
+    node=lambda p: p["node"],
+)
 
 
 def fill(x, value, node):
@@ -1029,8 +1389,7 @@ def fill(x, value, node):
 
 
 def take(x, pos, src_ndim=None, node="IndexBackward0"):
-    return apply(OPS["take"], (x,), {"pos": pos, "src_ndim": x.ndim if src_ndim is None else src_ndim,
-                                     "node": node})
+    return apply(OPS["take"], (x,), {"pos": pos, "src_ndim": x.ndim if src_ndim is None else src_ndim, "node": node})
 
 
 def _take_back(g, pos, shape):
@@ -1041,9 +1400,13 @@ def _put(x, src, pos, src_ndim, name):
     return apply(OPS["put"], (x, src), {"pos": pos, "node": (name, src_ndim)})
 
 
-defop("stack", lambda xp, *xs, dim: xp.stack(xs, axis=dim),
-      lambda g, xs, dim: tuple(_select(g, dim, i) for i in range(len(xs))),
-      "select(g, dim, i)", "stack([a, b, ...], dim=0): join along a new dimension")
+defop(
+    "stack",
+    lambda xp, *xs, dim: xp.stack(xs, axis=dim),
+    lambda g, xs, dim: tuple(_select(g, dim, i) for i in range(len(xs))),
+    "select(g, dim, i)",
+    "stack([a, b, ...], dim=0): join along a new dimension",
+)
 
 
 def _cat_bwd(g, shapes, dim):
@@ -1051,14 +1414,30 @@ def _cat_bwd(g, shapes, dim):
     return tuple(_slice(g, dim, int(a), int(b), 1) for a, b in zip(starts[:-1], starts[1:]))
 
 
-defop("cat", lambda xp, *xs, dim: xp.concatenate(xs, axis=dim), _cat_bwd,
-      None, "cat([a, b, ...], dim=0): join along a dimension")
+defop(
+    "cat",
+    lambda xp, *xs, dim: xp.concatenate(xs, axis=dim),
+    _cat_bwd,
+    None,
+    "cat([a, b, ...], dim=0): join along a dimension",
+)
 defop("clone", lambda xp, x: x.copy(), (lambda g: g,), "g", "a copy of x")
-defop("copy_grad", lambda xp, x: x.copy(), (lambda g: g,), "g",
-      "the copy a leaf's first .grad is under create_graph (PyTorch's AccumulateGrad)", node="CopyBackwards")
-defop("to", lambda xp, x, device, dtype, xdevice, xdtype: _convert(x, device, dtype),
-      (lambda g, xdevice, xdtype: _to(g, device=xdevice, dtype=xdtype),), "g",
-      "x on another device or with another dtype", node="ToCopyBackward0")
+defop(
+    "copy_grad",
+    lambda xp, x: x.copy(),
+    (lambda g: g,),
+    "g",
+    "the copy a leaf's first .grad is under create_graph (PyTorch's AccumulateGrad)",
+    node="CopyBackwards",
+)
+defop(
+    "to",
+    lambda xp, x, device, dtype, xdevice, xdtype: _convert(x, device, dtype),
+    (lambda g, xdevice, xdtype: _to(g, device=xdevice, dtype=xdtype),),
+    "g",
+    "x on another device or with another dtype",
+    node="ToCopyBackward0",
+)
 
 
 def _convert(x, device, dtype):
@@ -1074,9 +1453,7 @@ def _to(x, device=None, dtype=None):
     if device == x.device and dtype == x.dtype:
         return x
     params = {"device": device, "dtype": dtype, "xdevice": x.device, "xdtype": x.dtype}
-    if dtype.kind not in "fc":                  # integers and booleans carry no gradient
+    if dtype.kind not in "fc":  # integers and booleans carry no gradient
         with grad_mode.no_grad():
             return apply(OPS["to"], (x,), params)
     return apply(OPS["to"], (x,), params)
-
-

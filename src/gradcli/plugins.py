@@ -4,6 +4,7 @@ Loading a plugin runs the file, as ``python FILE.py`` would: it is code the user
 Every ``Function`` subclass the file *defines* (not ones it imports) becomes callable in the
 language by its lower-cased class name: ``class line(Function)`` gives ``line(w, x, b)``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,13 +32,13 @@ def load_plugin(path) -> dict:
     if spec is None or spec.loader is None:
         raise GradcliError("plugin", f"cannot import plugin '{path}'")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module          # so the plugin's own dataclasses / pickling work
+    sys.modules[module_name] = module  # so the plugin's own dataclasses / pickling work
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         sys.modules.pop(module_name, None)
         raise GradcliError("plugin", f"plugin '{path}' line {exc.lineno}: syntax error: {exc.msg}") from None
-    except (Exception, SystemExit) as exc:      # noqa: BLE001 - the user's code may raise anything
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code may raise anything
         sys.modules.pop(module_name, None)
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == file]
         where = f" line {frames[-1].lineno}" if frames else ""
@@ -45,12 +46,19 @@ def load_plugin(path) -> dict:
 
     functions = {}
     for value in vars(module).values():
-        if (isinstance(value, type) and issubclass(value, Function) and value is not Function
-                and value.__module__ == module_name):
+        if (
+            isinstance(value, type)
+            and issubclass(value, Function)
+            and value is not Function
+            and value.__module__ == module_name
+        ):
             name = value.__name__.lower()
             if name in ops.FUNCTIONS:
-                raise GradcliError("plugin", f"plugin '{path}': class {value.__name__} would hide the "
-                                   f"built-in function '{name}'; give it another name")
+                raise GradcliError(
+                    "plugin",
+                    f"plugin '{path}': class {value.__name__} would hide the "
+                    f"built-in function '{name}'; give it another name",
+                )
             functions[name] = value.apply
     if not functions:
         raise GradcliError("plugin", f"plugin '{path}' defines no gradcli.autograd.Function subclass")

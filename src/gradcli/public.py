@@ -19,24 +19,36 @@ The op table (``gradcli.ops``) registers each simple primitive from its row; the
 functions (``gradcli.functions``) and the constructors (``gradcli.constructors``) register
 themselves where they are defined.
 """
+
 from __future__ import annotations
 
 from .tensor import Tensor
 
-FUNCTIONS: dict = {}        # language name -> callable
-DOCS: dict = {}             # language name -> one-line doc
-API: dict = {}              # every public name (gradcli.NAME) -> callable
-METHODS: dict = {}          # Tensor method name -> the function behind it
-BINARY: dict = {}           # op name -> (symbol, precedence), infix
-UNARY: dict = {}            # op name -> symbol, prefix
-FOLD: dict = {}             # op name -> Python operator on numbers
+FUNCTIONS: dict = {}  # language name -> callable
+DOCS: dict = {}  # language name -> one-line doc
+API: dict = {}  # every public name (gradcli.NAME) -> callable
+METHODS: dict = {}  # Tensor method name -> the function behind it
+BINARY: dict = {}  # op name -> (symbol, precedence), infix
+UNARY: dict = {}  # op name -> symbol, prefix
+FOLD: dict = {}  # op name -> Python operator on numbers
 CONSTRUCTORS: set = set()
 LIST_FUNCTIONS: set = set()
 _TABLES = (FUNCTIONS, DOCS, API, BINARY, UNARY, FOLD)
 
 
-def register(name, fn, doc=None, *, language=True, method=False, symbol=None, precedence=None, fold=None,
-             constructor=False, takes_list=False):
+def register(
+    name,
+    fn,
+    doc=None,
+    *,
+    language=True,
+    method=False,
+    symbol=None,
+    precedence=None,
+    fold=None,
+    constructor=False,
+    takes_list=False,
+):
     """Make ``fn`` public as ``name`` (see the module docstring); returns ``fn``."""
     if name in API:
         raise ValueError(f"'{name}' is registered twice")
@@ -59,15 +71,17 @@ def register(name, fn, doc=None, *, language=True, method=False, symbol=None, pr
         if callable(method):
             attach(name, method)
         else:
-            for alias in ((name,) if method is True else (method,) if isinstance(method, str) else method):
+            for alias in (name,) if method is True else (method,) if isinstance(method, str) else method:
                 attach(alias, _as_method(fn, alias))
     return fn
 
 
 def public(name=None, doc=None, **exposure):
     """Decorator form of ``register``: ``@public(doc="...", method=True)`` over a function."""
+
     def decorate(fn):
         return register(name or fn.__name__, fn, doc, **exposure)
+
     return decorate
 
 
@@ -93,9 +107,11 @@ _FUNCTION = type(lambda: None)
 
 def _as_method(f, name):
     if f.__class__ is _FUNCTION and f.__name__ == name:
-        return f                # a plain function binds as a method itself: no call in between
+        return f  # a plain function binds as a method itself: no call in between
+
     def method(self, *args, **kwargs):
         return f(self, *args, **kwargs)
+
     method.__name__ = name
     method.__doc__ = f.__doc__
     return method

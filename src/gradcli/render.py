@@ -8,6 +8,7 @@ with ``--precision`` significant digits (never rounding a nonzero to 0), arrays 
 numpy does, every cell a rich ``Text`` (so ``[inf ...]`` is never read as markup).  rich is
 imported only for tables, so the JSON and plain paths start fast.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,26 +32,33 @@ def jsonable(value):
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     tolist = getattr(value, "tolist", None)
-    if tolist is not None:                      # numpy arrays and scalars
+    if tolist is not None:  # numpy arrays and scalars
         return jsonable(tolist())
     return str(value)
 
 
 def dumps(value, indent=None) -> str:
-    return json.dumps(jsonable(value), allow_nan=False, indent=indent,
-                      separators=(",", ":") if indent is None else None)
+    return json.dumps(
+        jsonable(value), allow_nan=False, indent=indent, separators=(",", ":") if indent is None else None
+    )
 
 
 def to_json(result) -> str:
     """Exactly one JSON object: the common keys, then the command's own (SPEC §4)."""
-    data = {"program": result.program, "value": result.value, "shape": list(result.shape or ()),
-            "dtype": result.dtype, "grad_fn": result.grad_fn}
+    data = {
+        "program": result.program,
+        "value": result.value,
+        "shape": list(result.shape or ()),
+        "dtype": result.dtype,
+        "grad_fn": result.grad_fn,
+    }
     data.update(result.extra)
     return dumps(data)
 
 
 # ------------------------------------------------------------------------------------------
 # numbers: one formatter for plain and table output
+
 
 def _is_float32(value) -> bool:
     dtype = getattr(value, "dtype", None)
@@ -65,6 +73,7 @@ def _as_shown(value):
     result reads back (through float32) as the original number.
     """
     import numpy as np
+
     return np.asarray(value).astype(str).astype(np.float64)
 
 
@@ -83,6 +92,7 @@ def shortest(value, float32: bool = False) -> str:
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if float32:
         import numpy as np
+
         value = float(str(np.float32(value)))
     return repr(value)
 
@@ -109,6 +119,7 @@ def number(value, precision: int = 6, float32: bool = False) -> str:
 def _edges(array):
     """The elements numpy shows of a summarised array (the first and last EDGE per long axis)."""
     import numpy as np
+
     if array.size <= THRESHOLD:
         return array
     for axis, n in enumerate(array.shape):
@@ -137,6 +148,7 @@ def array_text(value, precision: int = 6, width: int = 60) -> str:
     """An array (or scalar) for a table cell, numpy style: summarised with '...' when long,
     rows wrapped at ``width`` characters, numbers as ``number`` writes them."""
     import numpy as np
+
     if value is None:
         return "-"
     if isinstance(value, (bool, str)):
@@ -161,15 +173,21 @@ def array_text(value, precision: int = 6, width: int = 60) -> str:
             text = shortest(x)
         else:
             text = shown.get(x)
-            if text is None:                    # not among the shown (cannot happen; be safe)
+            if text is None:  # not among the shown (cannot happen; be safe)
                 text = number(x, precision, float32)
             elif "e" not in text:
                 whole, _, frac = text.partition(".")
                 text = whole.rjust(left) + "." + frac.ljust(right)
         return text.rjust(max(wide, left + 1 + right if left else wide))
 
-    return np.array2string(array, threshold=THRESHOLD, edgeitems=EDGE, max_line_width=max(width, 20),
-                           separator=" ", formatter={"float_kind": cell})
+    return np.array2string(
+        array,
+        threshold=THRESHOLD,
+        edgeitems=EDGE,
+        max_line_width=max(width, 20),
+        separator=" ",
+        formatter={"float_kind": cell},
+    )
 
 
 def _cell(cell, precision, width) -> str:
@@ -189,6 +207,7 @@ def summarise(value, precision: int = 6) -> str:
 
 def shape_text(value) -> str:
     import numpy as np
+
     if value is None:
         return "-"
     shape = np.shape(value)
@@ -197,6 +216,7 @@ def shape_text(value) -> str:
 
 # ------------------------------------------------------------------------------------------
 # plain and table
+
 
 def to_plain(result) -> list[str]:
     """``name<TAB>value`` lines, the value a number or a one-line JSON array."""
@@ -216,7 +236,7 @@ def title(result, origin: str | None = None, width: int = 80) -> str:
         lines = [line for line in lines if line]
         shown = (lines[0] if lines else "") + (" …" if len(lines) > 1 else "")
     text = f"{result.command}: {shown}"
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 #: columns whose cells are numbers / arrays (they take the room that is left)
@@ -246,12 +266,23 @@ def to_table(result, precision: int = 6, color: bool = True, width: int = 80, or
     parts = [Text(title(result, origin, width), style="bold" if color else "")]
     parts.extend(Text(line) for line in getattr(result, "header", ()) or ())
     groups = [list(range(len(columns)))]
-    natural = sum(max([len(columns[i])] + [len(line) for row in rows for line in
-                                            _cell(row[i], min(precision, ERROR_COLUMNS.get(columns[i], precision)),
-                                                  10_000).split("\n")])
-                  for i in numeric)
-    if (numeric and len(fixed) > 2 and natural > _room(width, groups[0], numeric, widths) * len(numeric)
-            and _room(width, groups[0], numeric, widths) < 20):
+    natural = sum(
+        max(
+            [len(columns[i])]
+            + [
+                len(line)
+                for row in rows
+                for line in _cell(row[i], min(precision, ERROR_COLUMNS.get(columns[i], precision)), 10_000).split("\n")
+            ]
+        )
+        for i in numeric
+    )
+    if (
+        numeric
+        and len(fixed) > 2
+        and natural > _room(width, groups[0], numeric, widths) * len(numeric)
+        and _room(width, groups[0], numeric, widths) < 20
+    ):
         keep = [i for i in fixed if columns[i] in ("name", "shape", "input", "index")][:2] or fixed[:1]
         groups = [fixed, sorted(keep + numeric)]
     for group in groups:
@@ -271,14 +302,16 @@ def _room(width, group, numeric, widths) -> int:
 def _table(columns, rows, texts, group, numeric, widths, precision, width):
     from rich.table import Table
     from rich.text import Text
+
     over = 3 * len(group) + 1 + sum(widths[i] if i not in numeric else 12 for i in group) - width
     names = [i for i in group if columns[i] in ("name", "input") and i not in numeric]
-    if over > 0 and names:              # too wide even so: the name folds (never cut), grad_fn stays whole
+    if over > 0 and names:  # too wide even so: the name folds (never cut), grad_fn stays whole
         widths = {**widths, names[0]: max(len(columns[names[0]]), widths[names[0]] - over)}
     room = max(12, _room(width, group, numeric, widths))
     digits = {i: min(precision, ERROR_COLUMNS.get(columns[i], precision)) for i in group}
-    cells = [[t[i] if i not in numeric else _cell(row[i], digits[i], room) for i in group]
-             for row, t in zip(rows, texts)]
+    cells = [
+        [t[i] if i not in numeric else _cell(row[i], digits[i], room) for i in group] for row, t in zip(rows, texts)
+    ]
     folded = over > 0 and names and any(len(t[names[0]]) > widths[names[0]] for t in texts)
     table = Table(show_lines=bool(folded) or any("\n" in c for row in cells for c in row))
     for i in group:
@@ -298,6 +331,7 @@ def render(result, fmt: str, precision: int = 6, color: bool = True, out=None, o
 
     ``origin`` is the PROGRAM argument as typed (``@FILE`` gives the table its title)."""
     import sys
+
     out = out or sys.stdout
     if fmt == "json":
         out.write(to_json(result) + "\n")
@@ -307,6 +341,7 @@ def render(result, fmt: str, precision: int = 6, color: bool = True, out=None, o
             out.write(shown)
         else:
             from rich.console import Console
+
             Console(file=out, no_color=not color, highlight=False, soft_wrap=False).print(shown)
     elif result.command == "graph" and (result.extra.get("nodes") or fmt == "dot"):
         out.write(graph_dot(result.extra["nodes"]) if fmt == "dot" else graph_tree(result.extra["nodes"]))
@@ -318,11 +353,13 @@ def render(result, fmt: str, precision: int = 6, color: bool = True, out=None, o
         out.write("\n".join(lines) + ("\n" if lines else ""))
     else:
         from rich.console import Console
+
         console = Console(file=out, no_color=not color, highlight=False, soft_wrap=False)
         console.print(to_table(result, precision, color, width=console.width, origin=origin))
 
 
 # graphs (``gradcli graph``): nodes [{id, name, next, input}] -> text
+
 
 def _graph_label(node):
     return node["name"] + (f" ({node['input']})" if node["input"] else "")

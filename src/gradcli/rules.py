@@ -8,6 +8,7 @@ flags and dimension tuples become literals, and a keyword argument whose paramet
 left out (None is every such keyword's default).  ``explain`` shows it; ``tests/test_rules.py``
 evaluates it against the code's derivative for every op.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,9 +51,11 @@ def _bind(node, params):
             return literal(value) or node
         return node
     if isinstance(node, A.Call):
-        kwargs = tuple((k, _bind(v, params)) for k, v in node.kwargs
-                       if not (isinstance(v, A.Name) and v.id not in OPERANDS and v.id in params
-                               and params[v.id] is None))
+        kwargs = tuple(
+            (k, _bind(v, params))
+            for k, v in node.kwargs
+            if not (isinstance(v, A.Name) and v.id not in OPERANDS and v.id in params and params[v.id] is None)
+        )
         return dataclasses.replace(node, args=tuple(_bind(a, params) for a in node.args), kwargs=kwargs)
     changes = {}
     for f in dataclasses.fields(node):

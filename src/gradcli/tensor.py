@@ -12,6 +12,7 @@ Operators and op methods (``x.sum()``, ``x.tanh()``) are attached by ``gradcli.o
 ``backward`` runs the engine that ``gradcli.autograd`` registers (``register_backward``): both
 sit above this module, which imports only the graph types below it.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -22,16 +23,33 @@ import numpy as np
 from . import backend
 from .autograd.graph import NO_EDGE, AccumulateGrad, Handle
 
-NONLEAF_GRAD = ("The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
-                "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
-                "field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. "
-                "If you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor "
-                "instead. See github.com/pytorch/pytorch/pull/30531 for more informations.")
+NONLEAF_GRAD = (
+    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+    "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
+    "field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. "
+    "If you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor "
+    "instead. See github.com/pytorch/pytorch/pull/30531 for more informations."
+)
 
 
 class Tensor:
-    __slots__ = ("_data", "_grad", "grad_fn", "_requires_grad", "_retains_grad", "_acc", "_hooks",
-                 "_output_nr", "_vc", "_base", "_vfn", "_views", "_cow", "_post_hooks", "__weakref__")
+    __slots__ = (
+        "_data",
+        "_grad",
+        "grad_fn",
+        "_requires_grad",
+        "_retains_grad",
+        "_acc",
+        "_hooks",
+        "_output_nr",
+        "_vc",
+        "_base",
+        "_vfn",
+        "_views",
+        "_cow",
+        "_post_hooks",
+        "__weakref__",
+    )
 
     def __init__(self, data, requires_grad=False, grad_fn=None):
         self._data = data
@@ -54,9 +72,11 @@ class Tensor:
         if self.grad_fn is not None:
             if value:
                 return
-            raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want "
-                               "to use a computed variable in a subgraph that doesn't require "
-                               "differentiation use var_no_grad = var.detach().")
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. If you want "
+                "to use a computed variable in a subgraph that doesn't require "
+                "differentiation use var_no_grad = var.detach()."
+            )
         if value and self._data.dtype.kind not in "fc":
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         self._requires_grad = bool(value)
@@ -97,11 +117,13 @@ class Tensor:
         if value is self:
             raise RuntimeError("can't assign Variable as its own grad")
         if value is not None and not isinstance(value, Tensor):
-            raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
-                            f"{type(value).__name__}")
+            raise TypeError(
+                f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}"
+            )
         if value is not None and tuple(value.shape) != tuple(self.shape):
-            raise RuntimeError(f"assigned grad has data of a different size: {tuple(value.shape)} "
-                               f"vs {tuple(self.shape)}")
+            raise RuntimeError(
+                f"assigned grad has data of a different size: {tuple(value.shape)} vs {tuple(self.shape)}"
+            )
         self._grad = value
 
     @grad.deleter
@@ -150,7 +172,7 @@ class Tensor:
 
     def _accumulator(self):
         acc = self._acc() if self._acc is not None else None
-        if acc is None:          # held weakly: the graph keeps it alive, the tensor does not
+        if acc is None:  # held weakly: the graph keeps it alive, the tensor does not
             acc = AccumulateGrad(self)
             self._acc = weakref.ref(acc)
         return acc
@@ -167,8 +189,7 @@ class Tensor:
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's ``Tensor.backward``)."""
-        _engine["backward"]([self], None if gradient is None else [gradient], retain_graph, create_graph,
-                            inputs=inputs)
+        _engine["backward"]([self], None if gradient is None else [gradient], retain_graph, create_graph, inputs=inputs)
 
     def detach(self) -> "Tensor":
         """The same values (shared storage and version counter), out of the graph."""
@@ -176,11 +197,13 @@ class Tensor:
 
     def detach_(self) -> "Tensor":  # noqa: D102
         if getattr(self, "_base", None) is not None:
-            raise RuntimeError("Can't detach views in-place. Use detach() instead. If you are using DistributedDataParallel "
-                               "(DDP) for training, and gradient_as_bucket_view is set as True, gradients are views of "
-                               "DDP buckets, and hence detach_() cannot be called on these gradients. To fix this error, "
-                               "please refer to the Optimizer.zero_grad() function in torch/optim/optimizer.py as the "
-                               "solution.")
+            raise RuntimeError(
+                "Can't detach views in-place. Use detach() instead. If you are using DistributedDataParallel "
+                "(DDP) for training, and gradient_as_bucket_view is set as True, gradients are views of "
+                "DDP buckets, and hence detach_() cannot be called on these gradients. To fix this error, "
+                "please refer to the Optimizer.zero_grad() function in torch/optim/optimizer.py as the "
+                "solution."
+            )
         self.grad_fn = None
         self._requires_grad = False
         return self
@@ -379,7 +402,7 @@ def ones(shape, dtype=None, device="cpu") -> Tensor:
 def _filled(shape, value, dtype, device):
     xp = backend.get_xp(device)
     data = xp.full(tuple(shape), value, dtype=backend.default_dtype if dtype is None else dtype)
-    return Tensor(data[()] if xp is np and not data.ndim else data)    # a numpy scalar: faster
+    return Tensor(data[()] if xp is np and not data.ndim else data)  # a numpy scalar: faster
 
 
 def format_array(array, indent=7) -> str:
@@ -427,6 +450,6 @@ def _nest(cells, shape, indent):
     if len(shape) == 1:
         return "[" + ", ".join(cells) + "]"
     step = len(cells) // shape[0] if shape[0] else 0
-    parts = [_nest(cells[i * step:(i + 1) * step], shape[1:], indent + 1) for i in range(shape[0])]
+    parts = [_nest(cells[i * step : (i + 1) * step], shape[1:], indent + 1) for i in range(shape[0])]
     sep = "," + "\n" * (len(shape) - 1) + " " * (indent + 1)
     return "[" + sep.join(parts) + "]"

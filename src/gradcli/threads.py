@@ -5,6 +5,7 @@ a pool of threads (one block in the calling thread).  Results are identical to o
 arrays and numpy scalars take the plain path.  ``GRADCLI_NUM_THREADS`` sets the number of
 threads (default: one per CPU).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,6 +36,7 @@ class _Pool:
         if self.size > 1:
             # imported here: start-up time, and most programs never get here
             from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
             self.executor = ThreadPoolExecutor(self.size - 1, thread_name_prefix="gradcli")
 
 
@@ -67,10 +69,12 @@ def parallel(ufunc, args):
 
 def binary(ufunc, operator_fn):
     """Forward of an arithmetic operator: the Python operator (fast on scalars), or threads."""
+
     def fwd(xp, x, y):
         if (x.__class__ is _nd and x.size >= BIG) or (y.__class__ is _nd and y.size >= BIG):
             return parallel(ufunc, (x, y))
         return operator_fn(x, y)
+
     return fwd
 
 
@@ -84,4 +88,5 @@ def unary(name):
                 return parallel(ufunc, (x,))
             return ufunc(x)
         return getattr(xp, name)(x)
+
     return fwd

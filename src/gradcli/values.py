@@ -11,6 +11,7 @@ or a table of numbers).  Standard input is read at most once per command: the pr
 a value and ``--values`` cannot share it.  An error inside a value names it ("in the value of
 y: ..."), with the file and key for ``--values`` files.
 """
+
 from __future__ import annotations
 
 import io
@@ -44,12 +45,15 @@ class Stdin:
     """Standard input, read at most once per command (by the program, a value or ``--values``)."""
 
     def __init__(self, owner: str | None = None):
-        self.owner = owner          # "the program" when PROGRAM is '-'
+        self.owner = owner  # "the program" when PROGRAM is '-'
 
     def read(self, who: str) -> bytes:
         if self.owner is not None:
-            raise GradcliError("value", f"standard input can be read only once: {self.owner} and {who} "
-                               "both ask for it (put one of them in a file)")
+            raise GradcliError(
+                "value",
+                f"standard input can be read only once: {self.owner} and {who} "
+                "both ask for it (put one of them in a file)",
+            )
         self.owner = who
         stream = sys.stdin
         if stream is None:
@@ -76,25 +80,32 @@ def gather(assignments, values_file, inputs, dtype="float64", device="cpu", stdi
         if value.strip() in ("@-", "@/dev/stdin", "@/dev/fd/0"):
             wanting.append(f"the value of {name.strip()}")
     if len(wanting) > 1:
-        raise GradcliError("value", f"standard input can be read only once: {wanting[0]} and {wanting[1]} "
-                           "both ask for it (put one of them in a file)")
+        raise GradcliError(
+            "value",
+            f"standard input can be read only once: {wanting[0]} and {wanting[1]} "
+            "both ask for it (put one of them in a file)",
+        )
     given, notes = {}, []
     if values_file:
         loaded = load_values(values_file, dtype=dtype, device=device, stdin=stdin, keep=set(inputs))
         skipped = [n for n in loaded if n not in inputs]
         if skipped:
             where = "standard input" if values_file == "-" else f"'{values_file}'"
-            notes.append(f"note: --values {where}: skipped {_listing(skipped)}, not "
-                         f"{'an input' if len(skipped) == 1 else 'inputs'} of the program")
+            notes.append(
+                f"note: --values {where}: skipped {_listing(skipped)}, not "
+                f"{'an input' if len(skipped) == 1 else 'inputs'} of the program"
+            )
         given.update({n: v for n, v in loaded.items() if n in inputs})
     for text in assignments:
         name, value = parse_assignment(text)
         if name not in inputs:
-            raise GradcliError("value", f"unknown input '{name}': the program's inputs are "
-                               f"{', '.join(inputs) or '(none)'}")
+            raise GradcliError(
+                "value", f"unknown input '{name}': the program's inputs are {', '.join(inputs) or '(none)'}"
+            )
         if name in given:
-            raise GradcliError("value", f"input '{name}' is given twice: in --values {values_file} and as "
-                               f"{text.strip()}; give it once")
+            raise GradcliError(
+                "value", f"input '{name}' is given twice: in --values {values_file} and as {text.strip()}; give it once"
+            )
         given[name] = parse_value(value, dtype=dtype, device=device, name=name, stdin=stdin)
     return given, notes
 
@@ -128,22 +139,30 @@ def _in_value(error, name, text):
 def _parse_value(text, dtype, device, name, stdin):
     text = text.strip()
     if text.startswith("@"):
-        return load_array(text[1:], dtype=dtype, device=device, stdin=stdin,
-                          who=f"the value of {name}" if name else "a value")
+        return load_array(
+            text[1:], dtype=dtype, device=device, stdin=stdin, who=f"the value of {name}" if name else "a value"
+        )
     from .language import parse, run
+
     program = parse(text)
     if program.inputs:
         free = program.inputs[0]
         from .language.ast import scan_names
-        span = scan_names(program.statements)[0][free]          # where the free name is first read
+
+        span = scan_names(program.statements)[0][free]  # where the free name is first read
         special = {"nan": "0/0", "NaN": "0/0", "inf": "1/0", "Infinity": "1/0", "infinity": "1/0"}
         if free in special:
-            raise GradcliError("value", f"'{free}' is not a name gradcli knows: write {special[free]} for "
-                               f"{'NaN' if special[free] == '0/0' else 'infinity'} (and -1/0), or "
-                               '"NaN" / "Infinity" in a JSON file').locate(text, span)
-        raise GradcliError("value", f"a value cannot use the name '{free}': write numbers, [lists], "
-                           "constants (pi, e) and functions such as randn(3) or ones(2, 2) * 0.5"
-                           ).locate(text, span)
+            raise GradcliError(
+                "value",
+                f"'{free}' is not a name gradcli knows: write {special[free]} for "
+                f"{'NaN' if special[free] == '0/0' else 'infinity'} (and -1/0), or "
+                '"NaN" / "Infinity" in a JSON file',
+            ).locate(text, span)
+        raise GradcliError(
+            "value",
+            f"a value cannot use the name '{free}': write numbers, [lists], "
+            "constants (pi, e) and functions such as randn(3) or ones(2, 2) * 0.5",
+        ).locate(text, span)
     return _constant(run(program, {}, dtype=dtype, device=device).output, dtype, device)
 
 
@@ -151,6 +170,7 @@ def load_array(path: str, dtype="float64", device="cpu", stdin=None, who="a valu
     """A constant tensor from a ``.npy``, ``.json``, ``.txt`` or ``.csv`` file, or from standard
     input / a pipe (``-``, ``/dev/stdin``, ``<(command)``), whose content is recognised."""
     import numpy as np
+
     file = _readable(path)
     if file is None or not file.is_file() or _is_stdin(file):
         data = _special(path, file, stdin, who)
@@ -167,15 +187,19 @@ def load_array(path: str, dtype="float64", device="cpu", stdin=None, who="a valu
             array = _from_json(_json(file.read_text(encoding="utf-8"), f"'{path}'"), path)
         elif suffix in (".txt", ".csv", ".tsv"):
             import warnings
+
             with warnings.catch_warnings():
-                warnings.simplefilter("error", UserWarning)     # numpy's "input contained no data"
+                warnings.simplefilter("error", UserWarning)  # numpy's "input contained no data"
                 try:
                     array = np.loadtxt(file, dtype=np.float64, delimiter="," if suffix == ".csv" else None)
                 except UserWarning:
                     raise GradcliError("value", f"'{path}' holds no numbers") from None
         else:
-            raise GradcliError("file", f"cannot read '{path}': unsupported file type '{suffix or file.name}' "
-                               "(use .npy, .json, .txt or .csv; --values takes .json or .npz)")
+            raise GradcliError(
+                "file",
+                f"cannot read '{path}': unsupported file type '{suffix or file.name}' "
+                "(use .npy, .json, .txt or .csv; --values takes .json or .npz)",
+            )
     except GradcliError:
         raise
     except (OSError, UnicodeDecodeError) as exc:
@@ -190,6 +214,7 @@ def load_values(path: str, dtype="float64", device="cpu", stdin=None, keep=None)
     or a ``.npz`` archive (name -> array); ``-`` reads either from standard input.  With
     ``keep``, only those names are converted (the others are returned as None)."""
     import numpy as np
+
     file = _readable(path)
     special = file is None or not file.is_file() or _is_stdin(file)
     where = "standard input" if file is None or (special and _is_stdin(file)) else f"'{path}'"
@@ -218,10 +243,14 @@ def load_values(path: str, dtype="float64", device="cpu", stdin=None, keep=None)
                     except GradcliError as error:
                         raise _in_file(error, name, where) from None
                 else:
-                    out[name] = _from_array(_from_json(value, f"in the value of {name} in {where}", quoted=False),
-                                            f"{where}: {name}", dtype, device)
+                    out[name] = _from_array(
+                        _from_json(value, f"in the value of {name} in {where}", quoted=False),
+                        f"{where}: {name}",
+                        dtype,
+                        device,
+                    )
         elif suffix == ".npz":
-            _npz_headers(io.BytesIO(raw) if special else file, where)   # every shape, before reading data
+            _npz_headers(io.BytesIO(raw) if special else file, where)  # every shape, before reading data
             with np.load(io.BytesIO(raw) if special else file, allow_pickle=False) as archive:
                 for name in archive.files:
                     _check_name(name, where)
@@ -245,6 +274,7 @@ def load_values(path: str, dtype="float64", device="cpu", stdin=None, keep=None)
 
 
 # ------------------------------------------------------------------------------------------
+
 
 def _readable(path) -> Path | None:
     """The file to read (None: standard input); directories and missing files are errors."""
@@ -292,6 +322,7 @@ def _special(path, file, stdin, who) -> bytes:
 def _sniff_array(data: bytes, where):
     """An array from bytes of unknown type: .npy, JSON, or a whitespace / comma table."""
     import numpy as np
+
     if data.startswith(b"\x93NUMPY"):
         limits.npy_header(io.BytesIO(data), where)
         try:
@@ -328,8 +359,11 @@ def _bounded(stream, where) -> bytes:
             return (b"" if not parts or isinstance(parts[0], bytes) else "").join(parts)
         total += len(chunk)
         if total > limit:
-            raise GradcliError("limit", f"{where} is larger than {limits.size(limit, 1)}, more than an array "
-                               "within the element limit can take (--max-elements or GRADCLI_MAX_ELEMENTS)")
+            raise GradcliError(
+                "limit",
+                f"{where} is larger than {limits.size(limit, 1)}, more than an array "
+                "within the element limit can take (--max-elements or GRADCLI_MAX_ELEMENTS)",
+            )
         parts.append(chunk)
 
 
@@ -343,6 +377,7 @@ def _json(text, where):
 
 def _npz_headers(file, where):
     import zipfile
+
     try:
         with zipfile.ZipFile(file) as archive:
             for info in archive.infolist():
@@ -356,8 +391,14 @@ def _npz_headers(file, where):
 
 def _in_file(error, name, where):
     message = error.message.replace("the end of the program", "the end of the value")
-    return GradcliError(error.kind, f"in the value of {name} in {where}: {message}", line=error.line,
-                        column=error.column, span=error.span, source=error.source)
+    return GradcliError(
+        error.kind,
+        f"in the value of {name} in {where}: {message}",
+        line=error.line,
+        column=error.column,
+        span=error.span,
+        source=error.source,
+    )
 
 
 def _check_name(name, where):
@@ -368,6 +409,7 @@ def _check_name(name, where):
 def _from_json(data, where, quoted=True):
     """A float64 array from a JSON number or nested list of numbers (and "NaN", "Infinity")."""
     import numpy as np
+
     stack, special = [data], False
     while stack:
         item = stack.pop()
@@ -377,8 +419,9 @@ def _from_json(data, where, quoted=True):
             special = True
         elif isinstance(item, bool) or not isinstance(item, (int, float)):
             shown = f"'{where}'" if quoted else where
-            raise GradcliError("value", f"{shown}: expected numbers or nested lists of numbers, "
-                               f"found {json.dumps(item)[:40]}")
+            raise GradcliError(
+                "value", f"{shown}: expected numbers or nested lists of numbers, found {json.dumps(item)[:40]}"
+            )
     if special:
         data = _map_nested(data, lambda v: _JSON_SPECIAL.get(v, v) if isinstance(v, str) else v)
     shown = f"'{where}'" if quoted else where
@@ -411,19 +454,24 @@ def _map_nested(data, fn):
 
 def _from_array(array, where, dtype, device):
     import numpy as np
+
     array = np.asarray(array)
     if array.dtype.kind not in "biuf":
         raise GradcliError("value", f"'{where}' holds {array.dtype} data, not numbers")
     limits.check_shape(array.shape, where if where.startswith("'") or where == "standard input" else f"'{where}'")
     import gradcli as G
+
     return G.tensor(array.astype(np.dtype(dtype)), dtype=dtype, device=device)
 
 
 def _constant(tensor, dtype, device):
     import numpy as np
+
     import gradcli as G
+
     from .backend import to_numpy
+
     array = np.asarray(to_numpy(tensor.detach()._data))
-    if array.dtype.kind not in "biuf":           # pragma: no cover - the language makes numbers
+    if array.dtype.kind not in "biuf":  # pragma: no cover - the language makes numbers
         raise GradcliError("value", f"a value must be numeric, not {array.dtype}")
     return G.tensor(array.astype(np.dtype(dtype)), dtype=dtype, device=device)

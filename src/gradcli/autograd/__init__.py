@@ -1,4 +1,5 @@
 """``gradcli.autograd``: ``backward``, ``grad``, ``Function``, grad modes, ``functional``, ``gradcheck``."""
+
 from __future__ import annotations
 
 import importlib
@@ -13,18 +14,37 @@ from .function import Function, FunctionCtx
 from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .graph import AccumulateGrad, Node
 
-__all__ = ["backward", "grad", "Function", "FunctionCtx", "Node", "AccumulateGrad", "no_grad",
-           "enable_grad", "set_grad_enabled", "detect_anomaly", "functional", "gradcheck",
-           "gradgradcheck", "AnomalyError", "is_grad_enabled", "set_detect_anomaly"]
+__all__ = [
+    "backward",
+    "grad",
+    "Function",
+    "FunctionCtx",
+    "Node",
+    "AccumulateGrad",
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "detect_anomaly",
+    "functional",
+    "gradcheck",
+    "gradgradcheck",
+    "AnomalyError",
+    "is_grad_enabled",
+    "set_detect_anomaly",
+]
 
 NO_GRAD_FN = "element {i} of tensors does not require grad and does not have a grad_fn"
-CREATE_GRAPH = ("Using backward() with create_graph=True will create a reference cycle between the parameter and "
-                "its gradient which can cause a memory leak. We recommend using autograd.grad when creating the "
-                "graph to avoid this. If you have to use this function, make sure to reset the .grad fields of "
-                "your parameters to None after use to break the cycle and avoid the leak.")
-_warned = []        # PyTorch warns once per process
-UNUSED = ("One of the differentiated Tensors appears to not have been used in the graph. Set "
-          "allow_unused=True if this is the desired behavior.")
+CREATE_GRAPH = (
+    "Using backward() with create_graph=True will create a reference cycle between the parameter and "
+    "its gradient which can cause a memory leak. We recommend using autograd.grad when creating the "
+    "graph to avoid this. If you have to use this function, make sure to reset the .grad fields of "
+    "your parameters to None after use to break the cycle and avoid the leak."
+)
+_warned = []  # PyTorch warns once per process
+UNUSED = (
+    "One of the differentiated Tensors appears to not have been used in the graph. Set "
+    "allow_unused=True if this is the desired behavior."
+)
 
 
 def _tensors(value, what):
@@ -42,8 +62,7 @@ def _tensors(value, what):
 def _seeds(outputs, grad_outputs, batched):
     """One gradient per output: the given one, or ones for a scalar output (PyTorch's rules)."""
     if len(grad_outputs) not in (0, len(outputs)):
-        raise RuntimeError(f"grad requires one gradient per output: got {len(grad_outputs)} for "
-                           f"{len(outputs)} outputs")
+        raise RuntimeError(f"grad requires one gradient per output: got {len(grad_outputs)} for {len(outputs)} outputs")
     seeds = []
     for i, out in enumerate(outputs):
         given = grad_outputs[i] if grad_outputs else None
@@ -62,11 +81,15 @@ def _seeds(outputs, grad_outputs, batched):
             got = tuple(given.shape)[1:] if batched else tuple(given.shape)
             if got != expected:
                 if batched:
-                    raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {tuple(given.shape)}"
-                                       f" and output[{i}] has a shape of {expected}. If you are using "
-                                       f"is_grads_batched=True, the first dimension is the batch dimension.")
-                raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {got} and "
-                                   f"output[{i}] has a shape of {expected}.")
+                    raise RuntimeError(
+                        f"Mismatch in shape: grad_output[{i}] has a shape of {tuple(given.shape)}"
+                        f" and output[{i}] has a shape of {expected}. If you are using "
+                        f"is_grads_batched=True, the first dimension is the batch dimension."
+                    )
+                raise RuntimeError(
+                    f"Mismatch in shape: grad_output[{i}] has a shape of {got} and "
+                    f"output[{i}] has a shape of {expected}."
+                )
         seeds.append(given)
     return seeds
 
@@ -86,15 +109,23 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         if not inputs:
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
         for t in inputs:
-            if t.grad_fn is not None:   # a non-leaf input keeps its gradient in .grad, as PyTorch's
+            if t.grad_fn is not None:  # a non-leaf input keeps its gradient in .grad, as PyTorch's
                 t.retain_grad()
         capture = ([t._edge() for t in inputs], True)
-    execute([t._edge() for t in outputs], seeds, retain_graph=retain_graph, create_graph=create_graph,
-            capture=capture)
+    execute([t._edge() for t in outputs], seeds, retain_graph=retain_graph, create_graph=create_graph, capture=capture)
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
-         allow_unused=None, is_grads_batched=False, materialize_grads=False):
+def grad(
+    outputs,
+    inputs,
+    grad_outputs=None,
+    retain_graph=None,
+    create_graph=False,
+    only_inputs=True,
+    allow_unused=None,
+    is_grads_batched=False,
+    materialize_grads=False,
+):
     """The gradients of ``outputs`` with respect to ``inputs``, returned (not accumulated)."""
     outs = _tensors(outputs, "outputs")
     ins = _tensors(inputs, "inputs")
@@ -111,8 +142,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if retain_graph is None:
         retain_graph = create_graph
     edges = [t._edge() for t in ins]
-    found = execute([t._edge() for t in outs], seeds, retain_graph=retain_graph, create_graph=create_graph,
-                    capture=(edges, False), nbatch=1 if is_grads_batched else 0)
+    found = execute(
+        [t._edge() for t in outs],
+        seeds,
+        retain_graph=retain_graph,
+        create_graph=create_graph,
+        capture=(edges, False),
+        nbatch=1 if is_grads_batched else 0,
+    )
     result = []
     for t, g in zip(ins, found):
         if g is None:
@@ -121,7 +158,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             if materialize_grads:
                 batch = tuple(seeds[0].shape[:1]) if is_grads_batched else ()
                 g = zeros(batch + tuple(t.shape), t.dtype, t.device)
-                if create_graph:                # differentiable again, as PyTorch's
+                if create_graph:  # differentiable again, as PyTorch's
                     g.requires_grad_(True)
         result.append(g)
     return tuple(result)
@@ -139,6 +176,6 @@ def __getattr__(name):
     if name == "functional":
         return importlib.import_module(__name__ + ".functional")
     if name in ("gradcheck", "gradgradcheck"):
-        module = importlib.import_module(__name__ + ".gradcheck")   # callable: gradcheck(fn, inputs)
+        module = importlib.import_module(__name__ + ".gradcheck")  # callable: gradcheck(fn, inputs)
         return module if name == "gradcheck" else module.gradgradcheck
     raise AttributeError(f"module 'gradcli.autograd' has no attribute {name!r}")

@@ -10,6 +10,7 @@
    for each input is reduced to that input's shape here — the only place broadcasting is undone.
 4. Without ``retain_graph`` each node drops its saved tensors as soon as it has run.
 """
+
 from __future__ import annotations
 
 import threading
@@ -100,7 +101,7 @@ def execute(roots, grads, *, retain_graph=False, create_graph=False, capture=Non
         if node is not None:
             walk.send(node, nr, g, True)
     depth = getattr(_reentrant, "depth", 0)
-    if depth >= _HANDOFF:                       # a backward inside a backward, deeply: a fresh thread
+    if depth >= _HANDOFF:  # a backward inside a backward, deeply: a fresh thread
         _in_thread(walk, create_graph)
     else:
         previous = grad_mode.state.enabled
@@ -131,6 +132,7 @@ def _in_thread(walk, create_graph):
             walk.run()
         except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
             failure.append(exc)
+
     thread = threading.Thread(target=run, name="gradcli-reentrant-backward")
     thread.start()
     thread.join()
@@ -142,7 +144,7 @@ class _Walk:
     """One backward pass: the heap of nodes with a gradient, their summed gradients (``buffers``),
     and what ``autograd.grad`` asked to capture."""
 
-    trace = None        # see ``execute``; None (the usual case) costs one test per node
+    trace = None  # see ``execute``; None (the usual case) costs one test per node
 
     def __init__(self, retain_graph, create_graph, nbatch):
         self.retain_graph, self.create_graph, self.nbatch = retain_graph, create_graph, nbatch
@@ -174,7 +176,7 @@ class _Walk:
                 self.accumulate_leaf(node, g)
                 continue
             if targets is not None and node in targets:
-                self.captured[node] = g         # and it passes it on if a target lies below
+                self.captured[node] = g  # and it passes it on if a target lies below
             # run the node on g and send what it gives each input on to that input's node
             nexts = node.next
             if nexts is None:
@@ -196,8 +198,10 @@ class _Walk:
                 if gi is None:
                     continue
                 if gi.__class__ is not Tensor and not isinstance(gi, Tensor):
-                    raise TypeError(f"function {node.name()} returned a gradient of type "
-                                    f"{type(gi).__name__} at index {i}, expected a Tensor or None")
+                    raise TypeError(
+                        f"function {node.name()} returned a gradient of type "
+                        f"{type(gi).__name__} at index {i}, expected a Tensor or None"
+                    )
                 shape = shapes[i]
                 gshape = gi._data.shape
                 raw = gi
@@ -208,7 +212,7 @@ class _Walk:
                 if anomaly:
                     _check(node, i, gi)
                 if nrs is None and child.n_outputs == 1 and child not in buffers:
-                    heappush(heap, (-child.seq, child))        # the usual case, inline
+                    heappush(heap, (-child.seq, child))  # the usual case, inline
                     buffers[child] = gi
                 else:
                     send(child, nrs[i] if nrs else 0, gi, create_graph)
@@ -216,7 +220,7 @@ class _Walk:
                 trace.node(node, g, sent)
             if not retain_graph:
                 node.release()
-            g = outs = gi = raw = None          # let go of this node's arrays before the next one
+            g = outs = gi = raw = None  # let go of this node's arrays before the next one
 
     def send(self, node, nr, g, create_graph):
         """Sum ``g`` into output ``nr`` of ``node``'s buffer (as a graph op under ``create_graph``)."""

@@ -5,6 +5,7 @@ one ``ClsBackward`` node (``BackwardCFunction``, which is also the ``ctx``) whos
 must return one gradient per input.  It sits above the Tensor (it wraps outputs) and below the
 op table; the graph types it builds on are in ``graph``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -53,13 +54,17 @@ class BackwardCFunction(Node):
         if self.n_outputs == 1:
             grads = (grads,)
         materialize = getattr(self, "materialize_grads", True)
-        grads = tuple(None if meta[1] is None else g if g is not None or not materialize else zeros(*meta)
-                      for g, meta in zip(grads, self.out_meta))
+        grads = tuple(
+            None if meta[1] is None else g if g is not None or not materialize else zeros(*meta)
+            for g, meta in zip(grads, self.out_meta)
+        )
         cls = self.cls
         backward, vjp = cls.backward, cls.vjp
         if backward is not Function.backward and vjp is not Function.vjp:
-            raise RuntimeError("Implementing both 'backward' and 'vjp' for a custom Function is not allowed. You "
-                               "should only implement one of them.")
+            raise RuntimeError(
+                "Implementing both 'backward' and 'vjp' for a custom Function is not allowed. You "
+                "should only implement one of them."
+            )
         result = (vjp if backward is Function.backward else backward)(self, *grads)
         if not isinstance(result, tuple):
             result = (result,)
@@ -68,12 +73,16 @@ class BackwardCFunction(Node):
             if len(result) > expected and all(r is None for r in result[expected:]):
                 result = result[:expected]
             else:
-                raise RuntimeError(f"function {self.name()} returned an incorrect number of gradients "
-                                   f"(expected {expected}, got {len(result)})")
+                raise RuntimeError(
+                    f"function {self.name()} returned an incorrect number of gradients "
+                    f"(expected {expected}, got {len(result)})"
+                )
         for i, (r, shape) in enumerate(zip(result, self.in_shapes)):
             if isinstance(r, Tensor) and tuple(r.shape) != tuple(shape) and not _expandable(shape, r.shape):
-                raise RuntimeError(f"Function {self.name()} returned an invalid gradient at index {i} - got "
-                                   f"{list(r.shape)} but expected shape compatible with {list(shape)}")
+                raise RuntimeError(
+                    f"Function {self.name()} returned an invalid gradient at index {i} - got "
+                    f"{list(r.shape)} but expected shape compatible with {list(shape)}"
+                )
         return result
 
     def input_shapes(self) -> tuple:
@@ -105,8 +114,10 @@ class Function:
 
     @staticmethod
     def backward(ctx, *grads):
-        raise NotImplementedError("You must implement either the backward or vjp method for your custom "
-                                  "autograd.Function to use it with backward mode AD.")
+        raise NotImplementedError(
+            "You must implement either the backward or vjp method for your custom "
+            "autograd.Function to use it with backward mode AD."
+        )
 
     vjp = backward
 
@@ -137,21 +148,23 @@ class Function:
         for t in dirty:
             if t._requires_grad and t.grad_fn is None and record:
                 raise RuntimeError("a leaf Variable that requires grad has been used in an in-place operation.")
-            _counter(t)[0] += 1                    # PyTorch counts marking it dirty as a write
+            _counter(t)[0] += 1  # PyTorch counts marking it dirty as a write
         if not record:
             return outputs
-        node.next, node.nrs = split_edges([t._edge() if need else NO_EDGE
-                                           for t, need in zip(tensors, node.needs_input_grad)])
+        node.next, node.nrs = split_edges(
+            [t._edge() if need else NO_EDGE for t, need in zip(tensors, node.needs_input_grad)]
+        )
         node.in_shapes = tuple(t.shape if t is not None else () for t in tensors)
         node.n_outputs = len(outs)
-        node.out_meta = tuple((o.shape, o.dtype, o.device) if isinstance(o, Tensor) else ((), None, "cpu")
-                              for o in outs)      # for zeros where an output gets no gradient
+        node.out_meta = tuple(
+            (o.shape, o.dtype, o.device) if isinstance(o, Tensor) else ((), None, "cpu") for o in outs
+        )  # for zeros where an output gets no gradient
         skip = getattr(node, "non_differentiable", ())
         wrapped = []
         for nr, o in enumerate(outs):
             if isinstance(o, Tensor) and not any(o is s for s in skip) and o._data.dtype.kind in "fc":
                 if any(o is t for t in tensors) and not any(o is d for d in dirty):
-                    o = Tensor(o._data)                # an input returned as is: a new tensor on its storage
+                    o = Tensor(o._data)  # an input returned as is: a new tensor on its storage
                 o.grad_fn, o._output_nr = node, nr
                 o._requires_grad = True
             wrapped.append(o)
@@ -174,6 +187,7 @@ class _DelayedError(Function):
 def once_differentiable(fn):
     """For a ``backward`` that cannot itself be differentiated: it runs without recording, and its
     results raise PyTorch's error if a later backward reaches them."""
+
     @functools.wraps(fn)
     def wrapper(ctx, *args):
         with grad_mode.no_grad():
@@ -190,6 +204,7 @@ def once_differentiable(fn):
         it = iter(linked)
         result = tuple(next(it) if isinstance(o, Tensor) else o for o in outs)
         return result[0] if single else result
+
     return wrapper
 
 

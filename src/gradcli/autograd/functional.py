@@ -6,6 +6,7 @@ batch dimension (the identity matrix, ``is_grads_batched=True``) gives every row
 ``vectorize=False`` the strict-mode checks are those of PyTorch's row-by-row loop.  ``jvp`` and
 ``hvp`` use the double-backward trick (two reverse passes), as PyTorch does.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,10 @@ def _as_tuple(value, arg, fn):
     for i, v in enumerate(items):
         if not isinstance(v, Tensor):
             where = f"value at index {i}" if is_tuple else f"given {arg}"
-            raise TypeError(f"The {arg} given to {fn} must be either a Tensor or a tuple of Tensors but the "
-                            f"{where} has type {type(v)}.")
+            raise TypeError(
+                f"The {arg} given to {fn} must be either a Tensor or a tuple of Tensors but the "
+                f"{where} has type {type(v)}."
+            )
     return is_tuple, items
 
 
@@ -78,50 +81,64 @@ def _check_requires_grad(values, kind, strict):
         return
     for i, t in enumerate(values):
         if t is None:
-            raise RuntimeError(f"The output of the user-provided function is independent of input {i}. This is "
-                               "not allowed in strict mode.")
+            raise RuntimeError(
+                f"The output of the user-provided function is independent of input {i}. This is "
+                "not allowed in strict mode."
+            )
         if t.requires_grad:
             continue
         if kind == "hessian":
-            raise RuntimeError(f"The hessian of the user-provided function with respect to input {i} is independent "
-                               "of the input. This is not allowed in strict mode. You should ensure that your "
-                               "function is thrice differentiable and that the hessian depends on the inputs.")
+            raise RuntimeError(
+                f"The hessian of the user-provided function with respect to input {i} is independent "
+                "of the input. This is not allowed in strict mode. You should ensure that your "
+                "function is thrice differentiable and that the hessian depends on the inputs."
+            )
         if kind == "jacobian":
-            raise RuntimeError("While computing the hessian, found that the jacobian of the user-provided function "
-                               f"with respect to input {i} is independent of the input. This is not allowed in "
-                               "strict mode. You should ensure that your function is twice differentiable and that "
-                               "the jacobian depends on the inputs (this would be violated by a linear function "
-                               "for example).")
+            raise RuntimeError(
+                "While computing the hessian, found that the jacobian of the user-provided function "
+                f"with respect to input {i} is independent of the input. This is not allowed in "
+                "strict mode. You should ensure that your function is twice differentiable and that "
+                "the jacobian depends on the inputs (this would be violated by a linear function "
+                "for example)."
+            )
         if kind == "grad_inputs":
-            raise RuntimeError(f"The gradient with respect to input {i} is independent of the inputs of the "
-                               "user-provided function. This is not allowed in strict mode.")
-        raise RuntimeError(f"Output {i} of the user-provided function does not require gradients. The outputs "
-                           "must be computed in a differentiable manner from the input when running in strict mode.")
+            raise RuntimeError(
+                f"The gradient with respect to input {i} is independent of the inputs of the "
+                "user-provided function. This is not allowed in strict mode."
+            )
+        raise RuntimeError(
+            f"Output {i} of the user-provided function does not require gradients. The outputs "
+            "must be computed in a differentiable manner from the input when running in strict mode."
+        )
 
 
-def _autograd_grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None,
-                   is_grads_batched=False):
+def _autograd_grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None, is_grads_batched=False):
     """``grad`` over the outputs that require grad (None for every input when none does)."""
     if grad_outputs is None:
         grad_outputs = (None,) * len(outputs)
     pairs = [(o, g) for o, g in zip(outputs, grad_outputs) if o is not None and o.requires_grad]
     if not pairs:
         return (None,) * len(inputs)
-    return _grad([o for o, _ in pairs], inputs, [g for _, g in pairs],
-                 retain_graph=retain_graph, create_graph=create_graph, allow_unused=True,
-                 is_grads_batched=is_grads_batched)
+    return _grad(
+        [o for o, _ in pairs],
+        inputs,
+        [g for _, g in pairs],
+        retain_graph=retain_graph,
+        create_graph=create_graph,
+        allow_unused=True,
+        is_grads_batched=is_grads_batched,
+    )
 
 
 _STRICT = {
-    "back": "The output of the user-provided function is independent of input {i}. This is not allowed in strict "
-            "mode.",
+    "back": "The output of the user-provided function is independent of input {i}. This is not allowed in strict mode.",
     "back_trick": "The gradient with respect to the input is independent of entry {i} in the grad_outputs when using "
-                  "the double backward trick to compute forward mode gradients. This is not allowed in strict mode.",
+    "the double backward trick to compute forward mode gradients. This is not allowed in strict mode.",
     "double_back": "The jacobian of the user-provided function is independent of input {i}. This is not allowed in "
-                   "strict mode.",
+    "strict mode.",
     "double_back_trick": "The hessian of the user-provided function is independent of entry {i} in the grad_jacobian. "
-                         "This is not allowed in strict mode as it prevents from using the double backward trick to "
-                         "replace forward mode AD.",
+    "This is not allowed in strict mode as it prevents from using the double backward trick to "
+    "replace forward mode AD.",
 }
 
 
@@ -134,8 +151,10 @@ def _fill_in_zeros(grads, refs, strict, create_graph, stage):
             g = _zeros_like(refs[i])
         elif strict and create_graph and not g.requires_grad:
             what = "hessian" if "double" in stage else "jacobian"
-            raise RuntimeError(f"The {what} of the user-provided function is independent of input {i}. This is not "
-                               "allowed in strict mode when create_graph=True.")
+            raise RuntimeError(
+                f"The {what} of the user-provided function is independent of input {i}. This is not "
+                "allowed in strict mode when create_graph=True."
+            )
         out.append(g)
     return tuple(out)
 
@@ -159,6 +178,7 @@ def _v(v, reference, reference_is_tuple, fn, create_graph, who):
 
 # ----------------------------------------------------------------------------------------------
 
+
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
     """``(func(inputs), v^T J)``."""
     with enable_grad():
@@ -170,8 +190,10 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
     with set_grad_enabled(True if create_graph else is_grad_enabled()):
         grads = _autograd_grad(outputs, inputs, v, create_graph=create_graph)
         result = _fill_in_zeros(grads, inputs, strict, create_graph, "back")
-    return (_unpack(_finish(outputs, create_graph), outputs_tuple),
-            _unpack(_finish(result, create_graph), inputs_tuple))
+    return (
+        _unpack(_finish(outputs, create_graph), outputs_tuple),
+        _unpack(_finish(result, create_graph), inputs_tuple),
+    )
 
 
 def jvp(func, inputs, v=None, create_graph=False, strict=False):
@@ -188,8 +210,10 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     with set_grad_enabled(True if create_graph else is_grad_enabled()):
         grads = _autograd_grad(grad_inputs, dummies, v, create_graph=create_graph)
         result = _fill_in_zeros(grads, outputs, strict, create_graph, "back_trick")
-    return (_unpack(_finish(outputs, create_graph), outputs_tuple),
-            _unpack(_finish(result, create_graph), outputs_tuple))
+    return (
+        _unpack(_finish(outputs, create_graph), outputs_tuple),
+        _unpack(_finish(result, create_graph), outputs_tuple),
+    )
 
 
 def _identity(n, out):
@@ -201,52 +225,79 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
     """d func(inputs) / d inputs: for each output and input, a tensor of shape
     ``output.shape + input.shape`` (nested tuples as PyTorch returns them)."""
     if strategy not in ("forward-mode", "reverse-mode"):
-        raise AssertionError('Expected strategy to be either "forward-mode" or "reverse-mode". Hint: If your '
-                             'function has more outputs than inputs, "forward-mode" tends to be more performant. '
-                             'Otherwise, prefer to use "reverse-mode".')
+        raise AssertionError(
+            'Expected strategy to be either "forward-mode" or "reverse-mode". Hint: If your '
+            'function has more outputs than inputs, "forward-mode" tends to be more performant. '
+            'Otherwise, prefer to use "reverse-mode".'
+        )
     if strategy == "forward-mode":
         if create_graph:
-            raise NotImplementedError('torch.autograd.functional.jacobian: `create_graph=True` and '
-                                      '`strategy="forward-mode"` are not supported together (yet). Please either '
-                                      'set `create_graph=False` or `strategy="reverse-mode"`.')
+            raise NotImplementedError(
+                "torch.autograd.functional.jacobian: `create_graph=True` and "
+                '`strategy="forward-mode"` are not supported together (yet). Please either '
+                'set `create_graph=False` or `strategy="reverse-mode"`.'
+            )
         if strict:
-            raise RuntimeError('torch.autograd.functional.jacobian: `strict=True` and `strategy="forward-mode"` are '
-                               'not supported together (yet). Please either set `strict=False` or '
-                               '`strategy="reverse-mode"`.')
+            raise RuntimeError(
+                'torch.autograd.functional.jacobian: `strict=True` and `strategy="forward-mode"` are '
+                "not supported together (yet). Please either set `strict=False` or "
+                '`strategy="reverse-mode"`.'
+            )
         if not vectorize:
-            raise NotImplementedError("Computing Jacobian using forward-AD or forward-over-reverse Hessian is"
-                                      "only implemented for `vectorize=True`.")
+            raise NotImplementedError(
+                "Computing Jacobian using forward-AD or forward-over-reverse Hessian is"
+                "only implemented for `vectorize=True`."
+            )
     with enable_grad():
         inputs_tuple, inputs = _as_tuple(inputs, "inputs", "jacobian")
         inputs = _prepare(inputs, create_graph, need_graph=True)
         outputs_tuple, outputs = _as_tuple(func(*inputs), "outputs of the user-provided function", "jacobian")
         _check_requires_grad(outputs, "outputs", strict)
         if vectorize and strict:
-            raise RuntimeError("torch.autograd.functional.jacobian: `strict=True` and `vectorized=True` are not "
-                               "supported together. Please either set `strict=False` or `vectorize=False`.")
+            raise RuntimeError(
+                "torch.autograd.functional.jacobian: `strict=True` and `vectorized=True` are not "
+                "supported together. Please either set `strict=False` or `vectorize=False`."
+            )
         rows = []
         for i, out in enumerate(outputs):
             n = int(np.prod(out.shape))
             if not (out.requires_grad and n):
                 grads = (None,) * len(inputs)
             elif n == 1:
-                grads = _grad([out], inputs, [_zeros_like(out) + 1.0], retain_graph=True, create_graph=create_graph,
-                              allow_unused=True)
+                grads = _grad(
+                    [out],
+                    inputs,
+                    [_zeros_like(out) + 1.0],
+                    retain_graph=True,
+                    create_graph=create_graph,
+                    allow_unused=True,
+                )
             else:
-                grads = _grad([out], inputs, [_identity(n, out)], retain_graph=True, create_graph=create_graph,
-                              allow_unused=True, is_grads_batched=True)
+                grads = _grad(
+                    [out],
+                    inputs,
+                    [_identity(n, out)],
+                    retain_graph=True,
+                    create_graph=create_graph,
+                    allow_unused=True,
+                    is_grads_batched=True,
+                )
             row = []
             for j, (g, x) in enumerate(zip(grads, inputs)):
                 shape = tuple(out.shape) + tuple(x.shape)
                 if g is None:
                     if strict and n:
-                        raise RuntimeError(f"Output {i} of the user-provided function is independent of input {j}. "
-                                           "This is not allowed in strict mode.")
+                        raise RuntimeError(
+                            f"Output {i} of the user-provided function is independent of input {j}. "
+                            "This is not allowed in strict mode."
+                        )
                     g = _zeros_like(x, shape)
                 else:
                     if strict and create_graph and not g.requires_grad:
-                        raise RuntimeError(f"The jacobian of the user-provided function is independent of input {i}. "
-                                           "This is not allowed in strict mode when create_graph=True.")
+                        raise RuntimeError(
+                            f"The jacobian of the user-provided function is independent of input {i}. "
+                            "This is not allowed in strict mode when create_graph=True."
+                        )
                     g = g if tuple(g.shape) == shape else g.reshape(shape)
                 row.append(g)
             rows.append(tuple(row))
@@ -274,8 +325,14 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, out
         _check_requires_grad(jac, "jacobian", strict)
         return jac
 
-    result = jacobian(gradient, inputs, create_graph=create_graph, strict=strict, vectorize=vectorize,
-                      strategy=outer_jacobian_strategy)
+    result = jacobian(
+        gradient,
+        inputs,
+        create_graph=create_graph,
+        strict=strict,
+        vectorize=vectorize,
+        strategy=outer_jacobian_strategy,
+    )
     return _unpack(result, (inputs_tuple, inputs_tuple))
 
 
@@ -301,8 +358,10 @@ def vhp(func, inputs, v=None, create_graph=False, strict=False):
     with set_grad_enabled(True if create_graph else is_grad_enabled()):
         grads = _autograd_grad(jac, inputs, v, create_graph=create_graph)
         result = _fill_in_zeros(grads, inputs, strict, create_graph, "double_back")
-    return (_unpack(_finish(outputs, create_graph), outputs_tuple),
-            _unpack(_finish(result, create_graph), inputs_tuple))
+    return (
+        _unpack(_finish(outputs, create_graph), outputs_tuple),
+        _unpack(_finish(result, create_graph), inputs_tuple),
+    )
 
 
 def hvp(func, inputs, v=None, create_graph=False, strict=False):
@@ -320,5 +379,7 @@ def hvp(func, inputs, v=None, create_graph=False, strict=False):
     with set_grad_enabled(True if create_graph else is_grad_enabled()):
         grads = _autograd_grad(double_back, dummies, v, create_graph=create_graph)
         result = _fill_in_zeros(grads, inputs, strict, create_graph, "double_back_trick")
-    return (_unpack(_finish(outputs, create_graph), outputs_tuple),
-            _unpack(_finish(result, create_graph), inputs_tuple))
+    return (
+        _unpack(_finish(outputs, create_graph), outputs_tuple),
+        _unpack(_finish(result, create_graph), inputs_tuple),
+    )

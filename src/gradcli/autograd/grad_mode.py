@@ -3,6 +3,7 @@
 The mode is thread-local, as in PyTorch.  Each class works as a context manager and as a
 decorator (``@no_grad()`` and ``@no_grad``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -56,16 +57,19 @@ class _Mode:
         if inspect.isgeneratorfunction(func):
             return _generator(func, fresh)
         if inspect.iscoroutinefunction(func):
+
             @functools.wraps(func)
             async def coroutine(*args, **kwargs):
                 with fresh():
                     return await func(*args, **kwargs)
+
             return coroutine
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
             with fresh():
                 return func(*args, **kwargs)
+
         return wrapper
 
     def _init_like(self, other):
@@ -76,6 +80,7 @@ class _Mode:
 def _generator(func, fresh):
     """A generator function whose body runs in the mode each time it resumes (PyTorch's
     ``_wrap_generator``); the caller's mode is back between the values it yields."""
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         gen = func(*args, **kwargs)
@@ -97,6 +102,7 @@ def _generator(func, fresh):
                         request = gen.send(response)
         except StopIteration as stop:
             return stop.value
+
     return wrapper
 
 
@@ -117,7 +123,7 @@ class set_grad_enabled(_Mode):
         return False
 
     def __call__(self, func):
-        state.enabled = self.prev.pop()     # used as a decorator: undo the immediate effect (as PyTorch)
+        state.enabled = self.prev.pop()  # used as a decorator: undo the immediate effect (as PyTorch)
         return super().__call__(func)
 
     def _init_like(self, other):

@@ -7,6 +7,7 @@ Functions in it work), its differentiable outputs give the analytical Jacobian r
 the second time is reported), and the numerical Jacobian perturbs each input itself, one
 element at a time, by ``±eps`` (central differences, in the output's dtype).
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,16 +20,16 @@ from .. import backend
 from ..tensor import Tensor
 from . import functional, grad
 
-NONDET = ("Backward is not reentrant, i.e., running backward with same input and grad_output multiple times "
-          "gives different values, although analytical gradient matches numerical gradient.The tolerance for "
-          "nondeterminism was {tol}.")
-NO_INPUT = ("gradcheck expects at least one input tensor to require gradient, but none of them have "
-            "requires_grad=True.")
+NONDET = (
+    "Backward is not reentrant, i.e., running backward with same input and grad_output multiple times "
+    "gives different values, although analytical gradient matches numerical gradient.The tolerance for "
+    "nondeterminism was {tol}."
+)
+NO_INPUT = "gradcheck expects at least one input tensor to require gradient, but none of them have requires_grad=True."
 
 
 class GradcheckError(RuntimeError):
     """The analytical and numerical derivatives differ (or the backward misbehaves)."""
-
 
 
 def _tuple(value):
@@ -50,6 +51,7 @@ def _show(array):
 
 # ----------------------------------------------------------------------------------------------
 # the two Jacobians
+
 
 def _wanted(inputs):
     return [k for k, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
@@ -94,11 +96,15 @@ def _value(out):
 
 def _same_kind(a, b, eps, index):
     if a.shape != b.shape:
-        raise AssertionError(f"Expected `func` to return outputs with the same shape when inputs are perturbed "
-                             f"on index {index} by {eps}, but got: shapes {_size(a.shape)} and {_size(b.shape)}.")
+        raise AssertionError(
+            f"Expected `func` to return outputs with the same shape when inputs are perturbed "
+            f"on index {index} by {eps}, but got: shapes {_size(a.shape)} and {_size(b.shape)}."
+        )
     if a.dtype != b.dtype:
-        raise AssertionError(f"Expected `func` to return outputs with the same dtype when inputs are perturbed "
-                             f"on index {index} by {eps}, but got: dtypes {_dtype(a.dtype)} and {_dtype(b.dtype)}.")
+        raise AssertionError(
+            f"Expected `func` to return outputs with the same dtype when inputs are perturbed "
+            f"on index {index} by {eps}, but got: dtypes {_dtype(a.dtype)} and {_dtype(b.dtype)}."
+        )
 
 
 def _size(shape):
@@ -118,8 +124,13 @@ def _rows(output, inputs, wanted):
     for e in range(n):
         seed = xp.zeros(n, dtype=output.dtype)
         seed[e] = 1
-        grads = grad([output], [inputs[k] for k in wanted], [Tensor(seed.reshape(output.shape))],
-                     retain_graph=True, allow_unused=True)
+        grads = grad(
+            [output],
+            [inputs[k] for k in wanted],
+            [Tensor(seed.reshape(output.shape))],
+            retain_graph=True,
+            allow_unused=True,
+        )
         for k, g in zip(wanted, grads):
             if g is None:
                 continue
@@ -150,23 +161,42 @@ def analytical_jacobian(output, inputs, nondet_tol=0.0, check_grad_dtypes=False)
 # ----------------------------------------------------------------------------------------------
 # gradcheck and gradgradcheck
 
+
 def _check_inputs(inputs):
     found = False
     for idx, x in enumerate(inputs):
         if isinstance(x, Tensor) and x.requires_grad:
             if x.dtype != np.float64:
-                warnings.warn(f"Input #{idx} requires gradient and is not a double precision floating point or "
-                              "complex. This check will likely fail if all the inputs are not of double precision "
-                              "floating point or complex. ", UserWarning, stacklevel=4)
+                warnings.warn(
+                    f"Input #{idx} requires gradient and is not a double precision floating point or "
+                    "complex. This check will likely fail if all the inputs are not of double precision "
+                    "floating point or complex. ",
+                    UserWarning,
+                    stacklevel=4,
+                )
             found = True
     if not found:
         raise ValueError(NO_INPUT)
 
 
-def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, nondet_tol=0.0,
-              check_undefined_grad=True, check_grad_dtypes=False, check_batched_grad=False,
-              check_batched_forward_grad=False, check_forward_ad=False, check_backward_ad=True, fast_mode=False,
-              masked=None):
+def gradcheck(
+    func,
+    inputs,
+    *,
+    eps=1e-6,
+    atol=1e-5,
+    rtol=1e-3,
+    raise_exception=True,
+    nondet_tol=0.0,
+    check_undefined_grad=True,
+    check_grad_dtypes=False,
+    check_batched_grad=False,
+    check_batched_forward_grad=False,
+    check_forward_ad=False,
+    check_backward_ad=True,
+    fast_mode=False,
+    masked=None,
+):
     """True when the analytical derivatives of ``func`` at ``inputs`` match central finite differences
     within ``atol + rtol * |numerical|``; else GradcheckError (or False, with ``raise_exception=False``).
 
@@ -177,16 +207,36 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
     if check_batched_grad and not check_backward_ad:
         raise AssertionError("Setting check_batched_grad=True requires check_backward_ad to be True")
     try:
-        return _gradcheck(func, _tuple(inputs), eps, atol, rtol, nondet_tol, check_grad_dtypes, check_batched_grad,
-                          check_forward_ad, check_backward_ad)
+        return _gradcheck(
+            func,
+            _tuple(inputs),
+            eps,
+            atol,
+            rtol,
+            nondet_tol,
+            check_grad_dtypes,
+            check_batched_grad,
+            check_forward_ad,
+            check_backward_ad,
+        )
     except GradcheckError:
         if raise_exception:
             raise
         return False
 
 
-def _gradcheck(func, inputs, eps, atol, rtol, nondet_tol, check_grad_dtypes, check_batched_grad, check_forward_ad,
-               check_backward_ad):
+def _gradcheck(
+    func,
+    inputs,
+    eps,
+    atol,
+    rtol,
+    nondet_tol,
+    check_grad_dtypes,
+    check_batched_grad,
+    check_forward_ad,
+    check_backward_ad,
+):
     _check_inputs(inputs)
     func_out = _tuple(func(*inputs))
     outputs = tuple(o for o in func_out if o.requires_grad)
@@ -196,8 +246,7 @@ def _gradcheck(func, inputs, eps, atol, rtol, nondet_tol, check_grad_dtypes, che
                 if block is not None and np.count_nonzero(block):
                     raise GradcheckError("Numerical gradient for function expected to be zero")
         return True
-    numerical = [row for o, row in zip(func_out, numerical_jacobian(func, inputs, eps, func_out))
-                 if o.requires_grad]
+    numerical = [row for o, row in zip(func_out, numerical_jacobian(func, inputs, eps, func_out)) if o.requires_grad]
     if check_forward_ad:
         _check_forward(func, inputs, numerical, rtol, atol)
     if not check_backward_ad:
@@ -207,8 +256,10 @@ def _gradcheck(func, inputs, eps, atol, rtol, nondet_tol, check_grad_dtypes, che
         for n, (k, ana) in enumerate(analytical.items()):
             num = numerical[i][k]
             if not np.allclose(ana, num, rtol=rtol, atol=atol):
-                raise GradcheckError(f"Jacobian mismatch for output {i:d} with respect to input {n:d},\n"
-                                     f"numerical:{_show(num)}\nanalytical:{_show(ana)}\n")
+                raise GradcheckError(
+                    f"Jacobian mismatch for output {i:d} with respect to input {n:d},\n"
+                    f"numerical:{_show(num)}\nanalytical:{_show(ana)}\n"
+                )
     if check_batched_grad:
         for i, out in enumerate(outputs):
             _check_batched(out, i, inputs, atol, rtol)
@@ -234,13 +285,16 @@ def _check_forward(func, inputs, numerical, rtol, atol):
                 for j, x in zip(wanted, xs):
                     args[j] = x
                 return tuple(o for o in _tuple(func(*args)) if o.requires_grad)
+
             _, jv = functional.jvp(restricted, tuple(inputs[j] for j in wanted), tuple(tangents))
             for i, col in enumerate(jv):
                 got = backend.to_numpy(col._data).ravel()
                 num = numerical[i][k][e]
                 if not np.allclose(got, num, rtol=rtol, atol=atol):
-                    raise GradcheckError(f"Jacobian computed with forward mode mismatch for output {i:d} with "
-                                         f"respect to input {n:d},\nnumerical:{_show(num)}\nanalytical:{_show(got)}\n")
+                    raise GradcheckError(
+                        f"Jacobian computed with forward mode mismatch for output {i:d} with "
+                        f"respect to input {n:d},\nnumerical:{_show(num)}\nanalytical:{_show(got)}\n"
+                    )
 
 
 def _check_batched(output, index, inputs, atol, rtol):
@@ -251,14 +305,17 @@ def _check_batched(output, index, inputs, atol, rtol):
         return
     xp = backend.xp_of(output._data)
     eye = Tensor(xp.reshape(xp.eye(n, dtype=output.dtype), (n,) + tuple(output.shape)))
-    batched = grad([output], [inputs[k] for k in wanted], [eye], retain_graph=True, allow_unused=True,
-                   is_grads_batched=True)
+    batched = grad(
+        [output], [inputs[k] for k in wanted], [eye], retain_graph=True, allow_unused=True, is_grads_batched=True
+    )
     expected, _, _ = _rows(output, inputs, wanted)
     for k, g in zip(wanted, batched):
         got = np.zeros_like(expected[k]) if g is None else backend.to_numpy(g._data).reshape(n, -1).T
         if not np.allclose(got, expected[k], rtol=rtol, atol=atol):
-            raise GradcheckError(f"While computing batched gradients, got: {_show(got.T)}\n\nExpected: "
-                                 f"{_show(expected[k].T)} (for output {index} and input {k})")
+            raise GradcheckError(
+                f"While computing batched gradients, got: {_show(got.T)}\n\nExpected: "
+                f"{_show(expected[k].T)} (for output {index} and input {k})"
+            )
 
 
 def _check_mul_by_grad_output(outputs, inputs):
@@ -285,6 +342,7 @@ def _gradient_function(func, inputs, grad_outputs):
         outs = tuple(o for o in _tuple(func(*xs)) if o.requires_grad)
         grads = grad(outs, [x for i, x in enumerate(xs) if i in wanted], gos, create_graph=True, allow_unused=True)
         return tuple(g for g in grads if g is not None)
+
     return gradients
 
 
@@ -292,29 +350,59 @@ def _random_grad_outputs(func, inputs):
     """Uniform in [-1, 1), one per differentiable output (seeded: the same every run)."""
     rng = np.random.default_rng(0)
     outs = [o for o in _tuple(func(*inputs)) if o.requires_grad]
-    return tuple(Tensor(backend.xp_of(o._data).asarray(rng.uniform(-1.0, 1.0, o.shape),
-                                                     dtype=o.dtype if o.dtype.kind == "f" else np.float64))
-                 .requires_grad_(True) for o in outs)
+    return tuple(
+        Tensor(
+            backend.xp_of(o._data).asarray(
+                rng.uniform(-1.0, 1.0, o.shape), dtype=o.dtype if o.dtype.kind == "f" else np.float64
+            )
+        ).requires_grad_(True)
+        for o in outs
+    )
 
 
-def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, gen_non_contig_grad_outputs=False,
-                  raise_exception=True, nondet_tol=0.0, check_undefined_grad=True, check_grad_dtypes=False,
-                  check_batched_grad=False, check_fwd_over_rev=False, check_rev_over_rev=True, fast_mode=False,
-                  masked=False):
+def gradgradcheck(
+    func,
+    inputs,
+    grad_outputs=None,
+    *,
+    eps=1e-6,
+    atol=1e-5,
+    rtol=1e-3,
+    gen_non_contig_grad_outputs=False,
+    raise_exception=True,
+    nondet_tol=0.0,
+    check_undefined_grad=True,
+    check_grad_dtypes=False,
+    check_batched_grad=False,
+    check_fwd_over_rev=False,
+    check_rev_over_rev=True,
+    fast_mode=False,
+    masked=False,
+):
     """gradcheck of the gradient of ``func``: second derivatives, with respect to the inputs and to the
     gradients fed to the outputs (random in [-1, 1) when ``grad_outputs`` is None)."""
     if not (check_fwd_over_rev or check_rev_over_rev):
         raise AssertionError("Expected at least one of check_fwd_over_rev or check_rev_over_rev to be True")
     inputs = _tuple(inputs)
     grad_outputs = _random_grad_outputs(func, inputs) if grad_outputs is None else _tuple(grad_outputs)
-    return gradcheck(_gradient_function(func, inputs, grad_outputs), inputs + grad_outputs, eps=eps, atol=atol,
-                     rtol=rtol, raise_exception=raise_exception, nondet_tol=nondet_tol,
-                     check_grad_dtypes=check_grad_dtypes, check_batched_grad=check_batched_grad,
-                     check_forward_ad=check_fwd_over_rev, check_backward_ad=check_rev_over_rev)
+    return gradcheck(
+        _gradient_function(func, inputs, grad_outputs),
+        inputs + grad_outputs,
+        eps=eps,
+        atol=atol,
+        rtol=rtol,
+        raise_exception=raise_exception,
+        nondet_tol=nondet_tol,
+        check_grad_dtypes=check_grad_dtypes,
+        check_batched_grad=check_batched_grad,
+        check_forward_ad=check_fwd_over_rev,
+        check_backward_ad=check_rev_over_rev,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # the numbers behind ``gradcli check``
+
 
 def _differences(fn, inputs, eps):
     func_out = _tuple(fn(*inputs))

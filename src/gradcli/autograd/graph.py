@@ -8,6 +8,7 @@ is always older than its user.  A function node runs itself: ``apply(grad, mask)
 gradient per input (``mask`` says which are wanted) and ``input_shapes()`` the shapes the
 engine reduces them to.  Nothing here imports the Tensor, the op table or the engine.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -19,19 +20,21 @@ next_seq = _seq.__next__
 #: the edge of an input that needs no gradient
 NO_EDGE = (None, 0)
 
-FREED = ("Trying to backward through the graph a second time (or directly access saved tensors after "
-         "they have already been freed). Saved intermediate values of the graph are freed when you call "
-         ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
-         "graph a second time or if you need to access saved tensors after calling backward.")
+FREED = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after "
+    "they have already been freed). Saved intermediate values of the graph are freed when you call "
+    ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
+    "graph a second time or if you need to access saved tensors after calling backward."
+)
 
 
 def split_edges(edges) -> tuple:
     """``(next, nrs)`` for a list of ``(node, output_nr)`` edges (see the module docstring)."""
-    if len(edges) == 2:                 # the usual cases first: on the hot path of every graph
+    if len(edges) == 2:  # the usual cases first: on the hot path of every graph
         (a, i), (b, j) = edges
         return (a, b), ((i, j) if i or j else None)
     if len(edges) == 1:
-        (a, i), = edges
+        ((a, i),) = edges
         return (a,), ((i,) if i else None)
     nrs = tuple([e[1] for e in edges])
     return tuple([e[0] for e in edges]), (nrs if any(nrs) else None)
@@ -134,5 +137,5 @@ class AccumulateGrad(Node):
     def __init__(self, variable):
         self.variable = variable
         self.next = ()
-        self.seq = -next(_seq)      # a leaf's sink runs after every function node (any order among them)
+        self.seq = -next(_seq)  # a leaf's sink runs after every function node (any order among them)
         self.nrs = self.span = self.pre_hooks = self.retained = None

@@ -11,6 +11,7 @@ never folds: ``-2`` is ``Call("neg", (Const(2),))``, a ``Const`` it makes is nev
 Trees can be as deep as the user's text (``((((x))))``, ``x+x+...+x``), so equality, hashing,
 the free-name analysis and ``to_source`` walk with explicit stacks, never by recursion.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,6 +49,7 @@ class Node:
 @dataclass(frozen=True, eq=False, slots=True)
 class Const(Node):
     """A number (``int`` when written without a point or exponent, else ``float``) or a bool."""
+
     value: Union[int, float, bool]
     span: Span = _span()
 
@@ -55,6 +57,7 @@ class Const(Node):
 @dataclass(frozen=True, eq=False, slots=True)
 class Name(Node):
     """A name: an input, an assigned intermediate, or a constant (``pi``, ``e``)."""
+
     id: str
     span: Span = _span()
 
@@ -62,15 +65,17 @@ class Name(Node):
 @dataclass(frozen=True, eq=False, slots=True)
 class Call(Node):
     """``func(*args, **dict(kwargs))``; ``func`` is a key of the op table or a plugin."""
+
     func: str
     args: tuple = ()
-    kwargs: tuple = ()      # ((name, Node), ...) in source order
+    kwargs: tuple = ()  # ((name, Node), ...) in source order
     span: Span = _span()
 
 
 @dataclass(frozen=True, eq=False, slots=True)
 class Slice(Node):
     """``start:stop:step`` inside an index; each part a Node or None."""
+
     start: Node | None = None
     stop: Node | None = None
     step: Node | None = None
@@ -80,6 +85,7 @@ class Slice(Node):
 @dataclass(frozen=True, eq=False, slots=True)
 class Index(Node):
     """``value[items]``; items are Nodes (integers) and Slices."""
+
     value: Node
     items: tuple
     span: Span = _span()
@@ -88,6 +94,7 @@ class Index(Node):
 @dataclass(frozen=True, eq=False, slots=True)
 class Attr(Node):
     """``value.name``; the only attribute the language has is ``T``."""
+
     value: Node
     name: str = "T"
     span: Span = _span()
@@ -96,6 +103,7 @@ class Attr(Node):
 @dataclass(frozen=True, eq=False, slots=True)
 class Array(Node):
     """``[a, b, ...]``: a constant tensor when all elements are numbers, else ``stack``."""
+
     elements: tuple
     span: Span = _span()
 
@@ -103,6 +111,7 @@ class Array(Node):
 @dataclass(frozen=True, eq=False, slots=True)
 class Assign(Node):
     """``name = value``."""
+
     name: str
     value: Node
     span: Span = _span()
@@ -115,6 +124,7 @@ class Program(Node):
     ``inputs``: free names (used before being assigned, not constants) in order of first use;
     ``assigned``: assigned names in program order (each once).  Computed when not given.
     """
+
     statements: tuple
     source: str = field(default="", compare=False, repr=False)
     inputs: tuple = field(default=None, compare=False, repr=False)
@@ -137,8 +147,10 @@ class Program(Node):
 # ------------------------------------------------------------------------------------------
 # walking
 
-_FIELDS = {cls: tuple(f for f in cls.__dataclass_fields__ if f not in ("span", "source", "inputs", "assigned"))
-           for cls in (Const, Name, Call, Slice, Index, Attr, Array, Assign, Program)}
+_FIELDS = {
+    cls: tuple(f for f in cls.__dataclass_fields__ if f not in ("span", "source", "inputs", "assigned"))
+    for cls in (Const, Name, Call, Slice, Index, Attr, Array, Assign, Program)
+}
 
 
 def children(node: Node) -> list:
@@ -152,7 +164,7 @@ def children(node: Node) -> list:
             for item in value:
                 if isinstance(item, Node):
                     out.append(item)
-                elif isinstance(item, tuple):       # a keyword pair
+                elif isinstance(item, tuple):  # a keyword pair
                     out.append(item[1])
     return out
 

@@ -5,6 +5,7 @@ hands each callback all of its rule's tokens (punctuation too), which gives ever
 exact span (``f(x)`` ends at ``)``).  Grammar aliases that are not structural rules are op
 names: a reduction of ``a + b`` by the rule aliased ``add`` becomes ``Call("add", (a, b))``.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -12,7 +13,7 @@ from dataclasses import replace
 from ..errors import GradcliError
 from . import ast as A
 
-_INT64_MAX = 2 ** 63 - 1
+_INT64_MAX = 2**63 - 1
 
 #: prefixes of other libraries' functions (``np.sin(x)``): the hint is to drop them
 FOREIGN = {"np": "numpy", "numpy": "numpy", "torch": "PyTorch", "math": "Python's math", "jnp": "JAX"}
@@ -49,20 +50,26 @@ class Builder:
     def assign(self, c):
         name, _, value = c
         if name.value in A.CONSTANT_NAMES or name.value in A.BOOLEAN_NAMES:
-            raise GradcliError("name", f"cannot assign to the constant {name.value}: choose another name",
-                               span=(name.start_pos, name.end_pos))
+            raise GradcliError(
+                "name",
+                f"cannot assign to the constant {name.value}: choose another name",
+                span=(name.start_pos, name.end_pos),
+            )
         return A.Assign(name.value, value, (name.start_pos, end_of(value)))
 
     def number(self, c):
         (token,) = c
         text = token.value
-        if text.isdigit() and len(text) <= 19 and int(text) <= _INT64_MAX:   # no int() of 4301 digits
+        if text.isdigit() and len(text) <= 19 and int(text) <= _INT64_MAX:  # no int() of 4301 digits
             value = int(text)
         else:
             value = float(text)
-            if value == float("inf") and text.isdigit():      # as int -> float in Python: an overflow
-                raise GradcliError("value", f"the integer {text[:12]}... ({len(text)} digits) is too large "
-                                   "for a float (at most about 1.8e308)", span=(token.start_pos, token.end_pos))
+            if value == float("inf") and text.isdigit():  # as int -> float in Python: an overflow
+                raise GradcliError(
+                    "value",
+                    f"the integer {text[:12]}... ({len(text)} digits) is too large for a float (at most about 1.8e308)",
+                    span=(token.start_pos, token.end_pos),
+                )
         return A.Const(value, (token.start_pos, token.end_pos))
 
     def name(self, c):
@@ -83,17 +90,22 @@ class Builder:
         value, _, name = c
         self._foreign(value, name, span_of(c), call=False)
         if name.value != "T":
-            raise GradcliError("name", f"unknown attribute '.{name.value}': the only attribute is .T "
-                               "(methods take parentheses: x.sum(dim=0))",
-                               span=(name.start_pos, name.end_pos))
+            raise GradcliError(
+                "name",
+                f"unknown attribute '.{name.value}': the only attribute is .T (methods take parentheses: x.sum(dim=0))",
+                span=(name.start_pos, name.end_pos),
+            )
         return A.Attr(value, "T", span_of(c))
 
     def _foreign(self, value, name, span, call):
         """``np.sin(x)``, ``math.pi``: another library's spelling; say what gradcli writes."""
         if isinstance(value, A.Name) and value.id in FOREIGN and (call or name.value != "T"):
-            written = self.text[name.start_pos:span[1]] if call else name.value
-            raise GradcliError("name", f"'{value.id}.{name.value}' is how {FOREIGN[value.id]} spells it: drop "
-                               f"the prefix: {written}", span=span)
+            written = self.text[name.start_pos : span[1]] if call else name.value
+            raise GradcliError(
+                "name",
+                f"'{value.id}.{name.value}' is how {FOREIGN[value.id]} spells it: drop the prefix: {written}",
+                span=span,
+            )
 
     def index(self, c):
         return A.Index(c[0], tuple(c[2]), span_of(c))
@@ -103,14 +115,14 @@ class Builder:
         for item in c:
             if isinstance(item, A.Node):
                 parts[section] = item
-            elif item is not None:          # a ':' token
+            elif item is not None:  # a ':' token
                 section += 1
         return A.Slice(*parts, span=span_of(c))
 
     def array(self, c):
         return A.Array(tuple(c[1] or ()), span_of(c))
 
-    def atom(self, c):                      # "(" expr ")": the span takes in the parentheses
+    def atom(self, c):  # "(" expr ")": the span takes in the parentheses
         return replace(c[1], span=span_of(c))
 
     def kwarg(self, c):
@@ -135,8 +147,7 @@ def _call(func, args, arguments, span):
             seen.add(item.name)
             kwargs.append((item.name, item.value))
         elif kwargs:
-            raise GradcliError("syntax", "a positional argument follows a keyword argument",
-                               span=item.span)
+            raise GradcliError("syntax", "a positional argument follows a keyword argument", span=item.span)
         else:
             args.append(item)
     return A.Call(func, tuple(args), tuple(kwargs), span)
@@ -152,6 +163,7 @@ def _operator(op):
             return Call(op, (left, right), (), (left.span[0], right.span[1]))
         token, operand = c
         return Call(op, (operand,), (), (token.start_pos, operand.span[1]))
+
     build.__name__ = op
     return build
 

@@ -13,14 +13,32 @@ regular expressions, and the words for messages.  Building them reads lark's ana
 (``lark.parsers.lalr_analysis``): pyproject pins the lark versions this is tested with, and
 ``tests/test_language_parser.py`` checks the driver's trees against ``Lark.parse``.
 """
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
 #: rule names with a callback of their own; every other alias in the grammar is an op name
-STRUCTURAL = frozenset({"program", "assign", "number", "name", "call", "method", "attr", "index",
-                        "slice", "array", "kwarg", "elements", "arguments", "subscripts", "atom"})
+STRUCTURAL = frozenset(
+    {
+        "program",
+        "assign",
+        "number",
+        "name",
+        "call",
+        "method",
+        "attr",
+        "index",
+        "slice",
+        "array",
+        "kwarg",
+        "elements",
+        "arguments",
+        "subscripts",
+        "atom",
+    }
+)
 
 _GRAMMAR: list = []
 
@@ -34,8 +52,9 @@ def grammar_text() -> str:
         if path.is_file():
             text = path.read_text(encoding="utf-8")
             break
-    else:                                   # e.g. installed inside a zip
+    else:  # e.g. installed inside a zip
         from importlib.resources import files
+
         text = (files("gradcli") / "grammars" / "gradcli.lark").read_text(encoding="utf-8")
     _GRAMMAR.append(text)
     return text
@@ -57,8 +76,15 @@ def operator_names(grammar: str | None = None) -> set[str]:
 def lark_parser(grammar: str | None = None, transformer=None):
     """lark's LALR parser for the grammar, configured as the tables are built (tests compare)."""
     from lark import Lark
-    return Lark(grammar or grammar_text(), parser="lalr", start="program", maybe_placeholders=True,
-                keep_all_tokens=True, transformer=transformer)
+
+    return Lark(
+        grammar or grammar_text(),
+        parser="lalr",
+        start="program",
+        maybe_placeholders=True,
+        keep_all_tokens=True,
+        transformer=transformer,
+    )
 
 
 def _shape(rule) -> list:
@@ -83,6 +109,7 @@ def _shape(rule) -> list:
 def build_tables(grammar: str | None = None) -> dict:
     """The parse tables as plain data (see the module docstring)."""
     from lark.parsers.lalr_analysis import Shift
+
     grammar = grammar or grammar_text()
     lark = lark_parser(grammar)
     table = lark.parser.parser.parser.parse_table
@@ -96,18 +123,24 @@ def build_tables(grammar: str | None = None) -> dict:
                 continue
             if arg not in index:
                 index[arg] = len(rules)
-                through = (len(arg.expansion) == 1 and arg.options.expand1 and not arg.alias
-                           and not arg.options.empty_indices)
+                through = (
+                    len(arg.expansion) == 1 and arg.options.expand1 and not arg.alias and not arg.options.empty_indices
+                )
                 name = str(arg.alias or arg.options.template_source or arg.origin.name)
                 include, append = _shape(arg)
-                rules.append({"size": len(arg.expansion), "origin": str(arg.origin.name),
-                              "callback": None if through else name,
-                              "include": include, "append": append,
-                              "expand1": bool(arg.options.expand1 and not arg.alias)})
-            out[str(symbol)] = -1 - index[arg]           # reductions are negative: -1 - rule
+                rules.append(
+                    {
+                        "size": len(arg.expansion),
+                        "origin": str(arg.origin.name),
+                        "callback": None if through else name,
+                        "include": include,
+                        "append": append,
+                        "expand1": bool(arg.options.expand1 and not arg.alias),
+                    }
+                )
+            out[str(symbol)] = -1 - index[arg]  # reductions are negative: -1 - rule
         actions[state] = out
-    actions, rules, start, end = _canonical(actions, rules, table.start_states["program"],
-                                            table.end_states["program"])
+    actions, rules, start, end = _canonical(actions, rules, table.start_states["program"], table.end_states["program"])
     terminals = lark.lexer_conf.terminals
     ordered = [t for t in terminals if t.pattern.type != "str"]
     ordered += sorted((t for t in terminals if t.pattern.type == "str"), key=lambda t: -len(t.pattern.value))
@@ -127,6 +160,7 @@ def _canonical(actions, rules, start, end):
     """The same tables numbered independently of lark's set order (which varies with the hash
     seed): states breadth-first from the start state, symbols sorted; rules sorted by content."""
     import json
+
     keys = sorted({json.dumps(r, sort_keys=True) for r in rules})
     rule_id = {i: keys.index(json.dumps(r, sort_keys=True)) for i, r in enumerate(rules)}
     order, seen = [start], {start: 0}
@@ -138,8 +172,10 @@ def _canonical(actions, rules, start, end):
                 order.append(target)
     canonical = {}
     for state in order:
-        canonical[seen[state]] = {symbol: (seen[arg] if arg >= 0 else -1 - rule_id[-1 - arg])
-                                  for symbol, arg in sorted(actions[state].items())}
+        canonical[seen[state]] = {
+            symbol: (seen[arg] if arg >= 0 else -1 - rule_id[-1 - arg])
+            for symbol, arg in sorted(actions[state].items())
+        }
     return canonical, [json.loads(k) for k in keys], 0, seen[end]
 
 
@@ -148,9 +184,12 @@ TABLES_FILE = Path(__file__).with_name("_tables.py")
 
 def tables_source(tables: dict) -> str:
     import pprint
-    return ('"""LALR tables of grammars/gradcli.lark, made by ``python scripts/make_parse_tables.py``.\n\n'
-            'Generated: do not edit.  tests/test_language_parser.py fails when they are stale."""\n\n'
-            f"TABLES = {pprint.pformat(tables, width=110, sort_dicts=True)}\n")
+
+    return (
+        '"""LALR tables of grammars/gradcli.lark, made by ``python scripts/make_parse_tables.py``.\n\n'
+        'Generated: do not edit.  tests/test_language_parser.py fails when they are stale."""\n\n'
+        f"TABLES = {pprint.pformat(tables, width=110, sort_dicts=True)}\n"
+    )
 
 
 def write_tables() -> Path:

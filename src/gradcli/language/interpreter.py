@@ -15,14 +15,14 @@ Grad modes are PyTorch's context managers written as functions of the expression
 is evaluated and leave it after, so they nest as ``with`` blocks do.  ``detach(x)`` and
 ``x.requires_grad_(False)`` are the Tensor methods of those names.
 """
+
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass, field
 
-from .. import public
-from .. import limits
+from .. import limits, public
 from ..autograd.grad_mode import is_anomaly_enabled
 from ..errors import GradcliError
 from . import ast as A
@@ -36,35 +36,58 @@ GRAD_MODES = frozenset({"no_grad", "enable_grad", "set_grad_enabled"})
 #: the language's own functions (not ops: they record no node), with their one-line docs
 #: name -> (signature, doc, derivative) for ``gradcli functions``
 LANGUAGE_FUNCTIONS = {
-    "detach": ("detach(x)", "x.detach(): the same values cut from the graph (requires_grad=False, no grad_fn)",
-               "no gradient: the graph stops here"),
-    "no_grad": ("no_grad(expr)", "evaluates expr with gradient recording off (with torch.no_grad())",
-                "no gradient: nothing inside is recorded"),
-    "enable_grad": ("enable_grad(expr)", "evaluates expr with gradient recording on, also inside no_grad "
-                    "(with torch.enable_grad())", "expr's own"),
-    "set_grad_enabled": ("set_grad_enabled(mode, expr)", "evaluates expr with recording on (True) or off "
-                         "(False) (with torch.set_grad_enabled(mode))", "expr's own when mode is True, else none"),
-    "requires_grad_": ("requires_grad_(x, requires_grad=True)", "x.requires_grad_(False): x stops requiring "
-                       "grad, in place (on an input: as --freeze x)", "x itself (a leaf)"),
+    "detach": (
+        "detach(x)",
+        "x.detach(): the same values cut from the graph (requires_grad=False, no grad_fn)",
+        "no gradient: the graph stops here",
+    ),
+    "no_grad": (
+        "no_grad(expr)",
+        "evaluates expr with gradient recording off (with torch.no_grad())",
+        "no gradient: nothing inside is recorded",
+    ),
+    "enable_grad": (
+        "enable_grad(expr)",
+        "evaluates expr with gradient recording on, also inside no_grad (with torch.enable_grad())",
+        "expr's own",
+    ),
+    "set_grad_enabled": (
+        "set_grad_enabled(mode, expr)",
+        "evaluates expr with recording on (True) or off (False) (with torch.set_grad_enabled(mode))",
+        "expr's own when mode is True, else none",
+    ),
+    "requires_grad_": (
+        "requires_grad_(x, requires_grad=True)",
+        "x.requires_grad_(False): x stops requiring grad, in place (on an input: as --freeze x)",
+        "x itself (a leaf)",
+    ),
 }
 LANGUAGE_DOCS = {name: doc for name, (_, doc, _) in LANGUAGE_FUNCTIONS.items()}
 _NUMBERS = (int, float)
-_FOLD = public.FOLD        # operator op name -> the Python operator that folds it on numbers
+_FOLD = public.FOLD  # operator op name -> the Python operator that folds it on numbers
 
 
 @dataclass
 class Evaluation:
     """What a program computed: every named tensor, and the output."""
-    tensors: dict                      # name -> Tensor: inputs first, then assigned names
-    output: object                     # the last statement's Tensor
-    output_name: str | None            # the last statement's assigned name, or None
+
+    tensors: dict  # name -> Tensor: inputs first, then assigned names
+    output: object  # the last statement's Tensor
+    output_name: str | None  # the last statement's assigned name, or None
     program: A.Program | None = field(default=None, repr=False)
-    inputs: dict = field(default_factory=dict, repr=False)      # name -> the input tensor
-    machine: object = field(default=None, repr=False)          # what evaluated it (for nograd.py)
+    inputs: dict = field(default_factory=dict, repr=False)  # name -> the input tensor
+    machine: object = field(default=None, repr=False)  # what evaluated it (for nograd.py)
 
 
-def run(program: A.Program, values: dict, functions: dict | None = None, *,
-        dtype=None, device=None, record: list | None = None) -> Evaluation:
+def run(
+    program: A.Program,
+    values: dict,
+    functions: dict | None = None,
+    *,
+    dtype=None,
+    device=None,
+    record: list | None = None,
+) -> Evaluation:
     """Evaluate ``program`` with ``values`` for its inputs; ``functions`` extends the op table.
 
     ``dtype`` / ``device`` apply to literals and constructors; by default those of the inputs
@@ -108,7 +131,8 @@ def run(program: A.Program, values: dict, functions: dict | None = None, *,
                     env[statement.name] = tensors[statement.name] = output
     except RecursionError:
         raise GradcliError("value", "the program is nested too deeply to evaluate").locate(
-            program.source, (0, 0)) from None
+            program.source, (0, 0)
+        ) from None
     finally:
         machine.leave_modes()
     return Evaluation(tensors, output, program.output_name, program, inputs, machine)
@@ -123,7 +147,7 @@ def _requires_grad_(x, requires_grad=True):
         raise TypeError(f"requires_grad_ takes True or False, not {type(requires_grad).__name__}")
     try:
         return x.requires_grad_(requires_grad)
-    except RuntimeError as exc:          # PyTorch's words: a non-leaf, or an integer tensor
+    except RuntimeError as exc:  # PyTorch's words: a non-leaf, or an integer tensor
         raise GradcliError("autograd", str(exc)) from None
 
 
@@ -131,8 +155,15 @@ _LANGUAGE = {"detach": _detach, "requires_grad_": _requires_grad_}
 
 
 def _missing(program, names) -> GradcliError:
-    first = next((node.span for s in program.statements for node in A.walk(s)
-                  if isinstance(node, A.Name) and node.id == names[0]), (0, 0))
+    first = next(
+        (
+            node.span
+            for s in program.statements
+            for node in A.walk(s)
+            if isinstance(node, A.Name) and node.id == names[0]
+        ),
+        (0, 0),
+    )
     quoted = " and ".join(", ".join(f"'{n}'" for n in names).rsplit(", ", 1))
     given = " ".join(f"{n}=VALUE" for n in names)
     if len(names) == 1:
@@ -155,10 +186,10 @@ class _Machine:
         self.G, self.table, self.plugins, self.constants = G, table, plugins, constants
         self.env, self.source, self.dtype, self.device = env, source, dtype, device
         self._accepts: dict = {}
-        self.modes: list = []          # the grad-mode context managers entered and not yet left
-        self.record = None             # see ``run``
-        self._literals: dict = {}          # id(Array node) -> nested list, or None: each array walked once
-        self.anomaly = is_anomaly_enabled()     # --detect-anomaly: check every output as it is made
+        self.modes: list = []  # the grad-mode context managers entered and not yet left
+        self.record = None  # see ``run``
+        self._literals: dict = {}  # id(Array node) -> nested list, or None: each array walked once
+        self.anomaly = is_anomaly_enabled()  # --detect-anomaly: check every output as it is made
         self.Tensor, self.max_elements = G.Tensor, limits.max_elements()
 
     # -- the walk -----------------------------------------------------------------------------
@@ -182,17 +213,27 @@ class _Machine:
             elif ready:
                 if kind is A.Call and not node.kwargs:
                     count = len(node.args)
-                    args = results[len(results) - count:]
-                    del results[len(results) - count:]
+                    args = results[len(results) - count :]
+                    del results[len(results) - count :]
                     results.append(self.call(node, node.func, args, {}))
                     continue
                 count = _arity(node)
-                values = results[len(results) - count:]
-                del results[len(results) - count:]
+                values = results[len(results) - count :]
+                del results[len(results) - count :]
                 results.append(self.combine(node, values))
             elif kind is A.Array and self.literal(node) is not None:
-                results.append(self.guard(node, "an array literal", [], lambda: self.G.tensor(
-                    self.literal(node), dtype=self._literal_dtype(node), device=self.device)))  # noqa: B023 - called at once
+                results.append(
+                    self.guard(
+                        node,
+                        "an array literal",
+                        [],
+                        lambda: self.G.tensor(  # noqa: B023 - guard calls it at once
+                            self.literal(node),  # noqa: B023
+                            dtype=self._literal_dtype(node),  # noqa: B023
+                            device=self.device,
+                        ),
+                    )
+                )
             elif kind is A.Call and not node.kwargs and node.func not in LIST_FUNCTIONS:
                 if node.func not in self.table:
                     if node.func in GRAD_MODES:
@@ -231,8 +272,12 @@ class _Machine:
                 kwargs[name] = _tuples(literal) if literal is not None else value
             return self.call(node, node.func, list(values[:count]), kwargs)
         if kind is A.Slice:
-            return slice(*(None if v is None else self.integer(v, part)
-                           for v, part in zip(values, (node.start, node.stop, node.step))))
+            return slice(
+                *(
+                    None if v is None else self.integer(v, part)
+                    for v, part in zip(values, (node.start, node.stop, node.step))
+                )
+            )
         if kind is A.Index:
             items = [v if isinstance(v, slice) else self.index_item(v, n) for v, n in zip(values[1:], node.items)]
             key = items[0] if len(items) == 1 else tuple(items)
@@ -246,7 +291,7 @@ class _Machine:
         if kind is _Leave:
             self.modes.pop().__exit__(None, None, None)
             return values[0]
-        raise TypeError(f"cannot evaluate {node!r}")          # pragma: no cover - parser makes none
+        raise TypeError(f"cannot evaluate {node!r}")  # pragma: no cover - parser makes none
 
     def enter(self, node, work):
         """Enter the grad mode of ``no_grad(e)`` / ``enable_grad(e)`` / ``set_grad_enabled(m, e)``
@@ -255,14 +300,17 @@ class _Machine:
         if func == "set_grad_enabled":
             mode = _number_of(args[0]) if len(args) == 2 and not node.kwargs else None
             if not isinstance(mode, bool):
-                raise GradcliError("type", "set_grad_enabled(mode, expr) takes True or False, then the "
-                                   "expression to evaluate in that mode").locate(self.source, node.span)
+                raise GradcliError(
+                    "type",
+                    "set_grad_enabled(mode, expr) takes True or False, then the expression to evaluate in that mode",
+                ).locate(self.source, node.span)
             context = self.G.set_grad_enabled(mode)
         else:
             if len(args) != 1 or node.kwargs:
                 how = "without" if func == "no_grad" else "with"
-                raise GradcliError("type", f"{func}(expr) takes one argument: the expression to evaluate "
-                                   f"{how} gradient recording").locate(self.source, node.span)
+                raise GradcliError(
+                    "type", f"{func}(expr) takes one argument: the expression to evaluate {how} gradient recording"
+                ).locate(self.source, node.span)
             context = self.G.no_grad() if func == "no_grad" else self.G.enable_grad()
         context.__enter__()
         self.modes.append(context)
@@ -274,8 +322,9 @@ class _Machine:
         """``table[func](*args, **kwargs)``, folded when all operands are numbers; the hot path."""
         if kwargs and "axis" in kwargs:
             if "dim" in kwargs:
-                raise GradcliError("type", f"{label(func)} got both dim= and axis= (axis is dim)"
-                                   ).locate(self.source, node.span)
+                raise GradcliError("type", f"{label(func)} got both dim= and axis= (axis is dim)").locate(
+                    self.source, node.span
+                )
             kwargs["dim"] = kwargs.pop("axis")
         if func in _FOLD:
             if not kwargs and args and type(args[0]) in _NUMBERS and (len(args) == 1 or type(args[-1]) in _NUMBERS):
@@ -285,20 +334,24 @@ class _Machine:
         elif func in CONSTRUCTORS:
             kwargs = self._with_dtype(func, kwargs)
             try:
-                limits.check_constructor(func, args, kwargs)      # before numpy allocates anything
+                limits.check_constructor(func, args, kwargs)  # before numpy allocates anything
             except GradcliError as err:
                 raise err.locate(self.source, node.span) from None
         elif args and _is_number(args[0]):
             # a function's first argument is the tensor it acts on (as x in x.sum()): tanh(2)
             args[0] = self.tensor(args[0], node)
-        if len(args) == 2 and type(args[1]) is self.Tensor and type(args[0]) is self.Tensor \
-                and args[0]._data.size * args[1]._data.size > self.max_elements:
-            self.check_size(node, func, args)          # broadcasting or an outer product: maybe too big
+        if (
+            len(args) == 2
+            and type(args[1]) is self.Tensor
+            and type(args[0]) is self.Tensor
+            and args[0]._data.size * args[1]._data.size > self.max_elements
+        ):
+            self.check_size(node, func, args)  # broadcasting or an outer product: maybe too big
         try:
             out = self.table[func](*args, **kwargs)
         except GradcliError as err:
             raise err.locate(self.source, node.span) from None
-        except Exception as exc:                              # noqa: BLE001 - sorted in refused
+        except Exception as exc:  # noqa: BLE001 - sorted in refused
             operands = args[0] if func in LIST_FUNCTIONS and args and isinstance(args[0], list) else args
             raise self.refused(node, label(func), operands, exc, func in self.plugins) from None
         if self.anomaly:
@@ -319,7 +372,7 @@ class _Machine:
             out = thunk()
         except GradcliError as err:
             raise err.locate(self.source, node.span) from None
-        except Exception as exc:                              # noqa: BLE001 - sorted in refused
+        except Exception as exc:  # noqa: BLE001 - sorted in refused
             raise self.refused(node, what, operands, exc, False) from None
         if self.anomaly:
             self.check_finite(node, what, operands, out)
@@ -345,6 +398,7 @@ class _Machine:
         """Refuse a result over the element limit before computing it (a product of two operands'
         sizes can only be exceeded by nothing we make, so only then is the exact size worked out)."""
         import numpy as np
+
         a, b = (tuple(t.shape) for t in args)
         if func in ("matmul", "outer", "dot", "mm", "mv"):
             if func == "outer":
@@ -360,7 +414,7 @@ class _Machine:
             try:
                 shape = np.broadcast_shapes(a, b)
             except ValueError:
-                return                          # the op reports the mismatch itself
+                return  # the op reports the mismatch itself
         try:
             limits.check_shape(shape, f"the result of {label(func)}")
         except GradcliError as err:
@@ -368,14 +422,18 @@ class _Machine:
 
     def check_finite(self, node, what, operands, out):
         from ..anomaly import forward_error
+
         flat = [o for item in operands for o in (item if isinstance(item, list) else (item,))]
         error = forward_error(what, out, flat)
         if error is not None:
             raise error.locate(self.source, node.span)
 
     def refused(self, node, what, operands, exc, plugin) -> GradcliError:
-        shapes = [f"({', '.join(map(str, o.shape))}{',' if len(o.shape) == 1 else ''})"
-                  for o in operands if hasattr(o, "shape")]
+        shapes = [
+            f"({', '.join(map(str, o.shape))}{',' if len(o.shape) == 1 else ''})"
+            for o in operands
+            if hasattr(o, "shape")
+        ]
         detail = str(exc) or type(exc).__name__
         name = type(exc).__name__
         if plugin:
@@ -406,23 +464,28 @@ class _Machine:
 
     def unknown(self, node) -> GradcliError:
         import difflib  # noqa: PLC0415 - only for the error message; slow to import
+
         close = difflib.get_close_matches(node.func, [*self.table, *GRAD_MODES], n=1, cutoff=0.75)
         hint = f": did you mean '{close[0]}'?" if close else ""
         if not close and node.func not in self.env:
             if self.plugins:
-                hint = (f": the plugins define {', '.join(sorted(self.plugins))}, not '{node.func}'; "
-                        "pass the file that defines it with --plugin FILE.py")
+                hint = (
+                    f": the plugins define {', '.join(sorted(self.plugins))}, not '{node.func}'; "
+                    "pass the file that defines it with --plugin FILE.py"
+                )
             else:
                 hint = f": is '{node.func}' from a plugin? pass --plugin FILE.py"
         if node.func in self.env:
             hint = f": '{node.func}' is a tensor, not a function" + (f" (did you mean '{close[0]}'?)" if close else "")
         return GradcliError("name", f"unknown function '{node.func}'{hint}").locate(
-            self.source, _name_span(self.source, node))
+            self.source, _name_span(self.source, node)
+        )
 
     def _with_dtype(self, func, kwargs):
         accepts = self._accepts.get(func)
         if accepts is None:
             import inspect  # noqa: PLC0415 - once per constructor; slow to import
+
             try:
                 parameters = inspect.signature(self.table[func]).parameters
                 accepts = self._accepts[func] = {p for p in ("dtype", "device") if p in parameters}
@@ -461,8 +524,7 @@ class _Machine:
             raise GradcliError("type", f"an index must be an integer, not {what}").locate(self.source, node.span)
         if isinstance(value, float):
             if not value.is_integer():
-                raise GradcliError("type", f"an index must be an integer, not {value!r}").locate(
-                    self.source, node.span)
+                raise GradcliError("type", f"an index must be an integer, not {value!r}").locate(self.source, node.span)
             value = int(value)
         return value
 
@@ -470,12 +532,14 @@ class _Machine:
 # ------------------------------------------------------------------------------------------
 # helpers on nodes and numbers
 
+
 def _argument_problem(func, fn, node):
     """``(message, signature)`` when the call's arguments cannot fit ``fn``'s signature: the
     language's words ("sin takes 1 argument, got 2", "did you mean keepdim?"), never Python's
     ``<locals>`` text.  None when they fit (the TypeError came from elsewhere)."""
     import difflib  # noqa: PLC0415 - only for the error message
     import inspect  # noqa: PLC0415 - only for the error message
+
     try:
         parameters = inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -485,16 +549,26 @@ def _argument_problem(func, fn, node):
     if any(p.kind == kinds.VAR_POSITIONAL for p in parameters.values()):
         return None
     named = [p.name for p in parameters.values() if p.kind not in (kinds.VAR_KEYWORD, kinds.VAR_POSITIONAL)]
-    shown = [p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in parameters.values()
-             if p.kind not in (kinds.VAR_KEYWORD, kinds.VAR_POSITIONAL) and p.name not in ("dtype", "device")]
+    shown = [
+        p.name if p.default is p.empty else f"{p.name}={p.default!r}"
+        for p in parameters.values()
+        if p.kind not in (kinds.VAR_KEYWORD, kinds.VAR_POSITIONAL) and p.name not in ("dtype", "device")
+    ]
     signature = f"{func}({', '.join(shown)})"
     keywords = ["dim" if k == "axis" else k for k, _ in node.kwargs]
     if not any(p.kind == kinds.VAR_KEYWORD for p in parameters.values()):
         for keyword in keywords:
             if keyword not in parameters:
                 close = difflib.get_close_matches(keyword, named, n=1, cutoff=0.6)
-                return (f"{func} has no argument '{keyword}'" + (f": did you mean {close[0]}?" if close else
-                        f" (its arguments: {', '.join(n for n in named if n not in ('dtype', 'device'))})"), signature)
+                return (
+                    f"{func} has no argument '{keyword}'"
+                    + (
+                        f": did you mean {close[0]}?"
+                        if close
+                        else f" (its arguments: {', '.join(n for n in named if n not in ('dtype', 'device'))})"
+                    ),
+                    signature,
+                )
     count = len(node.args)
     required = [p for p in positional if p.default is p.empty]
     if len(required) == len(positional):
@@ -511,6 +585,7 @@ def _argument_problem(func, fn, node):
 
 class _List:
     """``[a, b]`` written as the first argument of ``stack`` / ``cat``: a list, not a tensor."""
+
     __slots__ = ("elements", "span")
 
     def __init__(self, array):
@@ -519,6 +594,7 @@ class _List:
 
 class _Leave:
     """Queued after the expression of a grad mode: leaves the mode and passes the value on."""
+
     __slots__ = ("call", "elements", "span")
 
     def __init__(self, call, body):
@@ -554,7 +630,7 @@ def _arity(node) -> int:
         return 3
     if kind is A.Attr:
         return 1
-    return len(node.elements)          # Array, _List
+    return len(node.elements)  # Array, _List
 
 
 def _name_span(source, node):
@@ -627,10 +703,12 @@ def _about_shapes(detail: str) -> bool:
 
 def _check_input(program, name, value):
     from ..anomaly import input_error
+
     error = input_error(name, value)
     if error is not None:
-        span = next((n.span for s in program.statements for n in A.walk(s)
-                     if isinstance(n, A.Name) and n.id == name), (0, 0))
+        span = next(
+            (n.span for s in program.statements for n in A.walk(s) if isinstance(n, A.Name) and n.id == name), (0, 0)
+        )
         raise error.locate(program.source, span)
 
 

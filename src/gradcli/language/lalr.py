@@ -8,6 +8,7 @@ memoised step.  Iterative: a 10,000-deep nesting is no deeper for Python than ``
 Newlines inside ``( )`` and ``[ ]`` continue the statement, as in Python: the tokenizer drops
 them there (the grammar sees no newline).
 """
+
 from __future__ import annotations
 
 import re
@@ -15,6 +16,7 @@ import re
 
 class Token:
     """A token for the callbacks: type (terminal name), text, and its character offsets."""
+
     __slots__ = ("type", "value", "start_pos", "end_pos")
 
     def __init__(self, type_, value, start, end):
@@ -41,15 +43,19 @@ def _callback(rule, builder):
     inlined ``_rule`` children, ``?rule`` with one child) around the builder's method."""
     name = rule["callback"]
     if name is None:
-        return None                                     # pass-through: no callback at all
+        return None  # pass-through: no callback at all
     method = getattr(builder, name, None)
     if method is None:
         if not name.startswith("_"):
             raise LookupError(f"the grammar's rule '{name}' has no callback in the tree builder")
-        method = list                                   # an inlined rule: its parent splices the list
+        method = list  # an inlined rule: its parent splices the list
     include, append, expand1 = rule["include"], rule["append"], rule["expand1"]
-    if (not append and not expand1 and len(include) == rule["size"]
-            and not any(inline or nones for _, inline, nones in include)):
+    if (
+        not append
+        and not expand1
+        and len(include) == rule["size"]
+        and not any(inline or nones for _, inline, nones in include)
+    ):
         return method
 
     def build(children):
@@ -66,6 +72,7 @@ def _callback(rule, builder):
         if expand1 and len(shaped) == 1:
             return shaped[0]
         return method(shaped)
+
     return build
 
 
@@ -77,14 +84,15 @@ class Driver:
         self.words = tables["words"]
         rules = [(r["size"], r["origin"], _callback(r, builder)) for r in tables["rules"]]
         # state -> {symbol: (True, state) | (False, (size, origin, callback))}
-        self.actions = {state: {symbol: (True, arg) if arg >= 0 else (False, rules[-1 - arg])
-                                for symbol, arg in row.items()}
-                        for state, row in tables["actions"].items()}
+        self.actions = {
+            state: {symbol: (True, arg) if arg >= 0 else (False, rules[-1 - arg]) for symbol, arg in row.items()}
+            for state, row in tables["actions"].items()
+        }
         self.ignore = frozenset(tables["ignore"])
         self.scanner = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in tables["terminals"]))
         # the same alternation without groups, for findall
         self.plain = re.compile(re.sub(r"(?<!\\)\((?!\?)", "(?:", re.sub(r"\(\?P<\w+>", "(?:", self.scanner.pattern)))
-        self.kinds: dict = {}                           # token text -> terminal name
+        self.kinds: dict = {}  # token text -> terminal name
         self.chains: dict = {}
         by_word = {text: kind for kind, text in self.words.items()}
         self.opening = {by_word["("], by_word["["]}
@@ -107,7 +115,7 @@ class Driver:
     def _scan(self, text):
         """``findall`` splits the whole text at C speed; when the pieces cover it exactly (the
         usual case), positions are running sums.  Otherwise ``finditer`` finds where the gap is."""
-        if len(self.kinds) > 50_000:          # names and numbers seen so far: keep it bounded
+        if len(self.kinds) > 50_000:  # names and numbers seen so far: keep it bounded
             self.kinds.clear()
         kinds, ignore = self.kinds, self.ignore
         words = self.plain.findall(text)
@@ -165,7 +173,7 @@ class Driver:
                     values.append(token)
                     break
                 size, origin, callback = arg
-                if callback is None:                  # pass-through: collapse the whole chain
+                if callback is None:  # pass-through: collapse the whole chain
                     key = (states[-2], top, kind)
                     target = chains.get(key)
                     if target is None:

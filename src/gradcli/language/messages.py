@@ -4,6 +4,7 @@
 operand, an operator, a closing bracket, the end of the statement), after what, and what was
 found; characters that are not the language get a hint (strings, ``!``, Unicode look-alikes).
 """
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,19 @@ _OPERATOR_WORDS = {"+", "-", "*", "/", "@", "<", "<=", ">", ">=", "==", "!=", "_
 _CLOSERS = ("]", ")", ",", ":")
 _COMPARISONS = {"<", "<=", ">", ">=", "==", "!="}
 #: characters that look like the language's own: the ASCII to type instead
-LOOKALIKES = {"\u2212": "-", "\u2013": "-", "\u2014": "-", "\u00d7": "*", "\u22c5": "*", "\u00b7": "*",
-              "\u00f7": "/", "\u2044": "/", "\u00a0": "a space", "\u2009": "a space", "\u3000": "a space"}
+LOOKALIKES = {
+    "\u2212": "-",
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u00d7": "*",
+    "\u22c5": "*",
+    "\u00b7": "*",
+    "\u00f7": "/",
+    "\u2044": "/",
+    "\u00a0": "a space",
+    "\u2009": "a space",
+    "\u3000": "a space",
+}
 
 
 def _follows_comparison(stack, words):
@@ -47,15 +59,16 @@ def _expected(names, words, stack=()) -> str:
 
 
 def _last_token_text(text, end):
-    match = re.search(r"([A-Za-z_]\w*|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|\*\*|[<>=!]=|\S)\Z",
-                      text[max(0, end - 64):end])
+    match = re.search(
+        r"([A-Za-z_]\w*|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|\*\*|[<>=!]=|\S)\Z", text[max(0, end - 64) : end]
+    )
     return match.group(1) if match else ""
 
 
 def _after(stack, text) -> tuple[str, int]:
     """(' after ...' words, offset just past the previous token) from the parser's stack."""
     last = stack[-1] if stack else None
-    if isinstance(last, list):           # arguments / elements already reduced
+    if isinstance(last, list):  # arguments / elements already reduced
         last = next((x for x in reversed(last) if x is not None), None)
     if isinstance(last, Kwarg):
         last = last.value

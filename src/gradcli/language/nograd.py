@@ -12,6 +12,7 @@ what stops the gradient:
 
 Only the outermost stop on each path is named: ``detach(x > 0)`` is "detached", which is true.
 """
+
 from __future__ import annotations
 
 from . import ast as A
@@ -29,8 +30,16 @@ class _Tracer(_Machine):
     ``origin`` (Name node id -> the expression of the assignment it read, None for an input)."""
 
     def __init__(self, machine, inputs):
-        super().__init__(machine.G, machine.table, machine.plugins, machine.constants, dict(inputs),
-                         machine.source, machine.dtype, machine.device)
+        super().__init__(
+            machine.G,
+            machine.table,
+            machine.plugins,
+            machine.constants,
+            dict(inputs),
+            machine.source,
+            machine.dtype,
+            machine.device,
+        )
         self.requires: dict = {}
         self.origin: dict = {}
         self.current: dict = {}
@@ -64,7 +73,7 @@ def _trace(evaluation):
                 if isinstance(statement, A.Assign):
                     tracer.env[statement.name] = value
                     tracer.current[statement.name] = expression
-    except Exception:                    # noqa: BLE001 - the first run succeeded; notes are best effort
+    except Exception:  # noqa: BLE001 - the first run succeeded; notes are best effort
         return None
     finally:
         tracer.leave_modes()
@@ -104,8 +113,8 @@ def _reach(tracer, root, wanted, inputs):
 
 
 def _quote(source, node) -> str:
-    text = " ".join(source[node.span[0]:node.span[1]].split())
-    return text if len(text) <= QUOTE else text[:QUOTE - 3] + "..."
+    text = " ".join(source[node.span[0] : node.span[1]].split())
+    return text if len(text) <= QUOTE else text[: QUOTE - 3] + "..."
 
 
 def _stops(tracer, evaluation, root, wanted) -> tuple[list, bool]:
@@ -183,8 +192,7 @@ def why_no_grad(evaluation, name=None) -> list[str]:
     reasons, reached = _stops(tracer, evaluation, root, set(evaluation.inputs))
     if not reached:
         what = "the output" if name is None else name
-        return [f"{what} is computed from constants only" if evaluation.inputs
-                else "the program has no inputs"]
+        return [f"{what} is computed from constants only" if evaluation.inputs else "the program has no inputs"]
     return reasons
 
 

@@ -6,6 +6,7 @@ the package is built, shipped as ``_tables.py``), ``lalr`` (the driver that runs
 ``ast.scan_names`` (free names).  Nothing is read from or written to disk at run time and lark
 is not imported: the tables are plain data in the package.
 """
+
 from __future__ import annotations
 
 import gc
@@ -26,6 +27,7 @@ def _parser():
         from ._tables import TABLES
         from .builder import builder_for
         from .lalr import Driver
+
         operators = {r["callback"] for r in TABLES["rules"] if r["callback"] and not r["callback"].startswith("_")}
         builder = builder_for(operators - STRUCTURAL)
         _PARSER.append((Driver(TABLES, builder), builder))
@@ -58,9 +60,10 @@ def parse(text: str) -> A.Program:
     if not isinstance(text, str):
         raise TypeError(f"parse() takes program text (str), not {type(text).__name__}")
     source = text
-    if text.startswith("\ufeff"):              # the same length, so spans still index ``source``
+    if text.startswith("\ufeff"):  # the same length, so spans still index ``source``
         text = " " + text[1:]
     from . import messages
+
     with _LOCK, paused_gc():
         driver, builder = _parser()
         builder.text = text
@@ -77,13 +80,22 @@ def parse(text: str) -> A.Program:
         finally:
             builder.text = ""
     if not statements:
-        raise GradcliError("syntax", "the program is empty: write an expression such as x * y",
-                           line=1, column=1, source=source, span=(0, 0))
+        raise GradcliError(
+            "syntax",
+            "the program is empty: write an expression such as x * y",
+            line=1,
+            column=1,
+            source=source,
+            span=(0, 0),
+        )
     inputs, assigned, clash = A.scan_names(statements)
     if clash is not None:
         name, read, span = clash
         line, column = position(source, read[0])
-        raise GradcliError("name", f"cannot assign to '{name}': it is an input of the program (read at line "
-                           f"{line}, column {column} before this assignment); give the result a new name",
-                           span=span).locate(source, span)
+        raise GradcliError(
+            "name",
+            f"cannot assign to '{name}': it is an input of the program (read at line "
+            f"{line}, column {column} before this assignment); give the result a new name",
+            span=span,
+        ).locate(source, span)
     return A.Program(tuple(statements), source, tuple(inputs), tuple(assigned), (0, len(source)))
