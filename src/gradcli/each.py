@@ -24,6 +24,7 @@ import os
 import sys
 
 from .errors import GradcliError
+from .ops import UNARY_OPS
 
 #: language functions (and operators) whose result at each element depends only on the inputs'
 #: elements there: a program made of these alone can be run on many lines at once
@@ -41,35 +42,7 @@ ELEMENTWISE = frozenset(
         "ge",
         "eq",
         "ne",
-        "abs",
-        "sign",
-        "sqrt",
-        "rsqrt",
         "square",
-        "reciprocal",
-        "exp",
-        "exp2",
-        "expm1",
-        "log",
-        "log2",
-        "log10",
-        "log1p",
-        "sin",
-        "cos",
-        "tan",
-        "asin",
-        "acos",
-        "atan",
-        "sinh",
-        "cosh",
-        "tanh",
-        "asinh",
-        "acosh",
-        "atanh",
-        "sigmoid",
-        "relu",
-        "softplus",
-        "erf",
         "atan2",
         "maximum",
         "minimum",
@@ -80,7 +53,7 @@ ELEMENTWISE = frozenset(
         "enable_grad",
         "set_grad_enabled",
     ]
-)
+) | frozenset(UNARY_OPS)  # the table's elementwise functions
 BATCHED_COMMANDS = ("evaluate", "grad")
 CHUNK = 1 << 16  # bytes read at a time
 MAX_BATCH = 4096  # lines evaluated together at most

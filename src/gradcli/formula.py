@@ -26,6 +26,7 @@ import sys
 import numpy as np
 
 from .language import ast as A
+from .ops import UNARY_OPS
 
 #: operators and functions that act elementwise (result shape: the inputs' broadcast)
 _ELEMENTWISE = frozenset(
@@ -43,35 +44,7 @@ _ELEMENTWISE = frozenset(
         "ge",
         "eq",
         "ne",
-        "abs",
-        "sign",
-        "sqrt",
-        "rsqrt",
         "square",
-        "reciprocal",
-        "exp",
-        "exp2",
-        "expm1",
-        "log",
-        "log2",
-        "log10",
-        "log1p",
-        "sin",
-        "cos",
-        "tan",
-        "asin",
-        "acos",
-        "atan",
-        "sinh",
-        "cosh",
-        "tanh",
-        "asinh",
-        "acosh",
-        "atanh",
-        "sigmoid",
-        "relu",
-        "softplus",
-        "erf",
         "atan2",
         "maximum",
         "minimum",
@@ -79,7 +52,7 @@ _ELEMENTWISE = frozenset(
         "detach",
         "where",
     ]
-)
+) | frozenset(UNARY_OPS)  # the table's elementwise functions
 _COMPARISONS = frozenset({"lt", "le", "gt", "ge", "eq", "ne"})
 _INPUTS = {"x": 0, "y": 1, "z": 2}
 _SMALL = 3  # a forward text of at most this many nodes is written in place, never named
