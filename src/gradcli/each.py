@@ -24,36 +24,13 @@ import os
 import sys
 
 from .errors import GradcliError
-from .ops import UNARY_OPS
+from .formula import ELEMENTWISE as FORMULA_ELEMENTWISE
 
 #: language functions (and operators) whose result at each element depends only on the inputs'
-#: elements there: a program made of these alone can be run on many lines at once
-ELEMENTWISE = frozenset(
-    [
-        "add",
-        "sub",
-        "mul",
-        "div",
-        "neg",
-        "pos",
-        "lt",
-        "le",
-        "gt",
-        "ge",
-        "eq",
-        "ne",
-        "square",
-        "atan2",
-        "maximum",
-        "minimum",
-        "clamp",
-        "where",
-        "detach",
-        "no_grad",
-        "enable_grad",
-        "set_grad_enabled",
-    ]
-) | frozenset(UNARY_OPS)  # the table's elementwise functions
+#: elements there: a program made of these alone can be run on many lines at once.  Formulas use
+#: the same set; a power is batched only as ``x ^ 2`` (``_squared``), and the grad modes only
+#: change whether a graph is recorded.
+ELEMENTWISE = (FORMULA_ELEMENTWISE - {"pow"}) | {"no_grad", "enable_grad", "set_grad_enabled"}
 BATCHED_COMMANDS = ("evaluate", "grad")
 CHUNK = 1 << 16  # bytes read at a time
 MAX_BATCH = 4096  # lines evaluated together at most

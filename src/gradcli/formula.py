@@ -29,7 +29,7 @@ from .language import ast as A
 from .ops import UNARY_OPS
 
 #: operators and functions that act elementwise (result shape: the inputs' broadcast)
-_ELEMENTWISE = frozenset(
+ELEMENTWISE = frozenset(
     [
         "add",
         "sub",
@@ -303,7 +303,7 @@ class Builder:
                 return _Fill(args[0], target)
         if func == "ones_like" and len(args) == 1 and not kwargs and self.shape(args[0]) is not None:
             return _Fill(1, self.shape(args[0]))
-        if func in _ELEMENTWISE:
+        if func in ELEMENTWISE:
             shape = self._broadcast(*args)
             if all(isinstance(a, _Fill) or _is_const(a) for a in args) and shape is not None and func == "detach":
                 return args[0]
